@@ -1,0 +1,97 @@
+"""Build the pieces of a run from its config: DataModule, LightningModule, Trainer.
+
+Everything is made from `_target_`s through the allowlisted instantiate. The model/data fit is
+checked here, before training, so a mismatch is one clear line rather than a shape error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from bigmodel_cli import conf_tree
+from bigmodel_cli.errors import UserError
+from bigmodel_cli.instantiate import instantiate
+
+# Callbacks that need a logger; dropped (with a note) when logger=none.
+NEEDS_LOGGER = ("LearningRateMonitor",)
+
+
+def plain(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config as plain containers: what checkpoints store as hyper-parameters."""
+    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+
+
+def allowed(cfg) -> tuple[str, ...]:
+    return tuple(cfg.get("allow_targets") or ())
+
+
+def build_datamodule(data_cfg, allow=()):
+    return instantiate(data_cfg, allow)
+
+
+def build_module(config: dict[str, Any]):
+    from bigmodel_cli.modules.classifier import ClassificationModule
+
+    check_model_fits_data(config)
+    return ClassificationModule(config)
+
+
+def models_for(modality: str) -> list[str]:
+    """Model options in conf/model whose class reads this data modality."""
+    import yaml
+    from hydra.utils import get_class
+
+    fitting = []
+    for option in conf_tree.groups()["model"]:
+        target = yaml.safe_load((conf_tree.conf_dir() / "model" / f"{option}.yaml").read_text()).get("_target_")
+        if target and modality in getattr(get_class(target), "modalities", ()):
+            fitting.append(option)
+    return fitting
+
+
+def check_model_fits_data(config: dict[str, Any]) -> None:
+    from hydra.utils import get_class
+
+    model_target, modality = config["model"]["_target_"], config["data"].get("modality", "image")
+    supported = getattr(get_class(model_target), "modalities", (modality,))
+    if modality not in supported:
+        raise UserError(f"model {model_target.rsplit('.', 1)[-1]} cannot read {modality} data; models that fit: "
+                        f"{', '.join(models_for(modality))} (fix: pick one of them, or a {'/'.join(supported)} dataset)")
+
+
+def probe(module, datamodule) -> None:
+    """One forward pass on a dummy batch of the data's shape; a failure becomes a UserError."""
+    import torch
+
+    example = datamodule.example_input()
+    module.eval()
+    try:
+        with torch.no_grad():
+            out = module(example)
+    except RuntimeError as exc:
+        raise UserError(f"the model cannot read this data's inputs of shape {tuple(example.shape)}: "
+                        f"{str(exc).splitlines()[0]}; fix: adjust the model's sizes or pick another model") from None
+    finally:
+        module.train()
+    expected = datamodule.num_classes
+    if out.shape[-1] != expected:
+        raise UserError(f"the model outputs {out.shape[-1]} classes but the data has {expected}; "
+                        f"fix: model.num_classes=${{data.num_classes}}")
+    module.example_input_array = example
+
+
+def build_trainer(cfg: DictConfig, **overrides):
+    """The Trainer with the config's callbacks and loggers (null entries are skipped)."""
+    allow = allowed(cfg)
+    loggers = [instantiate(node, allow) for node in (cfg.get("logger") or {}).values() if node]
+    callbacks = []
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if not node:
+            continue
+        if not loggers and node["_target_"].rsplit(".", 1)[-1] in NEEDS_LOGGER:
+            print(f"note: callbacks.{name} needs a logger and is skipped with logger=none")
+            continue
+        callbacks.append(instantiate(node, allow))
+    return instantiate(cfg.trainer, allow, callbacks=callbacks, logger=loggers or False, **overrides)

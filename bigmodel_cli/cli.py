@@ -1,0 +1,93 @@
+"""`bigmodel <subcommand> [hydra overrides...]`: pick the subcommand, hand the rest to Hydra.
+
+Imports no torch or Lightning: `bigmodel --help` and `bigmodel train --cfg job` stay fast. The
+subcommand's task module (which does import them) is loaded only when a job actually runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib import import_module
+
+from bigmodel_cli.errors import UserError, choices_text, hydra_message_to_line
+
+# subcommand -> (primary config in conf/, task module, one-line summary)
+SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
+    "train": ("train", "bigmodel_cli.tasks.train", "fit on train, validate every epoch, test the best checkpoint"),
+    "validate": ("validate", "bigmodel_cli.tasks.evaluate", "evaluate a checkpoint on the validation split"),
+    "test": ("test", "bigmodel_cli.tasks.evaluate", "evaluate a checkpoint on the test split"),
+    "predict": ("predict", "bigmodel_cli.tasks.predict", "write class predictions of a checkpoint to predictions.csv"),
+}
+
+# Lightning's DDP launcher re-runs `sys.argv` for ranks > 0; the subcommand has been taken out of
+# sys.argv by then (Hydra must not see it), so it travels to the children in this variable.
+SUBCOMMAND_ENV = "BIGMODEL_SUBCOMMAND"
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in args
+    args = [a for a in args if a != "--verbose"]
+    if not args or args[0] in ("-h", "--help", "help"):
+        from bigmodel_cli.help import print_help
+
+        print_help(SUBCOMMANDS)
+        return
+    if args[0] == "--version":
+        from bigmodel_cli import __version__
+
+        print(f"bigmodel {__version__}")
+        return
+    if args[0] not in SUBCOMMANDS and os.environ.get(SUBCOMMAND_ENV) and "LOCAL_RANK" in os.environ:
+        args.insert(0, os.environ[SUBCOMMAND_ENV])  # a DDP child re-launched by Lightning
+    command, overrides = args[0], args[1:]
+    if command not in SUBCOMMANDS:
+        fail(f"unknown subcommand '{command}'; valid choices: {choices_text(SUBCOMMANDS)} "
+             f"(fix: e.g. `bigmodel train`; `bigmodel --help` lists them)")
+    sys.exit(run_subcommand(command, overrides, verbose))
+
+
+def run_subcommand(command: str, overrides: list[str], verbose: bool = False) -> int:
+    """Run one subcommand as a Hydra app; returns the process exit code."""
+    import hydra
+
+    from bigmodel_cli.conf_tree import conf_dir
+    from bigmodel_cli.resolvers import register_resolvers
+
+    config_name, task_module, _ = SUBCOMMANDS[command]
+    register_resolvers()
+
+    def task_function(cfg):
+        return import_module(task_module).main(cfg)
+
+    app = hydra.main(config_path=str(conf_dir()), config_name=config_name, version_base="1.3")(task_function)
+    show_trace = verbose or os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us, so we decide how to print them
+    os.environ[SUBCOMMAND_ENV] = command
+    sys.argv = [sys.argv[0], *overrides]
+    try:
+        app()
+    except UserError as exc:
+        return report(str(exc), exc if show_trace else None, code=2)
+    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+        line = hydra_message_to_line(exc)
+        if line is not None:
+            return report(line, exc if show_trace else None, code=2)
+        return report(f"{type(exc).__name__}: {exc}", exc, code=1)
+    return 0
+
+
+def report(line: str, exc: BaseException | None, code: int) -> int:
+    if exc is not None:
+        import traceback
+
+        traceback.print_exception(exc)
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {line}", markup=True)
+    return code
+
+
+def fail(line: str) -> None:
+    sys.exit(report(line, None, code=2))

@@ -1,0 +1,1 @@
+"""LightningModules: loss, metrics, optimizer/scheduler and regularizer penalties around a backbone."""

@@ -1,0 +1,39 @@
+"""bigmodel train: fit, validate every epoch, then test the best checkpoint."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from bigmodel_cli import runs
+from bigmodel_cli.assembly import allowed, build_datamodule, build_module, build_trainer, plain, probe
+from bigmodel_cli.checkpoints import load_checkpoint
+from bigmodel_cli.tasks.common import collect, prepare, print_summary, task_main
+
+
+def run(cfg: DictConfig) -> dict[str, float]:
+    prepare(cfg)
+    datamodule = build_datamodule(cfg.data, allowed(cfg))
+    module = build_module(plain(cfg))
+    probe(module, datamodule)
+    trainer = build_trainer(cfg)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    metrics = collect(trainer.callback_metrics, ("train/", "val/"))
+    checkpoint = trainer.checkpoint_callback
+    notes = {}
+    if checkpoint is not None and checkpoint.best_model_score is not None:
+        metrics[f"{checkpoint.monitor}_best"] = float(checkpoint.best_model_score)
+    if cfg.get("test_after_fit", True):
+        best = checkpoint.best_model_path if checkpoint is not None else ""
+        if best:
+            module.load_state_dict(load_checkpoint(best)["state_dict"])
+        notes["tested"] = best or "final weights (no checkpoint was saved)"
+        trainer.test(module, datamodule=datamodule, verbose=False)
+        metrics.update(collect(trainer.callback_metrics, ("test/",)))
+    if checkpoint is not None and checkpoint.best_model_path:
+        runs.update_run(cfg.paths.output_dir, best_checkpoint=checkpoint.best_model_path)
+    print_summary(f"bigmodel train: {cfg.paths.output_dir}", metrics, notes)
+    return metrics
+
+
+def main(cfg: DictConfig):
+    return task_main(run, cfg)
