@@ -94,4 +94,15 @@ def build_trainer(cfg: DictConfig, **overrides):
             print(f"note: callbacks.{name} needs a logger and is skipped with logger=none")
             continue
         callbacks.append(instantiate(node, allow))
-    return instantiate(cfg.trainer, allow, callbacks=callbacks, logger=loggers or False, **overrides)
+    from hydra.errors import InstantiationException
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return instantiate(cfg.trainer, allow, callbacks=callbacks, logger=loggers or False, **overrides)
+    except InstantiationException as exc:
+        if not isinstance(exc.__cause__, MisconfigurationException):
+            raise
+        t = cfg.trainer
+        raise UserError(f"trainer settings accelerator={t.get('accelerator')} devices={t.get('devices')} "
+                        f"strategy={t.get('strategy')} cannot run here: {str(exc.__cause__).splitlines()[0]}; "
+                        f"fix: accelerator=cpu or accelerator=auto, or run on a machine that has it") from None

@@ -4,6 +4,7 @@ checkpoint path can be wrong (missing, not a checkpoint, truncated, unsafe, not 
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise UserError(f"ckpt_path={path} holds objects that need unsafe unpickling (arbitrary code could run "
-                        f"while loading it): {str(exc).splitlines()[0]}; fix: only load checkpoints written "
-                        f"by bigmodel, or re-save the weights as a plain state dict") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
+        culprit = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if culprit is None:
+            raise UserError(f"ckpt_path={path} is not a readable checkpoint (corrupt or not a checkpoint); "
+                            f"fix: give {CHECKPOINT_HINT}") from None
+        raise UserError(f"ckpt_path={path} holds objects ({culprit.group(1)}) "
+                        f"that need unsafe unpickling, which can run arbitrary code; refused. Fix: only load "
+                        f"checkpoints written by bigmodel, or re-save the weights as a plain state dict") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise UserError(f"ckpt_path={path} is not a readable checkpoint (truncated or corrupt: "
-                        f"{str(exc).splitlines()[0]}); fix: give {CHECKPOINT_HINT}") from None
+                        f"{str(exc).splitlines()[0][:120]}); fix: give {CHECKPOINT_HINT}") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UserError(f"ckpt_path={path} is not a Lightning checkpoint (no state_dict); fix: give {CHECKPOINT_HINT}")
     if "config" not in checkpoint.get("hyper_parameters", {}):

@@ -10,6 +10,7 @@ import os
 import sys
 from importlib import import_module
 
+from bigmodel_cli import failures
 from bigmodel_cli.errors import UserError, choices_text, hydra_message_to_line
 
 # subcommand -> (primary config in conf/, task module, one-line summary)
@@ -58,11 +59,15 @@ def run_subcommand(command: str, overrides: list[str], verbose: bool = False) ->
     config_name, task_module, _ = SUBCOMMANDS[command]
     register_resolvers()
 
+    show_trace = verbose or os.environ.get("HYDRA_FULL_ERROR") == "1"
+
     def task_function(cfg):
-        return import_module(task_module).main(cfg)
+        try:
+            return import_module(task_module).main(cfg)
+        except Exception as exc:  # recorded, so the run is marked failed and a sweep goes on
+            return failures.record(exc, show_trace)
 
     app = hydra.main(config_path=str(conf_dir()), config_name=config_name, version_base="1.3")(task_function)
-    show_trace = verbose or os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us, so we decide how to print them
     os.environ[SUBCOMMAND_ENV] = command
     sys.argv = [sys.argv[0], *overrides]
@@ -75,7 +80,19 @@ def run_subcommand(command: str, overrides: list[str], verbose: bool = False) ->
         if line is not None:
             return report(line, exc if show_trace else None, code=2)
         return report(f"{type(exc).__name__}: {exc}", exc, code=1)
-    return 0
+    return report_failures(failures.RECORDED)
+
+
+def report_failures(failed: list[failures.JobFailure]) -> int:
+    """Exit code after the app returned: 0, or one line per failed job (2 if all were user errors)."""
+    if not failed:
+        return 0
+    code = 2 if all(f.is_user_error for f in failed) else 1
+    if len(failed) == 1 and failed[0].job_num is None:
+        return report(failed[0].message(), None, code)
+    for failure in failed:
+        report(f"job {failure.job_num} ({' '.join(failure.overrides)}) failed: {failure.message()}", None, code)
+    return report(f"{len(failed)} job(s) failed; their run.json files record the errors", None, code)
 
 
 def report(line: str, exc: BaseException | None, code: int) -> int:

@@ -102,16 +102,19 @@ class RunRecorder(Callback):
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         if not is_rank_zero():
             return
-        from hydra.core.utils import JobStatus
+        from bigmodel_cli.failures import JobFailure
 
         run_dir = Path(config.hydra.runtime.output_dir)
         path = run_dir / RUN_FILE
         record = read_json(path) if path.is_file() else {}
         record["end_time"] = datetime.now().isoformat(timespec="milliseconds")
-        record["status"] = "completed" if job_return.status == JobStatus.COMPLETED else "failed"
-        if job_return.status == JobStatus.FAILED:
-            error = job_return._return_value  # the exception; reading .return_value would re-raise it
-            record["error"] = f"{type(error).__name__}: {error}"
+        outcome = job_return._return_value  # the property would re-raise an escaped exception
+        failed = isinstance(outcome, (JobFailure, BaseException))
+        record["status"] = "failed" if failed else "completed"
+        if isinstance(outcome, JobFailure):
+            record["error"] = outcome.message()
+        elif isinstance(outcome, BaseException):
+            record["error"] = f"{type(outcome).__name__}: {outcome}"
         if (run_dir / METRICS_FILE).is_file():
             record["metrics"] = read_json(run_dir / METRICS_FILE)
         write_json(path, record)

@@ -65,9 +65,9 @@ class ClassificationModule(pl.LightningModule):
         x, y = batch
         logits = self(x)
         loss = self.criterion(logits, y)
-        self.log("train/ce_loss", loss, on_step=False, on_epoch=True)
+        self.log("train/ce_loss", loss, on_step=False, on_epoch=True, sync_dist=True)
         for name, term in self.penalties().items():
-            self.log(f"train/{name}", term, on_step=False, on_epoch=True)
+            self.log(f"train/{name}", term, on_step=False, on_epoch=True, sync_dist=True)
             loss = loss + term
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
         self.metrics_for("train").update(logits.detach(), y)

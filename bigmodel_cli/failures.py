@@ -1,0 +1,49 @@
+"""Failed jobs, caught inside the Hydra task function instead of escaping it.
+
+Catching there means a failed job is still recorded (run.json status "failed", by RunRecorder),
+a multirun sweep goes on with its other jobs, and the CLI decides how to report: one line for a
+user error, a traceback for anything else, a list of failed jobs after a sweep.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass, field
+
+from bigmodel_cli.errors import UserError
+
+
+@dataclass
+class JobFailure:
+    error: Exception
+    overrides: list[str] = field(default_factory=list)
+    job_num: int | None = None  # set in multirun
+    output_dir: str | None = None
+
+    @property
+    def is_user_error(self) -> bool:
+        return isinstance(self.error, UserError)
+
+    def message(self) -> str:
+        return str(self.error) if self.is_user_error else f"{type(self.error).__name__}: {self.error}"
+
+
+RECORDED: list[JobFailure] = []
+
+
+def record(error: Exception, show_trace: bool) -> JobFailure:
+    """Remember a failed job; print its traceback now (in context) unless it is a user error."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    failure = JobFailure(error)
+    if HydraConfig.initialized():
+        hydra_cfg = HydraConfig.get()
+        failure.overrides = list(hydra_cfg.overrides.task)
+        failure.output_dir = hydra_cfg.runtime.output_dir
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            failure.job_num = hydra_cfg.job.num
+    if show_trace or not failure.is_user_error:
+        traceback.print_exception(error)
+    RECORDED.append(failure)
+    return failure

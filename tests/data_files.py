@@ -1,0 +1,82 @@
+"""Small dataset files in each dataset's real on-disk format, written by the tests.
+
+The loading code for datasets that need a download (MNIST, CIFAR, image folders) is real code; it
+is tested on these files. Fashion-MNIST uses the real Debian package files when installed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> None:
+    codes = {np.dtype(np.uint8): 0x08}
+    header = bytes([0, 0, codes[array.dtype], array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    data = header + array.tobytes()
+    if compress:
+        path.with_name(path.name + ".gz").write_bytes(gzip.compress(data))
+    else:
+        path.write_bytes(data)
+
+
+def write_mnist_like(raw: Path, train: int = 96, test: int = 32, seed: int = 0, compress: bool = True) -> None:
+    rng = np.random.default_rng(seed)
+    raw.mkdir(parents=True, exist_ok=True)
+    for prefix, count in (("train", train), ("t10k", test)):
+        labels = rng.integers(0, 10, count).astype(np.uint8)
+        images = (rng.random((count, 28, 28)) * 60 + labels[:, None, None] * 19).astype(np.uint8)
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", images, compress)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels, compress)
+
+
+def write_cifar(root: Path, classes: int, per_file: int = 40, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    if classes == 10:
+        folder, files, key = root / "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"], b"labels"
+    else:
+        folder, files, key = root / "cifar-100-python", ["train", "test"], b"fine_labels"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in files:
+        labels = rng.integers(0, classes, per_file)
+        data = rng.integers(0, 256, (per_file, 3 * 32 * 32), dtype=np.uint8)
+        with open(folder / name, "wb") as f:
+            pickle.dump({b"data": data, key: labels.tolist()}, f)
+
+
+def write_image_folder(root: Path, classes=("cat", "dog", "fox"), per_class: int = 12, size: int = 20,
+                       splits=("train", "test")) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in splits:
+        for c, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                pixels = (rng.random((size, size, 3)) * 80 + c * 60).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+
+
+def prepare_files_for(cfg, tmp_path: Path) -> None:
+    """Write files for the dataset cfg.data reads (if it reads files), and point cfg at them."""
+    from omegaconf import open_dict
+
+    target = cfg.data.get("source", {}).get("_target_", "")
+    root = Path(cfg.paths.data_dir)
+    name = target.rsplit(".", 1)[-1]
+    if name == "mnist":
+        write_mnist_like(root / "MNIST" / "raw")
+    elif name == "fashion_mnist" and not any(Path(d).is_dir() for d in cfg.data.source.system_dirs):
+        write_mnist_like(root / "FashionMNIST" / "raw")
+    elif name == "cifar":
+        write_cifar(root, cfg.data.source.classes)
+    elif name == "image_folder":
+        write_image_folder(Path(cfg.data.root))
+        with open_dict(cfg):
+            cfg.data.num_classes = 3
+            cfg.data.num_workers = 0
+            cfg.data.image_size = 16
