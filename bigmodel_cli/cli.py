@@ -21,6 +21,10 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "predict": ("predict", "bigmodel_cli.tasks.predict", "write class predictions of a checkpoint to predictions.csv"),
 }
 
+# Subcommands that are not Hydra apps (they read run directories, not the config tree):
+# name -> (module with `main(argv: list[str]) -> int`, one-line summary).
+TOOLS: dict[str, tuple[str, str]] = {}
+
 # Lightning's DDP launcher re-runs `sys.argv` for ranks > 0; the subcommand has been taken out of
 # sys.argv by then (Hydra must not see it), so it travels to the children in this variable.
 SUBCOMMAND_ENV = "BIGMODEL_SUBCOMMAND"
@@ -33,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args or args[0] in ("-h", "--help", "help"):
         from bigmodel_cli.help import print_help
 
-        print_help(SUBCOMMANDS)
+        print_help(SUBCOMMANDS, TOOLS)
         return
     if args[0] == "--version":
         from bigmodel_cli import __version__
@@ -43,10 +47,20 @@ def main(argv: list[str] | None = None) -> None:
     if args[0] not in SUBCOMMANDS and os.environ.get(SUBCOMMAND_ENV) and "LOCAL_RANK" in os.environ:
         args.insert(0, os.environ[SUBCOMMAND_ENV])  # a DDP child re-launched by Lightning
     command, overrides = args[0], args[1:]
+    if command in TOOLS:
+        sys.exit(run_tool(command, overrides, verbose))
     if command not in SUBCOMMANDS:
-        fail(f"unknown subcommand '{command}'; valid choices: {choices_text(SUBCOMMANDS)} "
+        fail(f"unknown subcommand '{command}'; valid choices: {choices_text([*SUBCOMMANDS, *TOOLS])} "
              f"(fix: e.g. `bigmodel train`; `bigmodel --help` lists them)")
     sys.exit(run_subcommand(command, overrides, verbose))
+
+
+def run_tool(command: str, args: list[str], verbose: bool = False) -> int:
+    """A non-Hydra subcommand; its UserErrors get the same one-line treatment."""
+    try:
+        return import_module(TOOLS[command][0]).main(args)
+    except UserError as exc:
+        return report(str(exc), exc if verbose else None, code=2)
 
 
 def run_subcommand(command: str, overrides: list[str], verbose: bool = False) -> int:

@@ -20,7 +20,7 @@ def default_choices(config_name: str = "train") -> dict[str, str]:
     return chosen
 
 
-def print_help(subcommands: dict[str, tuple[str, str, str]]) -> None:
+def print_help(subcommands: dict[str, tuple[str, str, str]], tools: dict[str, tuple[str, str]]) -> None:
     console = Console(highlight=False)
     console.print("[bold]bigmodel[/] - config-driven deep-learning experiments (Hydra + PyTorch Lightning)\n")
     console.print("usage: bigmodel <subcommand> [group=option ...] [key=value ...] [-m] [--cfg job] [--verbose]\n",
@@ -28,6 +28,8 @@ def print_help(subcommands: dict[str, tuple[str, str, str]]) -> None:
 
     commands = Table(title="subcommands", title_justify="left", show_header=False, box=None, padding=(0, 2))
     for name, (_, _, summary) in subcommands.items():
+        commands.add_row(f"[cyan]{name}[/]", summary)
+    for name, (_, summary) in tools.items():
         commands.add_row(f"[cyan]{name}[/]", summary)
     console.print(commands)
 
