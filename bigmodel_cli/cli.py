@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from importlib import import_module
 
 from bigmodel_cli import failures
@@ -82,11 +83,11 @@ def run_subcommand(command: str, overrides: list[str], verbose: bool = False) ->
             return failures.record(exc, show_trace)
 
     app = hydra.main(config_path=str(conf_dir()), config_name=config_name, version_base="1.3")(task_function)
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us, so we decide how to print them
-    os.environ[SUBCOMMAND_ENV] = command
     sys.argv = [sys.argv[0], *overrides]
+    # HYDRA_FULL_ERROR: Hydra lets errors reach us, so we decide how to print them.
     try:
-        app()
+        with environment(HYDRA_FULL_ERROR="1", **{SUBCOMMAND_ENV: command}):
+            app()
     except UserError as exc:
         return report(str(exc), exc if show_trace else None, code=2)
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
@@ -95,6 +96,21 @@ def run_subcommand(command: str, overrides: list[str], verbose: bool = False) ->
             return report(line, exc if show_trace else None, code=2)
         return report(f"{type(exc).__name__}: {exc}", exc, code=1)
     return report_failures(failures.RECORDED)
+
+
+@contextmanager
+def environment(**variables: str):
+    """Set environment variables for the app (DDP children inherit them), then restore them."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def report_failures(failed: list[failures.JobFailure]) -> int:

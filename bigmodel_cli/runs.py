@@ -80,7 +80,7 @@ class RunRecorder(Callback):
         if not is_rank_zero():
             return
         runtime = config.hydra.runtime
-        task_cfg = {k: v for k, v in config.items() if k != "hydra"}
+        task_cfg = OmegaConf.masked_copy(config, [k for k in config.keys() if k != "hydra"])
         record = {
             "status": "running",
             "command": " ".join(command_line()),
@@ -95,7 +95,7 @@ class RunRecorder(Callback):
             "versions": versions(),
             "git_sha": git_sha(runtime.cwd),
             "start_time": datetime.now().isoformat(timespec="milliseconds"),
-            "config": resolved(OmegaConf.create(task_cfg)),
+            "config": resolved(task_cfg),
         }
         write_json(Path(runtime.output_dir) / RUN_FILE, record)
 
