@@ -12,7 +12,7 @@ def run_id() -> str:
     """A run-directory name: time to the millisecond plus a random tag, so that two runs started
     in the same millisecond (a sweep, two terminals) still get separate directories."""
     now = datetime.now()
-    return f"{now:%Y-%m-%d_%H-%M-%S}-{now.microsecond // 1000:03d}-{secrets.token_hex(2)}"
+    return f"{now:%Y-%m-%d_%H-%M-%S}-{now.microsecond // 1000:03d}-{secrets.token_hex(3)}"
 
 
 def register_resolvers() -> None:

@@ -18,8 +18,9 @@ def run_dirs(root: Path, task: str = "train") -> list[Path]:
 
 
 def test_run_ids_are_unique_within_a_millisecond():
-    ids = {run_id() for _ in range(2000)}
-    assert len(ids) == 2000
+    ids = [run_id() for _ in range(200)]  # a burst of simultaneous starts: same millisecond, mostly
+    assert len({i[:23] for i in ids}) < len(ids), "the burst should share milliseconds to test the tag"
+    assert len(set(ids)) == len(ids)
 
 
 def test_train_writes_a_complete_run_directory(cli, in_tmp_cwd):
