@@ -16,6 +16,10 @@ from bigmodel_cli.instantiate import instantiate
 
 # Callbacks that need a logger; dropped (with a note) when logger=none.
 NEEDS_LOGGER = ("LearningRateMonitor",)
+# Where callbacks are named: the callbacks group, and options of other groups that work through a
+# callback (regularizer=ema, regularizer=early_stopping). A later source's entry replaces an earlier
+# one of the same name.
+CALLBACK_SOURCES = ("callbacks", "regularizer.callbacks")
 
 
 def plain(cfg: DictConfig) -> dict[str, Any]:
@@ -86,8 +90,11 @@ def build_trainer(cfg: DictConfig, **overrides):
     """The Trainer with the config's callbacks and loggers (null entries are skipped)."""
     allow = allowed(cfg)
     loggers = [instantiate(node, allow) for node in (cfg.get("logger") or {}).values() if node]
+    named = {}
+    for source in CALLBACK_SOURCES:
+        named.update(OmegaConf.select(cfg, source, default=None) or {})
     callbacks = []
-    for name, node in (cfg.get("callbacks") or {}).items():
+    for name, node in named.items():
         if not node:
             continue
         if not loggers and node["_target_"].rsplit(".", 1)[-1] in NEEDS_LOGGER:

@@ -1,0 +1,1 @@
+"""LightningDataModules per modality, and the dataset readers they use."""

@@ -1,0 +1,132 @@
+"""The LightningDataModule for image classification.
+
+Datasets yield uint8 CHW images (train augmentation, if any, is applied per sample on uint8);
+conversion to float and normalisation happen once per batch on the training device
+(`on_after_batch_transfer`), which is cheaper than per sample and the same for every split.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from bigmodel_cli.data.tensor_images import TensorImages
+from bigmodel_cli.errors import UserError
+
+SPLITS = ("train", "val", "test")
+
+
+class Transformed(Dataset):
+    """Applies an image transform to each (image, label) of a dataset."""
+
+    def __init__(self, dataset: Dataset, transform: Callable):
+        self.dataset = dataset
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        image, label = self.dataset[index]
+        return self.transform(image), label
+
+
+def split_off(dataset: Dataset, fraction: float, generator: torch.Generator) -> tuple[Dataset, Dataset]:
+    """Seeded random split into (rest, part) where part holds `fraction` of the samples."""
+    order = torch.randperm(len(dataset), generator=generator)
+    cut = int(round(len(dataset) * fraction))
+    if cut == 0 or cut == len(dataset):
+        raise UserError(f"a split fraction of {fraction} leaves an empty split of {len(dataset)} samples; "
+                        f"fix: choose a fraction strictly between {1 / len(dataset):.4f} and {1 - 1 / len(dataset):.4f}")
+    rest, part = order[cut:], order[:cut]
+    if isinstance(dataset, TensorImages):  # stay a whole tensor, so fast paths can use it
+        return (TensorImages(dataset.images[rest], dataset.labels[rest]),
+                TensorImages(dataset.images[part], dataset.labels[part]))
+    return Subset(dataset, rest.tolist()), Subset(dataset, part.tolist())
+
+
+class ImageDataModule(pl.LightningDataModule):
+    def __init__(self, source: Callable[[], dict], num_classes: int, in_channels: int, image_size: int,
+                 mean: list[float], std: list[float], batch_size: int = 128, val_fraction: float = 0.1,
+                 test_fraction: float = 0.2, num_workers: int = 0, seed: int = 0,
+                 augmentation: dict | None = None, modality: str = "image",
+                 root: str | None = None, download: bool = False):
+        # root and download are read by `source` (through interpolation); kept here so the
+        # data config and this signature list the same keys.
+        super().__init__()
+        self.source = source
+        self.num_classes, self.in_channels, self.image_size = num_classes, in_channels, image_size
+        self.modality = modality
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.augmentation = [t for t in (augmentation or {}).values() if t is not None]
+        self._set_normalisation(mean, std)
+        self.datasets: dict[str, Dataset] = {}
+
+    def _set_normalisation(self, mean: list[float], std: list[float]) -> None:
+        if len(mean) != self.in_channels or len(std) != self.in_channels:
+            raise UserError(f"data.mean/data.std have {len(mean)}/{len(std)} values but data.in_channels="
+                            f"{self.in_channels}; fix: give one mean and one std per channel")
+        self.mean = torch.tensor(mean).view(1, -1, 1, 1)
+        self.std = torch.tensor(std).view(1, -1, 1, 1)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        splits = dict(self.source())
+        self._check(splits["train"])
+        generator = torch.Generator().manual_seed(self.seed)
+        if "test" not in splits:
+            splits["train"], splits["test"] = split_off(splits["train"], self.test_fraction, generator)
+        if "val" not in splits:
+            splits["train"], splits["val"] = split_off(splits["train"], self.val_fraction, generator)
+        if self.augmentation:
+            from torchvision.transforms import v2
+
+            splits["train"] = Transformed(splits["train"], v2.Compose(self.augmentation))
+        self.datasets = splits
+
+    def _check(self, train: Dataset) -> None:
+        image, _ = train[0]
+        expected = (self.in_channels, self.image_size, self.image_size)
+        if tuple(image.shape) != expected:
+            raise UserError(f"the data's images are {tuple(image.shape)} (C,H,W) but the config says {expected}; "
+                            f"fix: set data.in_channels/data.image_size to match the files")
+        classes = getattr(train, "classes", None)
+        if classes is not None and len(classes) != self.num_classes:
+            raise UserError(f"data.num_classes={self.num_classes} but the training folder has {len(classes)} "
+                            f"classes ({', '.join(classes[:10])}); fix: data.num_classes={len(classes)}")
+        if isinstance(train, TensorImages) and int(train.labels.max()) >= self.num_classes:
+            raise UserError(f"labels go up to {int(train.labels.max())} but data.num_classes={self.num_classes}; "
+                            f"fix: data.num_classes={int(train.labels.max()) + 1}")
+
+    def dataloader(self, split: str, shuffle: bool = False) -> DataLoader:
+        return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=shuffle,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self.dataloader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.dataloader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.dataloader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.dataloader(getattr(self, "predict_split", "test"))
+
+    def example_input(self, batch: int = 2) -> torch.Tensor:
+        """A dummy normalised batch of this data's shape, for checking a model fits before training."""
+        return torch.zeros(batch, self.in_channels, self.image_size, self.image_size)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        if not isinstance(batch, (list, tuple)):  # the model summary's example input, already normalised
+            return batch
+        images, labels = batch
+        images = images.float().div_(255)
+        images = (images - self.mean.to(images.device)) / self.std.to(images.device)
+        return images, labels

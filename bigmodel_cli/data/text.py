@@ -1,0 +1,112 @@
+"""The LightningDataModule for text classification.
+
+Texts become token ids (byte-level by default, or a word vocabulary built from the training split),
+truncated to `max_length`; a batch is padded to its longest sequence with id 0, which models treat
+as padding (masked in attention and pooling, packed away for RNNs).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import Dataset
+
+from bigmodel_cli.data.image import split_off
+from bigmodel_cli.data.loaders import SplitLoaders
+from bigmodel_cli.data.tokenizers import PAD, UNK, ByteTokenizer, Vocabulary, check_kind
+from bigmodel_cli.errors import UserError
+
+PAD_ID = 0
+BYTE_VOCAB = 257  # 256 byte values shifted by one, id 0 is padding
+
+
+class TokenSequences(Dataset):
+    """(LongTensor of token ids, int label) pairs."""
+
+    def __init__(self, ids: list[list[int]], labels: list[int]):
+        self.ids, self.labels = ids, labels
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int):
+        return torch.tensor(self.ids[index], dtype=torch.long), self.labels[index]
+
+
+def pad_batch(samples: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad a list of (ids, label) to the longest sequence in it (at least one token)."""
+    length = max(1, max(len(ids) for ids, _ in samples))
+    batch = torch.full((len(samples), length), PAD_ID, dtype=torch.long)
+    for row, (ids, _) in enumerate(samples):
+        batch[row, :len(ids)] = ids
+    return batch, torch.tensor([label for _, label in samples], dtype=torch.long)
+
+
+def label_indices(splits: dict[str, tuple[list, list]], num_classes: int) -> dict[str, list[int]]:
+    """Integer labels as they are; other labels numbered in sorted order of the training split's."""
+    train_labels = splits["train"][1]
+    if all(str(label).lstrip("-").isdigit() for _, labels in splits.values() for label in labels):
+        mapped = {split: [int(label) for label in labels] for split, (_, labels) in splits.items()}
+        found = max(max(labels) for labels in mapped.values()) + 1
+        if min(min(labels) for labels in mapped.values()) < 0 or found > num_classes:
+            raise UserError(f"labels go up to {found - 1} but data.num_classes={num_classes}; "
+                            f"fix: data.num_classes={found}")
+        return mapped
+    names = sorted({str(label) for label in train_labels})
+    if len(names) != num_classes:
+        raise UserError(f"the training split has {len(names)} label values ({', '.join(names[:10])}) but "
+                        f"data.num_classes={num_classes}; fix: data.num_classes={len(names)}")
+    index = {name: i for i, name in enumerate(names)}
+    for split, (_, labels) in splits.items():
+        unknown = sorted({str(label) for label in labels} - index.keys())
+        if unknown:
+            raise UserError(f"the {split} split has labels not in the training split: {', '.join(unknown[:5])}; "
+                            f"fix: give every split the same label values")
+    return {split: [index[str(label)] for label in labels] for split, (_, labels) in splits.items()}
+
+
+class TextDataModule(SplitLoaders, pl.LightningDataModule):
+    collate_fn = staticmethod(pad_batch)
+
+    def __init__(self, source: Callable[[], dict], num_classes: int, vocab_size: int, max_length: int,
+                 tokenizer: str = "byte", min_freq: int = 1, unk_token: str = UNK, batch_size: int = 64,
+                 val_fraction: float = 0.1, test_fraction: float = 0.2, num_workers: int = 0, seed: int = 0,
+                 modality: str = "text", task: str = "classification", **source_settings):
+        # source_settings (path, columns, ...) are read by `source` through interpolation; kept
+        # here so the data config and this signature accept the same keys.
+        super().__init__()
+        check_kind(tokenizer, ("byte", "word"))
+        if tokenizer == "byte" and vocab_size != BYTE_VOCAB:
+            raise UserError(f"data.vocab_size={vocab_size} but the byte tokenizer has {BYTE_VOCAB} ids; "
+                            f"fix: data.vocab_size={BYTE_VOCAB}, or data.tokenizer=word to build a vocabulary "
+                            f"of at most data.vocab_size words")
+        self.source, self.num_classes, self.vocab_size, self.max_length = source, num_classes, vocab_size, max_length
+        self.tokenizer_kind, self.min_freq, self.unk_token = tokenizer, min_freq, unk_token
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.modality, self.task = modality, task
+        self.tokenizer = ByteTokenizer(offset=1) if tokenizer == "byte" else None
+        self.datasets: dict[str, Dataset] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        splits = dict(self.source())
+        labels = label_indices(splits, self.num_classes)
+        if self.tokenizer is None:  # a word vocabulary from the training split only
+            self.tokenizer = Vocabulary.build(splits["train"][0], "word", self.vocab_size, self.min_freq,
+                                              specials=(PAD, self.unk_token), unk_token=self.unk_token)
+        datasets = {split: TokenSequences([self.tokenizer.encode(t)[:self.max_length] for t in texts], labels[split])
+                    for split, (texts, _) in splits.items()}
+        generator = torch.Generator().manual_seed(self.seed)
+        if "test" not in datasets:
+            datasets["train"], datasets["test"] = split_off(datasets["train"], self.test_fraction, generator)
+        if "val" not in datasets:
+            datasets["train"], datasets["val"] = split_off(datasets["train"], self.val_fraction, generator)
+        self.datasets = datasets
+
+    def example_input(self, batch: int = 2) -> torch.Tensor:
+        """A dummy batch of full-length sequences with no padding."""
+        return torch.ones(batch, self.max_length, dtype=torch.long)
