@@ -14,8 +14,9 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from bigmodel_cli.errors import UserError
 from bigmodel_cli.instantiate import instantiate
-from bigmodel_cli.modules.optim import build_optimizer, build_scheduler, decayed_weights
+from bigmodel_cli.modules.optim import build_optimizer, build_scheduler, decayed_weights, is_decayed
 
 SPLITS = ("train", "val", "test")
 
@@ -39,6 +40,13 @@ class ClassificationModule(pl.LightningModule):
         regularizer = config.get("regularizer") or {}
         self.l1 = float(regularizer.get("l1", 0.0))
         self.l2 = float(regularizer.get("l2", 0.0))
+        self.penalize_norm_bias = bool(regularizer.get("penalize_norm_bias", False))
+        self.weight_decay = float(regularizer.get("weight_decay", 0.0))
+        self.full_batch = bool(config["optimizer"].get("full_batch", False))
+        if regularizer.get("stochastic_depth") and "stochastic_depth" not in config["model"]:
+            print(f"note: model {config['model']['_target_'].rsplit('.', 1)[-1]} has no residual blocks; "
+                  f"regularizer.stochastic_depth is ignored")
+        # Targets may be class indices or probabilities (mixup/cutmix): CrossEntropyLoss takes both.
         self.criterion = nn.CrossEntropyLoss(label_smoothing=float(regularizer.get("label_smoothing", 0.0)))
         metrics = classification_metrics(config["data"]["num_classes"])
         # Keys carry a suffix: a bare "train" would clash with nn.Module.train.
@@ -51,10 +59,12 @@ class ClassificationModule(pl.LightningModule):
         return self.backbone(x)
 
     def penalties(self) -> dict[str, torch.Tensor]:
-        """Explicit L1/L2 terms on weights (norms and biases excluded), each logged on its own."""
+        """Explicit L1/L2 terms on weights (norms and biases excluded unless
+        regularizer.penalize_norm_bias), each logged on its own."""
         terms = {}
         if self.l1 or self.l2:
-            weights = decayed_weights(self.backbone)
+            weights = ([p for p in self.backbone.parameters() if p.requires_grad] if self.penalize_norm_bias
+                       else decayed_weights(self.backbone))
             if self.l1:
                 terms["l1_penalty"] = self.l1 * sum(w.abs().sum() for w in weights)
             if self.l2:
@@ -70,8 +80,32 @@ class ClassificationModule(pl.LightningModule):
             self.log(f"train/{name}", term, on_step=False, on_epoch=True, sync_dist=True)
             loss = loss + term
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
-        self.metrics_for("train").update(logits.detach(), y)
-        return loss
+        self.metrics_for("train").update(logits.detach(), hard_labels(y))
+        return loss * self.full_batch_weight(len(x)) if self.full_batch else loss
+
+    def on_train_epoch_start(self) -> None:
+        if self.full_batch:  # one optimizer step per epoch: accumulate over every batch of the epoch
+            self.trainer.accumulate_grad_batches = max(1, int(self.trainer.num_training_batches))
+
+    def full_batch_weight(self, batch_size: int) -> float:
+        """Lightning averages the accumulated batches' losses; weighting each by its share of the
+        epoch's samples makes the step use the exact full-batch mean gradient (a smaller last batch
+        counts for less)."""
+        loader = self.trainer.train_dataloader
+        batches = self.trainer.num_training_batches
+        samples = min(batches * loader.batch_size, len(loader.dataset))
+        return batch_size * batches / samples
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """regularizer.weight_decay: decoupled decay w <- w - lr * wd * w of weights (not norms or
+        biases) at every optimizer step, whatever the optimizer (AdamW's rule, for any of them)."""
+        if not self.weight_decay:
+            return
+        with torch.no_grad():
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    if is_decayed(p):
+                        p.mul_(1.0 - group["lr"] * self.weight_decay)
 
     def on_train_epoch_end(self) -> None:
         self.log_dict(self.metrics_for("train").compute())  # compute() already syncs across ranks
@@ -82,7 +116,7 @@ class ClassificationModule(pl.LightningModule):
         logits = self(x)
         self.log(f"{split}/loss", self.criterion(logits, y), on_step=False, on_epoch=True, sync_dist=True,
                  prog_bar=split == "val")
-        self.metrics_for(split).update(logits, y)
+        self.metrics_for(split).update(logits, hard_labels(y))
         self.log_dict(self.metrics_for(split), on_step=False, on_epoch=True, prog_bar=split == "val")
 
     def validation_step(self, batch, batch_idx: int) -> None:
@@ -96,6 +130,26 @@ class ClassificationModule(pl.LightningModule):
         return torch.softmax(self(x), dim=-1)
 
     def configure_optimizers(self):
-        optimizer = build_optimizer(self.parameters(), self.config["optimizer"], self.allow)
-        scheduler = build_scheduler(optimizer, self.config.get("scheduler"), self.allow)
+        optimizer = build_optimizer(self, self.config["optimizer"], self.allow)
+        scheduler = build_scheduler(optimizer, self.config.get("scheduler"), self.allow, self.run_length)
         return {"optimizer": optimizer, "lr_scheduler": scheduler} if scheduler else optimizer
+
+    def run_length(self, interval: str) -> int:
+        """Optimizer steps (interval=step) or epochs in the whole run, for schedules over the run."""
+        trainer = self.trainer
+        epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
+        if interval == "epoch" or self.full_batch:
+            if epochs is None:
+                raise UserError("a schedule over the whole run needs trainer.max_epochs; fix: set "
+                                "trainer.max_epochs=<n> or give the scheduler's length explicitly")
+            return epochs
+        steps = trainer.estimated_stepping_batches
+        if steps == float("inf"):
+            raise UserError("a schedule over the whole run needs trainer.max_epochs or trainer.max_steps; fix: "
+                            "set one of them, or give the scheduler's length explicitly")
+        return int(steps)
+
+
+def hard_labels(targets: torch.Tensor) -> torch.Tensor:
+    """Class indices from class indices or from soft targets (mixup/cutmix probabilities)."""
+    return targets.argmax(dim=-1) if targets.ndim > 1 else targets
