@@ -20,11 +20,18 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "validate": ("validate", "bigmodel_cli.tasks.evaluate", "evaluate a checkpoint on the validation split"),
     "test": ("test", "bigmodel_cli.tasks.evaluate", "evaluate a checkpoint on the test split"),
     "predict": ("predict", "bigmodel_cli.tasks.predict", "write class predictions of a checkpoint to predictions.csv"),
+    "generate": ("generate", "bigmodel_cli.tasks.generate", "sample text from a language-model checkpoint (model=gpt)"),
 }
 
 # Subcommands that are not Hydra apps (they read run directories, not the config tree):
 # name -> (module with `main(argv: list[str]) -> int`, one-line summary).
-TOOLS: dict[str, tuple[str, str]] = {}
+TOOLS: dict[str, tuple[str, str]] = {
+    "report": ("bigmodel_cli.report", "table, summary.csv/.md and plots of every job in a sweep or runs directory"),
+    "reproduce": ("bigmodel_cli.reproduce", "re-run a past run from its saved config; --verify compares the metrics"),
+}
+
+# CLI flags that become config values or environment settings (so Hydra never sees them).
+FLAG_OVERRIDES = {"--fail-fast": "++fail_fast=true"}
 
 # Lightning's DDP launcher re-runs `sys.argv` for ranks > 0; the subcommand has been taken out of
 # sys.argv by then (Hydra must not see it), so it travels to the children in this variable.
@@ -48,6 +55,21 @@ def main(argv: list[str] | None = None) -> None:
     if args[0] not in SUBCOMMANDS and os.environ.get(SUBCOMMAND_ENV) and "LOCAL_RANK" in os.environ:
         args.insert(0, os.environ[SUBCOMMAND_ENV])  # a DDP child re-launched by Lightning
     command, overrides = args[0], args[1:]
+    overrides = [FLAG_OVERRIDES.get(a, a) for a in overrides]
+    trust = "--trust-checkpoint" in overrides
+    overrides = [a for a in overrides if a != "--trust-checkpoint"]
+    if trust:  # an environment variable, so Lightning's DDP children inherit it
+        from bigmodel_cli.checkpoints import TRUST_ENV
+
+        os.environ[TRUST_ENV] = "1"
+    try:
+        dispatch(command, overrides, verbose)
+    finally:
+        if trust:
+            os.environ.pop(TRUST_ENV, None)
+
+
+def dispatch(command: str, overrides: list[str], verbose: bool) -> None:
     if command in TOOLS:
         sys.exit(run_tool(command, overrides, verbose))
     if command not in SUBCOMMANDS:
@@ -64,9 +86,78 @@ def run_tool(command: str, args: list[str], verbose: bool = False) -> int:
         return report(str(exc), exc if verbose else None, code=2)
 
 
+def option_value(args: list[str], *names: str) -> str | None:
+    """The value of `--name value` or `--name=value` in args (last one wins), else None."""
+    found = None
+    for i, arg in enumerate(args):
+        for name in names:
+            if arg == name and i + 1 < len(args):
+                found = args[i + 1]
+            elif arg.startswith(name + "="):
+                found = arg.split("=", 1)[1]
+    return found
+
+
+def override_value(args: list[str], key: str) -> str | None:
+    found = None
+    for arg in args:
+        if arg.lstrip("+").startswith(key + "="):
+            found = arg.split("=", 1)[1]
+    return found
+
+
+def resume_arguments(overrides: list[str]) -> list[str]:
+    """resume=<run dir>: refuse a missing run (never a silent fresh start), and take the run's own
+    saved config (so the same model and settings continue), unless a config path is given."""
+    resume = override_value(overrides, "resume")
+    if resume in (None, "", "null", "None", "auto"):
+        return overrides
+    run = os.path.abspath(resume)
+    if not os.path.isfile(os.path.join(run, ".hydra", "config.yaml")):
+        raise UserError(f"resume={resume}: no run there (no {resume}/.hydra/config.yaml); fix: give a run "
+                        f"directory such as outputs/train/<run>, or resume=auto run_name=<name> to start "
+                        f"fresh when there is nothing to resume")
+    overrides = [f"resume={run}" if a.lstrip("+").startswith("resume=") else a for a in overrides]
+    if option_value(overrides, "--config-path", "-cp") is None:
+        overrides = ["--config-path", os.path.join(run, ".hydra"), "--config-name", "config", *overrides]
+    return overrides
+
+
+def saved_config_arguments(overrides: list[str]) -> list[str]:
+    """`--config-path <run>/.hydra --config-name config` (Hydra's way of re-running a saved config):
+    make the path absolute, and put bigmodel's conf tree on the search path with its hydra settings
+    (run directories, run.json), which the saved config.yaml does not carry."""
+    from bigmodel_cli.conf_tree import conf_dir
+
+    path = option_value(overrides, "--config-path", "-cp")
+    if path is None:
+        return overrides
+    absolute, out, skip = os.path.abspath(path), [], False
+    for arg in overrides:
+        if skip:
+            out.append(absolute)
+            skip = False
+        elif arg in ("--config-path", "-cp"):
+            out.append(arg)
+            skip = True
+        elif arg.startswith(("--config-path=", "-cp=")):
+            out.append(f"{arg.split('=', 1)[0]}={absolute}")
+        else:
+            out.append(arg)
+    saved = os.path.join(absolute, f"{option_value(out, '--config-name', '-cn') or 'config'}.yaml")
+    if os.path.isfile(saved) and "defaults:" not in open(saved).read():
+        if not any(a.startswith("hydra.searchpath") for a in out):
+            out.append(f"hydra.searchpath=[file://{conf_dir()}]")
+        out.append("+hydra=default")
+    return out
+
+
 def run_subcommand(command: str, overrides: list[str], verbose: bool = False) -> int:
     """Run one subcommand as a Hydra app; returns the process exit code."""
     import hydra
+    from hydra.core.hydra_config import HydraConfig
+
+    from bigmodel_cli import runs
 
     from bigmodel_cli.conf_tree import conf_dir
     from bigmodel_cli.resolvers import register_resolvers
@@ -76,7 +167,16 @@ def run_subcommand(command: str, overrides: list[str], verbose: bool = False) ->
 
     show_trace = verbose or os.environ.get("HYDRA_FULL_ERROR") == "1"
 
+    try:
+        overrides = saved_config_arguments(resume_arguments(overrides))
+    except UserError as exc:
+        return report(str(exc), exc if show_trace else None, code=2)
+
     def task_function(cfg):
+        done = runs.SKIPPED.get(HydraConfig.get().runtime.output_dir)
+        if done is not None:  # skip_completed: the same config already completed in this sweep
+            print(f"skipped: the same config completed in {done['run_dir']}")
+            return runs.objective_value(cfg, done.get("metrics", {}))
         try:
             return import_module(task_module).main(cfg)
         except Exception as exc:  # recorded, so the run is marked failed and a sweep goes on

@@ -27,6 +27,19 @@ class JobFailure:
     def message(self) -> str:
         return str(self.error) if self.is_user_error else f"{type(self.error).__name__}: {self.error}"
 
+    def __str__(self) -> str:  # what a sweeper shows when it cannot use this as an objective value
+        return f"failed job: {self.message()}"
+
+    def __float__(self) -> float:
+        # An Optuna trial that failed is marked FAIL in the study (the sweeper catches this) rather
+        # than given a made-up score; the search goes on with the other trials.
+        raise ValueError(str(self))
+
+
+class FailFast(BaseException):
+    """Raised after a failed job is recorded when fail_fast is set. A BaseException, so it passes
+    through Hydra's per-job `except Exception` and stops the launcher before the next job."""
+
 
 RECORDED: list[JobFailure] = []
 
@@ -47,3 +60,11 @@ def record(error: Exception, show_trace: bool) -> JobFailure:
         traceback.print_exception(error)
     RECORDED.append(failure)
     return failure
+
+
+def stop_if_fail_fast(config) -> None:
+    """Called once a failed job's run.json is written: with fail_fast, stop the sweep here."""
+    from hydra.types import RunMode
+
+    if config.get("fail_fast") and config.hydra.mode == RunMode.MULTIRUN and RECORDED:
+        raise FailFast(RECORDED[-1])

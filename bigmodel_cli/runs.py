@@ -7,6 +7,7 @@ every multirun job gets the same records without the tasks doing anything.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 RUN_FILE = "run.json"
@@ -73,14 +75,62 @@ def write_metrics(output_dir: str | Path, metrics: dict[str, float]) -> None:
         write_json(Path(output_dir) / METRICS_FILE, metrics)
 
 
+# Keys that do not change what a job computes: ignored when deciding two jobs are the same.
+NOT_PART_OF_THE_JOB = ("skip_completed", "fail_fast", "resume", "run_name")
+
+# Run directories of jobs skipped because the same config already completed: dir -> that record.
+SKIPPED: dict[str, dict] = {}
+
+
+def config_hash(task_cfg: DictConfig) -> str:
+    """A fingerprint of the job's config as written (interpolations unresolved, so the run directory
+    does not enter it), without NOT_PART_OF_THE_JOB."""
+    raw = OmegaConf.to_container(task_cfg, resolve=False)
+    raw = {k: v for k, v in raw.items() if k not in NOT_PART_OF_THE_JOB}
+    return hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def find_completed(sweep_dir: Path, fingerprint: str) -> tuple[Path, dict] | None:
+    """A job directory in the sweep whose run.json says completed with the same config fingerprint."""
+    for path in sorted(Path(sweep_dir).glob(f"*/{RUN_FILE}")):
+        try:
+            record = read_json(path)
+        except (OSError, ValueError):
+            continue
+        if record.get("status") == "completed" and record.get("config_hash") == fingerprint:
+            return path.parent, record
+    return None
+
+
+def objective_value(cfg, metrics: dict[str, float]) -> float | None:
+    """The number a sweeper optimises: the best value of the objective metric, else its last value."""
+    objective = cfg.get("objective")
+    return metrics.get(f"{objective}_best", metrics.get(objective)) if objective else None
+
+
 class RunRecorder(Callback):
-    """Writes run.json when a job starts (status "running") and updates it when it ends."""
+    """Writes run.json when a job starts (status "running") and updates it when it ends. With
+    skip_completed, a sweep job whose config already completed in the sweep directory is skipped;
+    with resume, the run keeps its start time and gains a resumed_at entry."""
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if not is_rank_zero():
             return
         runtime = config.hydra.runtime
         task_cfg = OmegaConf.masked_copy(config, [k for k in config.keys() if k != "hydra"])
+        run_dir = Path(runtime.output_dir)
+        fingerprint = config_hash(task_cfg)
+        if config.get("skip_completed") and config.hydra.mode == RunMode.MULTIRUN:
+            done = find_completed(Path(config.hydra.sweep.dir), fingerprint)
+            if done is not None:
+                SKIPPED[str(run_dir)] = {**done[1], "run_dir": str(done[0])}
+                if done[0].resolve() != run_dir.resolve():
+                    write_json(run_dir / RUN_FILE, {"status": "skipped", "same_as": str(done[0]),
+                                                    "overrides": list(config.hydra.overrides.task),
+                                                    "config_hash": fingerprint})
+                return
+        previous = read_json(run_dir / RUN_FILE) if config.get("resume") and (run_dir / RUN_FILE).is_file() else {}
+        now = datetime.now().isoformat(timespec="milliseconds")
         record = {
             "status": "running",
             "command": " ".join(command_line()),
@@ -94,17 +144,22 @@ class RunRecorder(Callback):
             "platform": platform.platform(),
             "versions": versions(),
             "git_sha": git_sha(runtime.cwd),
-            "start_time": datetime.now().isoformat(timespec="milliseconds"),
+            "start_time": previous.get("start_time", now),
             "config": resolved(task_cfg),
+            "config_hash": fingerprint,
         }
+        if previous:  # resumed: the same run in the same directory; note each resume
+            record["resumed_at"] = [*previous.get("resumed_at", []), now]
         write_json(Path(runtime.output_dir) / RUN_FILE, record)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         if not is_rank_zero():
             return
-        from bigmodel_cli.failures import JobFailure
+        from bigmodel_cli.failures import JobFailure, stop_if_fail_fast
 
         run_dir = Path(config.hydra.runtime.output_dir)
+        if str(run_dir) in SKIPPED:  # its record stays as the completed job left it
+            return
         path = run_dir / RUN_FILE
         record = read_json(path) if path.is_file() else {}
         record["end_time"] = datetime.now().isoformat(timespec="milliseconds")
@@ -118,6 +173,8 @@ class RunRecorder(Callback):
         if (run_dir / METRICS_FILE).is_file():
             record["metrics"] = read_json(run_dir / METRICS_FILE)
         write_json(path, record)
+        if failed:
+            stop_if_fail_fast(config)
 
 
 def resolved(cfg: DictConfig) -> dict:

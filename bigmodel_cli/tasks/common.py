@@ -65,5 +65,4 @@ def task_main(run: Callable[[DictConfig], dict[str, float]], cfg: DictConfig):
     """Hydra task function body: run, save metrics.json, return the objective for sweepers."""
     metrics = run(cfg)
     runs.write_metrics(cfg.paths.output_dir, metrics)
-    objective = cfg.get("objective")
-    return metrics.get(f"{objective}_best", metrics.get(objective)) if objective else None
+    return runs.objective_value(cfg, metrics)

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from omegaconf import DictConfig
 
 from bigmodel_cli import runs
 from bigmodel_cli.assembly import allowed, build_datamodule, build_module, build_trainer, plain, probe
-from bigmodel_cli.checkpoints import load_checkpoint
+from bigmodel_cli.checkpoints import atomic_checkpoint_io, load_checkpoint
+from bigmodel_cli.guards import NonFiniteLossGuard, SaveOnSignal
+from bigmodel_cli.resume import checkpoint_to_resume, trim_csv_logs
 from bigmodel_cli.tasks.common import collect, prepare, print_summary, task_main
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
     prepare(cfg)
+    ckpt_path = checkpoint_to_resume(cfg)
     datamodule = build_datamodule(cfg.data, allowed(cfg))
     module = build_module(plain(cfg))
     probe(module, datamodule)
-    trainer = build_trainer(cfg)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer = build_trainer(cfg, plugins=[atomic_checkpoint_io()])
+    trainer.callbacks.extend([NonFiniteLossGuard(),
+                              SaveOnSignal(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")])
+    trim_csv_logs(trainer, ckpt_path if cfg.get("resume") else None)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = collect(trainer.callback_metrics, ("train/", "val/"))
     checkpoint = trainer.checkpoint_callback
     notes = {}
