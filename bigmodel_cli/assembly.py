@@ -35,34 +35,75 @@ def build_datamodule(data_cfg, allow=()):
     return instantiate(data_cfg, allow)
 
 
+# data.task -> the LightningModule that trains a backbone for it.
+TASK_MODULES = {
+    "classification": "bigmodel_cli.modules.classifier.ClassificationModule",
+    "language_modeling": "bigmodel_cli.modules.language_model.LanguageModelModule",
+}
+
+
 def build_module(config: dict[str, Any]):
-    from bigmodel_cli.modules.classifier import ClassificationModule
+    """The LightningModule for the data's task around the configured backbone. A backbone that
+    refuses its settings (a UserError in its constructor) is reported as that one line."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import get_class
 
     check_model_fits_data(config)
-    return ClassificationModule(config)
+    task = config["data"].get("task", "classification")
+    if task not in TASK_MODULES:
+        raise UserError(f"data.task={task} is not known; valid choices: {', '.join(TASK_MODULES)} "
+                        f"(fix: data.task=classification)")
+    try:
+        return get_class(TASK_MODULES[task])(config)
+    except InstantiationException as exc:
+        if isinstance(exc.__cause__, UserError):
+            modality = config["data"].get("modality", "image")
+            raise UserError(f"{exc.__cause__}; models that fit {modality} data: "
+                            f"{', '.join(models_for(modality))}") from None
+        raise
+
+
+def option_yaml(group: str, option: str) -> dict:
+    """An option's own YAML merged over the bases in its defaults list (`_image`, ...)."""
+    import yaml
+
+    node = yaml.safe_load((conf_tree.conf_dir() / group / f"{option}.yaml").read_text()) or {}
+    merged: dict = {}
+    for entry in node.get("defaults", []):
+        if isinstance(entry, str) and entry != "_self_":
+            merged.update(option_yaml(group, entry))
+    return merged | {k: v for k, v in node.items() if k != "defaults"}
+
+
+def model_modalities(option: str) -> tuple[str, ...]:
+    """The data modalities a conf/model option's class reads."""
+    from hydra.utils import get_class
+
+    target = option_yaml("model", option).get("_target_")
+    return tuple(getattr(get_class(target), "modalities", ())) if target else ()
 
 
 def models_for(modality: str) -> list[str]:
     """Model options in conf/model whose class reads this data modality."""
-    import yaml
-    from hydra.utils import get_class
-
-    fitting = []
-    for option in conf_tree.groups()["model"]:
-        target = yaml.safe_load((conf_tree.conf_dir() / "model" / f"{option}.yaml").read_text()).get("_target_")
-        if target and modality in getattr(get_class(target), "modalities", ()):
-            fitting.append(option)
-    return fitting
+    return [option for option in conf_tree.groups()["model"] if modality in model_modalities(option)]
 
 
-def check_model_fits_data(config: dict[str, Any]) -> None:
+def data_for(modality: str) -> list[str]:
+    """Data options in conf/data of this modality."""
+    return [option for option in conf_tree.groups()["data"] if option_yaml("data", option).get("modality") == modality]
+
+
+def check_model_fits_data(config) -> None:
+    """Reads only the model's `_target_` and data.modality, so it runs before anything resolves."""
     from hydra.utils import get_class
 
     model_target, modality = config["model"]["_target_"], config["data"].get("modality", "image")
     supported = getattr(get_class(model_target), "modalities", (modality,))
     if modality not in supported:
+        data = ", ".join(option for m in supported for option in data_for(m))
         raise UserError(f"model {model_target.rsplit('.', 1)[-1]} cannot read {modality} data; models that fit: "
-                        f"{', '.join(models_for(modality))} (fix: pick one of them, or a {'/'.join(supported)} dataset)")
+                        f"{', '.join(models_for(modality))} (fix: pick one of them, or data that this model "
+                        f"reads ({'/'.join(supported)}): {data})")
 
 
 def probe(module, datamodule) -> None:

@@ -102,6 +102,10 @@ def reference_config(cfg: DictConfig) -> DictConfig | None:
 def validate(cfg: DictConfig) -> None:
     """Raise one UserError listing every problem: bad types, out-of-range values, unsafe targets."""
     check_targets(cfg, cfg.get("allow_targets") or ())
+    if cfg.get("model") is not None and cfg.get("data") is not None:
+        from bigmodel_cli.assembly import check_model_fits_data
+
+        check_model_fits_data(cfg)  # before resolving: a CNN's ${data.image_size} is missing on text
     found = problems(cfg, reference_config(cfg))
     if found:
         raise UserError("invalid config: " + "; ".join(found))

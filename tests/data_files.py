@@ -61,6 +61,37 @@ def write_image_folder(root: Path, classes=("cat", "dog", "fox"), per_class: int
                 Image.fromarray(pixels).save(folder / f"{i}.png")
 
 
+POSITIVE = ("good", "great", "fine", "superb", "lovely", "fun")
+NEGATIVE = ("bad", "awful", "dull", "boring", "poor", "ugly")
+FILLER = ("the", "film", "plot", "was", "a", "and", "it", "acting", "story", "very")
+
+
+def write_text_table(path: Path, rows: int = 160, num_classes: int = 2, seed: int = 0) -> None:
+    """A text classification file (.csv, .tsv or .jsonl by suffix) whose labels depend on its words:
+    class c uses the c-th slice of cue words, so models can learn it in a few steps."""
+    import csv
+    import json
+
+    rng = np.random.default_rng(seed)
+    cues = POSITIVE + NEGATIVE
+    per_class = max(1, len(cues) // num_classes)
+    records = []
+    for i in range(rows):
+        label = i % num_classes
+        words = list(rng.choice(FILLER, rng.integers(3, 12)))
+        words += list(rng.choice(cues[label * per_class:(label + 1) * per_class], 2))
+        rng.shuffle(words)
+        records.append({"text": " ".join(words), "label": label})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+        return
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, ["text", "label"], delimiter="\t" if path.suffix == ".tsv" else ",")
+        writer.writeheader()
+        writer.writerows(records)
+
+
 def prepare_files_for(cfg, tmp_path: Path) -> None:
     """Write files for the dataset cfg.data reads (if it reads files), and point cfg at them."""
     from omegaconf import open_dict
@@ -74,6 +105,12 @@ def prepare_files_for(cfg, tmp_path: Path) -> None:
         write_mnist_like(root / "FashionMNIST" / "raw")
     elif name == "cifar":
         write_cifar(root, cfg.data.source.classes)
+    elif name in ("table", "huggingface"):  # text classification files (instead of a download)
+        path = root / "text.csv"
+        write_text_table(path, num_classes=cfg.data.num_classes)
+        with open_dict(cfg):
+            cfg.data.path = str(path)
+            cfg.data.min_freq = 1
     elif name == "image_folder":
         write_image_folder(Path(cfg.data.root))
         with open_dict(cfg):

@@ -18,6 +18,25 @@ HARDWARE = {("accelerator", "gpu"): "cuda", ("accelerator", "mps"): "mps"}
 OPTIONS = [(group, option) for group, options in conf_tree.groups().items() for option in options]
 
 
+def fitting_partner(group: str, option: str) -> list[str]:
+    """A model option that cannot read the default data is trained on the first data option of a
+    modality it reads, and a data option the default model cannot read with the first model that
+    reads it (both found from the conf tree)."""
+    from bigmodel_cli.assembly import data_for, model_modalities, models_for, option_yaml
+    from bigmodel_cli.help import default_choices
+
+    defaults = default_choices("train")
+    if group == "model":
+        modalities = model_modalities(option)
+        if option_yaml("data", defaults["data"]).get("modality") not in modalities:
+            return [f"data={data_for(modalities[0])[0]}"]
+    if group == "data":
+        modality = option_yaml("data", option).get("modality")
+        if modality not in model_modalities(defaults["model"]):
+            return [f"model={models_for(modality)[0]}"]
+    return []
+
+
 def hardware_present(kind: str) -> bool:
     import torch
 
@@ -26,7 +45,7 @@ def hardware_present(kind: str) -> bool:
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_option_trains(group, option, compose_cfg, tmp_path):
-    overrides = [f"{group}={option}", *FAST]
+    overrides = [f"{group}={option}", *fitting_partner(group, option), *FAST]
     if group == "callbacks":  # keep the option's own callbacks; only silence the progress bar
         overrides = [f"{group}={option}", *[o for o in FAST if not o.startswith("callbacks.")]]
     if group == "logger":

@@ -31,13 +31,21 @@ def data_config(cfg: DictConfig, saved: dict[str, Any]):
     return data
 
 
-def restore(cfg: DictConfig):
-    """Module with the checkpoint's weights, and the DataModule to evaluate it on."""
+def restore_module(cfg: DictConfig):
+    """The LightningModule rebuilt from a checkpoint's saved config, with its weights; and the checkpoint."""
     checkpoint = load_checkpoint(require_checkpoint_path(cfg))
     saved = saved_config(checkpoint)
     check_targets(saved, allowed(cfg))  # a checkpoint may come from someone else
     module = build_module(saved)
     module.load_state_dict(checkpoint["state_dict"])
+    module.on_load_checkpoint(checkpoint)
+    return module, checkpoint
+
+
+def restore(cfg: DictConfig):
+    """Module with the checkpoint's weights, and the DataModule to evaluate it on."""
+    module, checkpoint = restore_module(cfg)
+    saved = saved_config(checkpoint)
     datamodule = build_datamodule(data_config(cfg, saved), allowed(cfg))
     probe(module, datamodule)
     return module, datamodule

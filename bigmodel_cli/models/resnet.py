@@ -1,0 +1,65 @@
+"""torchvision's ResNets (resnet18/34/50), randomly initialised, for any channel count.
+
+The small-image stem (a 3x3 stride-1 first conv and no max-pool, as for CIFAR) is on by default
+for images of 64 px or less, where the ImageNet stem would shrink the image 4x before the first
+block. `weights` loads a local state dict (no download); its keys must match the built model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from bigmodel_cli.errors import UserError, choices_text
+
+ARCHS = ("resnet18", "resnet34", "resnet50")
+SMALL_IMAGE = 64
+
+
+def load_weights(model: nn.Module, path: str) -> None:
+    """A local state dict (or a dict holding one under 'state_dict'), loaded with weights_only=True."""
+    if not Path(path).is_file():
+        raise UserError(f"model.weights={path} does not exist; fix: give a local .pt/.pth state dict, or "
+                        f"model.weights=null for random init")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - unreadable or unsafe: same advice
+        raise UserError(f"model.weights={path} is not a readable state dict ({type(exc).__name__}); "
+                        f"fix: save one with torch.save(model.state_dict(), path)") from None
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise UserError(f"model.weights={path} does not fit this model ({str(exc).splitlines()[1].strip()[:160]}); "
+                        f"fix: weights saved from the same model.arch, data.in_channels and "
+                        f"data.num_classes") from None
+
+
+class ResNet(nn.Module):
+    modalities = ("image",)
+
+    def __init__(self, num_classes: int, in_channels: int, image_size: int, arch: str = "resnet18",
+                 small_stem: bool | None = None, weights: str | None = None, dropout: float = 0.0):
+        super().__init__()
+        import torchvision.models
+
+        if arch not in ARCHS:
+            raise UserError(f"model.arch={arch} is not a ResNet here; valid choices: {choices_text(ARCHS)} "
+                            f"(fix: model.arch=resnet18)")
+        net = getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
+        if small_stem is None:
+            small_stem = image_size <= SMALL_IMAGE
+        if small_stem:
+            net.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
+            net.maxpool = nn.Identity()
+        elif in_channels != 3:
+            net.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        net.fc = nn.Sequential(nn.Dropout(dropout), net.fc)
+        self.net = net
+        if weights:
+            load_weights(self, weights)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
