@@ -1,8 +1,13 @@
 """The LightningDataModule for image classification.
 
-Datasets yield uint8 CHW images (train augmentation, if any, is applied per sample on uint8);
-conversion to float and normalisation happen once per batch on the training device
-(`on_after_batch_transfer`), which is cheaper than per sample and the same for every split.
+Datasets yield uint8 CHW images. Two ways to batch them (data.loader):
+- `tensor` (default for in-memory datasets): each split stays one uint8 tensor on the training
+  device, batches are slices of a seeded per-epoch permutation (TensorLoader), and the train
+  augmentation runs on whole batches on the device (BatchAugment), with no DataLoader workers;
+- `dataloader`: a torch DataLoader, with the train augmentation applied per sample on uint8.
+Conversion to float and normalisation happen once per batch on the training device
+(`on_after_batch_transfer`), the same for every split; batch-level mixing (mixup/cutmix) follows
+on training batches, giving soft targets.
 """
 
 from __future__ import annotations
@@ -13,10 +18,12 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from bigmodel_cli.data.tensor_images import TensorImages
+from bigmodel_cli.data.batch_augment import BatchAugment, batch_mixer, is_batch_level
+from bigmodel_cli.data.tensor_images import TensorImages, TensorLoader
 from bigmodel_cli.errors import UserError
 
 SPLITS = ("train", "val", "test")
+LOADERS = ("tensor", "dataloader")
 
 
 class Transformed(Dataset):
@@ -53,7 +60,7 @@ class ImageDataModule(pl.LightningDataModule):
                  mean: list[float], std: list[float], batch_size: int = 128, val_fraction: float = 0.1,
                  test_fraction: float = 0.2, num_workers: int = 0, seed: int = 0,
                  augmentation: dict | None = None, modality: str = "image",
-                 root: str | None = None, download: bool = False):
+                 root: str | None = None, download: bool = False, loader: str = "tensor"):
         # root and download are read by `source` (through interpolation); kept here so the
         # data config and this signature list the same keys.
         super().__init__()
@@ -62,7 +69,14 @@ class ImageDataModule(pl.LightningDataModule):
         self.modality = modality
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
-        self.augmentation = [t for t in (augmentation or {}).values() if t is not None]
+        if loader not in LOADERS:
+            raise UserError(f"data.loader={loader} is not valid; valid choices: {', '.join(LOADERS)} "
+                            f"(fix: data.loader=tensor for in-memory datasets, else data.loader=dataloader)")
+        self.loader = loader
+        transforms = [t for t in (augmentation or {}).values() if t is not None]
+        self.augmentation = [t for t in transforms if not is_batch_level(t)]
+        self.batch_augment = BatchAugment(self.augmentation) if loader == "tensor" and self.augmentation else None
+        self.mixer = batch_mixer([t for t in transforms if is_batch_level(t)])
         self._set_normalisation(mean, std)
         self.datasets: dict[str, Dataset] = {}
 
@@ -83,7 +97,12 @@ class ImageDataModule(pl.LightningDataModule):
             splits["train"], splits["test"] = split_off(splits["train"], self.test_fraction, generator)
         if "val" not in splits:
             splits["train"], splits["val"] = split_off(splits["train"], self.val_fraction, generator)
-        if self.augmentation:
+        if self.loader == "tensor":
+            in_memory = [name for name, dataset in splits.items() if not isinstance(dataset, TensorImages)]
+            if in_memory:
+                raise UserError(f"data.loader=tensor needs the whole dataset in memory, but the {in_memory[0]} "
+                                f"split is read from files; fix: data.loader=dataloader")
+        elif self.augmentation:
             from torchvision.transforms import v2
 
             splits["train"] = Transformed(splits["train"], v2.Compose(self.augmentation))
@@ -103,7 +122,13 @@ class ImageDataModule(pl.LightningDataModule):
             raise UserError(f"labels go up to {int(train.labels.max())} but data.num_classes={self.num_classes}; "
                             f"fix: data.num_classes={int(train.labels.max()) + 1}")
 
-    def dataloader(self, split: str, shuffle: bool = False) -> DataLoader:
+    def dataloader(self, split: str, shuffle: bool = False, shard: bool = True):
+        if self.loader == "tensor":
+            trainer = self.trainer
+            device = trainer.strategy.root_device if trainer is not None else None
+            rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None and shard else (0, 1)
+            return TensorLoader(self.datasets[split], self.batch_size, shuffle=shuffle, seed=self.seed,
+                                device=device, rank=rank, world_size=world)
         return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=shuffle,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
@@ -117,7 +142,7 @@ class ImageDataModule(pl.LightningDataModule):
         return self.dataloader("test")
 
     def predict_dataloader(self) -> DataLoader:
-        return self.dataloader(getattr(self, "predict_split", "test"))
+        return self.dataloader(getattr(self, "predict_split", "test"), shard=False)
 
     def example_input(self, batch: int = 2) -> torch.Tensor:
         """A dummy normalised batch of this data's shape, for checking a model fits before training."""
@@ -127,6 +152,11 @@ class ImageDataModule(pl.LightningDataModule):
         if not isinstance(batch, (list, tuple)):  # the model summary's example input, already normalised
             return batch
         images, labels = batch
+        training = self.trainer is not None and self.trainer.training
+        if training and self.batch_augment is not None:
+            images = self.batch_augment(images)
         images = images.float().div_(255)
         images = (images - self.mean.to(images.device)) / self.std.to(images.device)
+        if training and self.mixer is not None:
+            images, labels = self.mixer(images, labels)
         return images, labels

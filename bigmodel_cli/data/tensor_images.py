@@ -21,3 +21,47 @@ class TensorImages(Dataset):
 
     def __getitem__(self, index: int):
         return self.images[index], self.labels[index]
+
+
+class TensorLoader:
+    """Batches sliced from a split held whole as tensors (on the training device), no workers.
+
+    Each epoch's order is a permutation drawn from a generator seeded with (seed, epoch), so the
+    same seed gives the same data order. Lightning calls `sampler.set_epoch(epoch)` on it each
+    epoch, as on a DataLoader. Under DDP each rank takes every world_size-th index of the order
+    (padded by wrapping around, as DistributedSampler does, so every rank gets as many batches).
+    """
+
+    def __init__(self, dataset: TensorImages, batch_size: int, shuffle: bool = False, seed: int = 0,
+                 device=None, rank: int = 0, world_size: int = 1):
+        self.dataset = TensorImages(dataset.images.to(device), dataset.labels.to(device)) if device else dataset
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+        self.sampler, self.batch_sampler = self, None  # where Lightning looks for set_epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def order(self) -> torch.Tensor:
+        count = len(self.dataset)
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(count, generator=generator)
+        else:
+            order = torch.arange(count)
+        if self.world_size > 1:
+            per_rank = -(-count // self.world_size)
+            order = torch.cat([order, order[: per_rank * self.world_size - count]])[self.rank::self.world_size]
+        return order.to(self.dataset.images.device)
+
+    def __len__(self) -> int:
+        per_rank = -(-len(self.dataset) // self.world_size)
+        return -(-per_rank // self.batch_size)
+
+    def __iter__(self):
+        order = self.order()
+        images, labels = self.dataset.images, self.dataset.labels
+        for start in range(0, len(order), self.batch_size):
+            index = order[start:start + self.batch_size]
+            yield images[index], labels[index]

@@ -1,0 +1,130 @@
+"""Augmentation of whole uint8 batches on the device, and batch-level mixing (mixup/cutmix).
+
+`BatchAugment` takes the same torchvision v2 transform objects the per-sample path composes and
+applies each to a (B, C, H, W) uint8 batch, drawing the random parameters independently for every
+image, so it is statistically the same operation as running the v2 pipeline image by image:
+- RandomCrop: pad once, then gather a size x size window at a random offset per image;
+- RandomHorizontalFlip / RandomVerticalFlip: flip a random subset of the batch;
+- RandomRotation: one affine sampling grid per image (torchvision's rotation about the centre);
+- anything else (color jitter, RandAugment, erasing, ...): the v2 transform per image, on the device.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+
+def _fill_value(fill) -> float:
+    if isinstance(fill, dict):  # v2 keeps fill per input type
+        fill = next(iter(fill.values()), 0)
+    if isinstance(fill, (list, tuple)):
+        fill = fill[0] if fill else 0
+    return float(fill or 0)
+
+
+def random_crop(images: torch.Tensor, size: tuple[int, int], padding: list[int] | None, fill: float = 0.0,
+                padding_mode: str = "constant") -> torch.Tensor:
+    """A random size window of each (padded) image, as v2.RandomCrop does one image at a time."""
+    if padding:
+        left, top, right, bottom = padding
+        mode = {"edge": "replicate"}.get(padding_mode, padding_mode)
+        if mode == "constant":
+            images = F.pad(images, (left, right, top, bottom), value=fill)
+        else:
+            images = F.pad(images.float(), (left, right, top, bottom), mode=mode).to(images.dtype)
+    n, _, height, width = images.shape
+    crop_h, crop_w = size
+    # v2 draws the top-left corner uniformly over the valid range (torch.randint(0, H - h + 1)).
+    top = torch.randint(0, height - crop_h + 1, (n,), device=images.device)
+    left = torch.randint(0, width - crop_w + 1, (n,), device=images.device)
+    rows = (top[:, None] + torch.arange(crop_h, device=images.device))[:, :, None]  # (n, h, 1)
+    cols = (left[:, None] + torch.arange(crop_w, device=images.device))[:, None, :]  # (n, 1, w)
+    batch = torch.arange(n, device=images.device)[:, None, None]
+    return images.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2).contiguous()
+
+
+def random_flip(images: torch.Tensor, p: float, dim: int = -1) -> torch.Tensor:
+    """Flip each image along `dim` with probability p."""
+    chosen = torch.rand(images.shape[0], device=images.device) < p
+    return torch.where(chosen[:, None, None, None], images.flip(dim), images)
+
+
+def random_rotation(images: torch.Tensor, degrees: list[float], fill: float = 0.0,
+                    interpolation: str = "nearest") -> torch.Tensor:
+    """Rotate each image counter-clockwise by an angle uniform in degrees=[low, high] about its centre,
+    keeping the size and filling the corners, like v2.RandomRotation (expand=False)."""
+    n, _, height, width = images.shape
+    low, high = degrees
+    angles = torch.empty(n, device=images.device).uniform_(low, high) * (math.pi / 180.0)
+    cos, sin = torch.cos(angles), torch.sin(angles)
+    # Output -> input map in normalised coordinates (align_corners=False), aspect ratio accounted for.
+    theta = torch.zeros(n, 2, 3, device=images.device)
+    theta[:, 0, 0], theta[:, 0, 1] = cos, -sin * height / width
+    theta[:, 1, 0], theta[:, 1, 1] = sin * width / height, cos
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    source = images.float()
+    # Sample a ones channel alongside, to know which output pixels fell outside the image.
+    inside = F.grid_sample(torch.ones_like(source[:, :1]), grid, mode="nearest", padding_mode="zeros",
+                           align_corners=False)
+    out = F.grid_sample(source, grid, mode=interpolation, padding_mode="zeros", align_corners=False)
+    if fill:
+        out = out + (1 - inside) * fill
+    return out.round().clamp(0, 255).to(images.dtype) if images.dtype == torch.uint8 else out
+
+
+def _per_sample(transform: Callable) -> Callable[[torch.Tensor], torch.Tensor]:
+    def apply(images: torch.Tensor) -> torch.Tensor:
+        return torch.stack([transform(image) for image in images])
+    return apply
+
+
+def batched(transform) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The batched equivalent of one v2 transform (the per-image loop when there is none)."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import v2
+
+    if isinstance(transform, v2.RandomCrop) and not transform.pad_if_needed:
+        return lambda x: random_crop(x, transform.size, transform.padding, _fill_value(transform.fill),
+                                     transform.padding_mode)
+    if isinstance(transform, v2.RandomHorizontalFlip):
+        return lambda x: random_flip(x, transform.p, dim=-1)
+    if isinstance(transform, v2.RandomVerticalFlip):
+        return lambda x: random_flip(x, transform.p, dim=-2)
+    if (isinstance(transform, v2.RandomRotation) and not transform.expand and transform.center is None
+            and transform.interpolation in (InterpolationMode.NEAREST, InterpolationMode.BILINEAR)):
+        mode = "nearest" if transform.interpolation == InterpolationMode.NEAREST else "bilinear"
+        return lambda x: random_rotation(x, transform.degrees, _fill_value(transform.fill), mode)
+    return _per_sample(transform)
+
+
+class BatchAugment:
+    """The train augmentation (v2 transforms, in order) applied to whole uint8 batches."""
+
+    def __init__(self, transforms: list):
+        self.transforms = list(transforms)
+        self.ops = [batched(t) for t in self.transforms]
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        for op in self.ops:
+            images = op(images)
+        return images
+
+
+def is_batch_level(transform) -> bool:
+    """Transforms that mix images of a batch (v2.MixUp, v2.CutMix) and so run on batches only."""
+    from torchvision.transforms import v2
+
+    return isinstance(transform, (v2.MixUp, v2.CutMix))
+
+
+def batch_mixer(transforms: list) -> Callable | None:
+    """One of the mixing transforms per batch (v2.RandomChoice when mixup and cutmix are both on)."""
+    from torchvision.transforms import v2
+
+    if not transforms:
+        return None
+    return transforms[0] if len(transforms) == 1 else v2.RandomChoice(transforms)
