@@ -23,9 +23,9 @@ def checkpoint_to_resume(cfg: DictConfig) -> str | None:
     if not resume:
         return cfg.get("ckpt_path")
     run_dir = Path(cfg.paths.output_dir)
-    if str(resume) != "auto" and not Path(resume, ".hydra", "config.yaml").is_file():
-        raise UserError(f"resume={resume}: no run there (no .hydra/config.yaml); fix: give a run directory "
-                        f"such as outputs/train/<run>, or resume=auto run_name=<name>")
+    if str(resume) != "auto" and not Path(resume).is_dir():
+        raise UserError(f"resume={resume}: no run there; fix: give a run directory such as "
+                        f"outputs/train/<run>, or resume=auto run_name=<name>")
     found = newest_good_checkpoint(run_dir / "checkpoints")
     if found is None:
         if str(resume) == "auto":
