@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "validate": ("validate", "bigmodel_cli.tasks.evaluate", "evaluate a checkpoint on the validation split"),
     "test": ("test", "bigmodel_cli.tasks.evaluate", "evaluate a checkpoint on the test split"),
     "predict": ("predict", "bigmodel_cli.tasks.predict", "write class predictions of a checkpoint to predictions.csv"),
+    "lr-find": ("lr_find", "bigmodel_cli.tasks.lr_find", "learning-rate range test: suggested optimizer.lr and lr_find.png"),
     "generate": ("generate", "bigmodel_cli.tasks.generate", "sample text from a language-model checkpoint (model=gpt)"),
 }
 

@@ -24,6 +24,11 @@ RANGE_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("regularizer.l1", lambda v: v >= 0, "0 or more"),
     ("regularizer.l2", lambda v: v >= 0, "0 or more"),
     ("regularizer.label_smoothing", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("regularizer.weight_decay", lambda v: v >= 0, "0 or more"),
+    ("regularizer.stochastic_depth", lambda v: 0 <= v < 1, "a probability in [0, 1), e.g. 0.1"),
+    ("regularizer.callbacks.ema.decay", lambda v: 0 < v < 1, "in (0, 1), e.g. 0.99"),
+    ("lr_find.min_lr", lambda v: v > 0, "a positive number, e.g. 1e-6"),
+    ("lr_find.num_training", lambda v: v >= 12, "12 or more steps"),
     ("data.val_fraction", lambda v: 0 < v < 1, "strictly between 0 and 1, e.g. 0.1"),
     ("data.test_fraction", lambda v: 0 < v < 1, "strictly between 0 and 1, e.g. 0.2"),
     ("data.batch_size", lambda v: v >= 1, "1 or more"),
@@ -33,6 +38,17 @@ RANGE_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("trainer.accumulate_grad_batches", lambda v: v >= 1, "1 or more"),
     ("seed", lambda v: v >= 0, "0 or more (or null for a random seed)"),
 ]
+
+# (key pattern, words accepted in place of the YAML default's type), e.g. optimizer.lr=auto asks the
+# learning-rate finder for the lr.
+WORD_VALUES: list[tuple[str, tuple[str, ...]]] = [
+    ("optimizer.lr", ("auto",)),
+]
+
+
+def _is_word_value(key: str, value: Any) -> bool:
+    return isinstance(value, str) and any(fnmatch(key, pattern) and value in words
+                                          for pattern, words in WORD_VALUES)
 
 
 def _leaves(node: Any, prefix: str = ""):
@@ -78,7 +94,7 @@ def problems(cfg: DictConfig, reference: DictConfig | None) -> list[str]:
     found = []
     reference_leaves = dict(_leaves(reference)) if reference is not None else {}
     for key, value in _leaves(cfg):
-        if key.startswith("hydra."):
+        if key.startswith("hydra.") or _is_word_value(key, value):
             continue
         problem = _type_problem(key, value, reference_leaves.get(key)) or _range_problem(key, value)
         if problem:

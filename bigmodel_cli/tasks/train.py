@@ -11,6 +11,7 @@ from bigmodel_cli.assembly import allowed, build_datamodule, build_module, build
 from bigmodel_cli.checkpoints import atomic_checkpoint_io, load_checkpoint
 from bigmodel_cli.guards import NonFiniteLossGuard, SaveOnSignal
 from bigmodel_cli.resume import checkpoint_to_resume, trim_csv_logs
+from bigmodel_cli.tasks import lr_find
 from bigmodel_cli.tasks.common import collect, prepare, print_summary, task_main
 
 
@@ -24,6 +25,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
     trainer.callbacks.extend([NonFiniteLossGuard(),
                               SaveOnSignal(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")])
     trim_csv_logs(trainer, ckpt_path if cfg.get("resume") else None)
+    if lr_find.wants_search(cfg):
+        lr_find.tune(cfg, module, datamodule, trainer)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = collect(trainer.callback_metrics, ("train/", "val/"))
     checkpoint = trainer.checkpoint_callback
