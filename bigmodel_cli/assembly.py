@@ -32,7 +32,14 @@ def allowed(cfg) -> tuple[str, ...]:
 
 
 def build_datamodule(data_cfg, allow=()):
-    return instantiate(data_cfg, allow)
+    from hydra.errors import InstantiationException
+
+    try:
+        return instantiate(data_cfg, allow)
+    except InstantiationException as exc:
+        if isinstance(exc.__cause__, UserError):  # a constructor's one-line error, not Hydra's wrapper
+            raise exc.__cause__ from None
+        raise
 
 
 # data.task -> the LightningModule that trains a backbone for it.

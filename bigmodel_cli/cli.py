@@ -189,6 +189,9 @@ def run_subcommand(command: str, overrides: list[str], verbose: bool = False) ->
     try:
         with environment(HYDRA_FULL_ERROR="1", **{SUBCOMMAND_ENV: command}):
             app()
+    except failures.FailFast:
+        report_failures(failures.RECORDED)
+        return report("stopped at the first failed job (fail_fast); the jobs after it did not run", None, code=1)
     except UserError as exc:
         return report(str(exc), exc if show_trace else None, code=2)
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
