@@ -150,6 +150,9 @@ def saved_config_arguments(overrides: list[str]) -> list[str]:
         if not any(a.startswith("hydra.searchpath") for a in out):
             out.append(f"hydra.searchpath=[file://{conf_dir()}]")
         out.append("+hydra=default")
+        # A fixed run_name in the saved config would send this run into the old run's directory.
+        if "\nrun_name:" in open(saved).read() and override_value(out, "run_name") is None:
+            out.append("run_name=null")
     return out
 
 

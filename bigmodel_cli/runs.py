@@ -23,17 +23,11 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from bigmodel_cli.distributed import is_rank_zero
+
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.json"
 PACKAGES = ("bigmodel-cli", "torch", "pytorch-lightning", "hydra-core", "omegaconf", "torchvision", "torchmetrics")
-
-
-def is_rank_zero() -> bool:
-    """True unless a launcher (torchrun, SLURM, Lightning's DDP children) says we are another rank."""
-    for key in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "JSM_NAMESPACE_RANK"):
-        if key in os.environ:
-            return int(os.environ[key]) == 0
-    return True
 
 
 def write_json(path: Path, payload: dict) -> None:
@@ -119,6 +113,7 @@ class RunRecorder(Callback):
         runtime = config.hydra.runtime
         task_cfg = OmegaConf.masked_copy(config, [k for k in config.keys() if k != "hydra"])
         run_dir = Path(runtime.output_dir)
+        SKIPPED.pop(str(run_dir), None)  # from an earlier sweep in this process
         fingerprint = config_hash(task_cfg)
         if config.get("skip_completed") and config.hydra.mode == RunMode.MULTIRUN:
             done = find_completed(Path(config.hydra.sweep.dir), fingerprint)
