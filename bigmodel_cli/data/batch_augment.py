@@ -41,10 +41,12 @@ def random_crop(images: torch.Tensor, size: tuple[int, int], padding: list[int] 
     # v2 draws the top-left corner uniformly over the valid range (torch.randint(0, H - h + 1)).
     top = torch.randint(0, height - crop_h + 1, (n,), device=images.device)
     left = torch.randint(0, width - crop_w + 1, (n,), device=images.device)
-    rows = (top[:, None] + torch.arange(crop_h, device=images.device))[:, :, None]  # (n, h, 1)
-    cols = (left[:, None] + torch.arange(crop_w, device=images.device))[:, None, :]  # (n, 1, w)
-    batch = torch.arange(n, device=images.device)[:, None, None]
-    return images.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2).contiguous()
+    # One gather of flat pixel indices (top + row) * width + (left + col), shared by the channels.
+    rows = top[:, None, None] + torch.arange(crop_h, device=images.device)[:, None]
+    cols = left[:, None, None] + torch.arange(crop_w, device=images.device)
+    index = (rows * width + cols).view(n, 1, crop_h * crop_w).expand(n, images.shape[1], -1)
+    flat = images.reshape(n, images.shape[1], height * width)
+    return flat.gather(2, index).view(n, images.shape[1], crop_h, crop_w)
 
 
 def random_flip(images: torch.Tensor, p: float, dim: int = -1) -> torch.Tensor:
@@ -66,12 +68,10 @@ def random_rotation(images: torch.Tensor, degrees: list[float], fill: float = 0.
     theta[:, 0, 0], theta[:, 0, 1] = cos, -sin * height / width
     theta[:, 1, 0], theta[:, 1, 1] = sin * width / height, cos
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-    source = images.float()
-    # Sample a ones channel alongside, to know which output pixels fell outside the image.
-    inside = F.grid_sample(torch.ones_like(source[:, :1]), grid, mode="nearest", padding_mode="zeros",
-                           align_corners=False)
-    out = F.grid_sample(source, grid, mode=interpolation, padding_mode="zeros", align_corners=False)
-    if fill:
+    out = F.grid_sample(images.float(), grid, mode=interpolation, padding_mode="zeros", align_corners=False)
+    if fill:  # sample a ones channel too, to know which output pixels fell outside the image
+        inside = F.grid_sample(torch.ones_like(out[:, :1]), grid, mode="nearest", padding_mode="zeros",
+                               align_corners=False)
         out = out + (1 - inside) * fill
     return out.round().clamp(0, 255).to(images.dtype) if images.dtype == torch.uint8 else out
 
@@ -94,9 +94,9 @@ def batched(transform) -> Callable[[torch.Tensor], torch.Tensor]:
         return lambda x: random_flip(x, transform.p, dim=-1)
     if isinstance(transform, v2.RandomVerticalFlip):
         return lambda x: random_flip(x, transform.p, dim=-2)
+    mode = InterpolationMode(getattr(transform, "interpolation", "nearest")).value  # v2 may keep a str
     if (isinstance(transform, v2.RandomRotation) and not transform.expand and transform.center is None
-            and transform.interpolation in (InterpolationMode.NEAREST, InterpolationMode.BILINEAR)):
-        mode = "nearest" if transform.interpolation == InterpolationMode.NEAREST else "bilinear"
+            and mode in ("nearest", "bilinear")):
         return lambda x: random_rotation(x, transform.degrees, _fill_value(transform.fill), mode)
     return _per_sample(transform)
 

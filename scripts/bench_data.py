@@ -1,0 +1,104 @@
+"""Images/second of the training data path: per-sample torchvision v2 pipeline in a DataLoader
+(num_workers 0 and 2) vs the batched tensor path (data.loader=tensor), on Fashion-MNIST sized data.
+
+    python scripts/bench_data.py [--images 20000] [--batch-size 128] [--augmentations flip_crop standard]
+
+Uses the real Fashion-MNIST when it is on disk, else random 28x28 images of the same size. The
+augmentations are composed from conf/augmentation exactly as `bigmodel train` does. Both paths
+include the per-batch float conversion and normalisation, and run on the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+
+def augmentation(option: str) -> list:
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from bigmodel_cli.conf_tree import conf_dir
+    from bigmodel_cli.resolvers import register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=["data=fashion_mnist", f"augmentation={option}"])
+    return [t for t in instantiate(cfg.augmentation).values() if t is not None]
+
+
+def images(count: int):
+    from bigmodel_cli.data.tensor_images import TensorImages
+
+    try:
+        from bigmodel_cli.data.sources import fashion_mnist
+
+        train = fashion_mnist("data", False, ["/usr/share/datasets/fashion-mnist"])["train"]
+        source = "Fashion-MNIST"
+    except Exception:  # noqa: BLE001 - any reason the files are not there
+        train = TensorImages(torch.randint(0, 256, (60000, 1, 28, 28), dtype=torch.uint8),
+                             torch.randint(0, 10, (60000,)))
+        source = "random 28x28"
+    return TensorImages(train.images[:count], train.labels[:count]), source
+
+
+def normalise(batch: torch.Tensor) -> torch.Tensor:
+    return (batch.float().div_(255) - 0.286) / 0.353
+
+
+def per_sample(data, transforms, batch_size: int, workers: int) -> float:
+    from torch.utils.data import DataLoader
+    from torchvision.transforms import v2
+
+    from bigmodel_cli.data.image import Transformed
+
+    loader = DataLoader(Transformed(data, v2.Compose(transforms)), batch_size=batch_size, shuffle=True,
+                        num_workers=workers)
+    start = time.perf_counter()
+    seen = 0
+    for x, _ in loader:
+        normalise(x)
+        seen += len(x)
+    return seen / (time.perf_counter() - start)
+
+
+def batched(data, transforms, batch_size: int) -> float:
+    from bigmodel_cli.data.batch_augment import BatchAugment
+    from bigmodel_cli.data.tensor_images import TensorLoader
+
+    augment = BatchAugment(transforms)
+    loader = TensorLoader(data, batch_size, shuffle=True, seed=0)
+    start = time.perf_counter()
+    seen = 0
+    for x, _ in loader:
+        normalise(augment(x))
+        seen += len(x)
+    return seen / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=20000)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--augmentations", nargs="+", default=["flip_crop", "standard"])
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads in this process (DataLoader workers use 1 each)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    data, source = images(args.images)
+    print(f"{len(data)} {source} images, batch {args.batch_size}, torch threads {torch.get_num_threads()}\n")
+    print("| augmentation | per-sample, 0 workers | per-sample, 2 workers | batched (tensor) | speed-up vs best per-sample |")
+    print("|---|---:|---:|---:|---:|")
+    for option in args.augmentations:
+        transforms = augmentation(option)
+        batched(data, transforms, args.batch_size)  # warm-up
+        rates = [per_sample(data, transforms, args.batch_size, w) for w in (0, 2)]
+        fast = batched(data, transforms, args.batch_size)
+        print(f"| {option} | {rates[0]:,.0f} img/s | {rates[1]:,.0f} img/s | {fast:,.0f} img/s | "
+              f"{fast / max(rates):.1f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
