@@ -11,7 +11,7 @@ import sys
 from contextlib import contextmanager
 from importlib import import_module
 
-from bigmodel_cli import failures
+from bigmodel_cli import distributed, failures
 from bigmodel_cli.errors import UserError, choices_text, hydra_message_to_line
 
 # subcommand -> (primary config in conf/, task module, one-line summary)
@@ -53,8 +53,7 @@ def main(argv: list[str] | None = None) -> None:
 
         print(f"bigmodel {__version__}")
         return
-    if args[0] not in SUBCOMMANDS and os.environ.get(SUBCOMMAND_ENV) and "LOCAL_RANK" in os.environ:
-        args.insert(0, os.environ[SUBCOMMAND_ENV])  # a DDP child re-launched by Lightning
+    args = distributed.rank_argv(args, SUBCOMMANDS)  # DDP children and non-zero ranks: see distributed.py
     command, overrides = args[0], args[1:]
     overrides = [FLAG_OVERRIDES.get(a, a) for a in overrides]
     trust = "--trust-checkpoint" in overrides
@@ -181,10 +180,13 @@ def run_subcommand(command: str, overrides: list[str], verbose: bool = False) ->
         if done is not None:  # skip_completed: the same config already completed in this sweep
             print(f"skipped: the same config completed in {done['run_dir']}")
             return runs.objective_value(cfg, done.get("metrics", {}))
+        distributed.export_job(command)
         try:
             return import_module(task_module).main(cfg)
         except Exception as exc:  # recorded, so the run is marked failed and a sweep goes on
             return failures.record(exc, show_trace)
+        finally:
+            distributed.release()
 
     app = hydra.main(config_path=str(conf_dir()), config_name=config_name, version_base="1.3")(task_function)
     sys.argv = [sys.argv[0], *overrides]

@@ -81,6 +81,10 @@ class ClassificationModule(pl.LightningModule):
             loss = loss + term
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
         self.metrics_for("train").update(logits.detach(), hard_labels(y))
+        # Logged as metric objects: Lightning computes (and syncs) them at epoch end in the same
+        # order on every rank. Computing them in on_train_epoch_end deadlocked DDP, because the
+        # progress bar reduces epoch metrics on rank zero only, before that hook runs.
+        self.log_dict(self.metrics_for("train"), on_step=False, on_epoch=True)
         return loss * self.full_batch_weight(len(x)) if self.full_batch else loss
 
     def on_train_epoch_start(self) -> None:
@@ -106,10 +110,6 @@ class ClassificationModule(pl.LightningModule):
                 for p in group["params"]:
                     if is_decayed(p):
                         p.mul_(1.0 - group["lr"] * self.weight_decay)
-
-    def on_train_epoch_end(self) -> None:
-        self.log_dict(self.metrics_for("train").compute())  # compute() already syncs across ranks
-        self.metrics_for("train").reset()
 
     def _evaluate(self, batch, split: str) -> None:
         x, y = batch
