@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bigmodel_cli.errors import UserError
-from bigmodel_cli.runs import METRICS_FILE, RUN_FILE, read_json
+from bigmodel_cli.runs import METRICS_FILE, NOT_PART_OF_THE_JOB, RUN_FILE, read_json
 
 SUMMARY_METRICS = ("val/acc", "val/loss", "test/acc", "test/loss", "train/loss")
 
@@ -79,8 +79,8 @@ def sort_jobs(jobs: list[dict]) -> list[dict]:
 
 
 def differing(jobs: list[dict]) -> list[str]:
-    """Override keys whose value is not the same in every job."""
-    keys = sorted({k for job in jobs for k in job["overrides"]})
+    """Override keys whose value is not the same in every job (run-control flags aside)."""
+    keys = sorted({k for job in jobs for k in job["overrides"] if k not in NOT_PART_OF_THE_JOB})
     return [k for k in keys if len({job["overrides"].get(k) for job in jobs}) > 1]
 
 
