@@ -155,9 +155,13 @@ def build_trainer(cfg: DictConfig, **overrides):
     try:
         return instantiate(cfg.trainer, allow, callbacks=callbacks, logger=loggers or False, **overrides)
     except InstantiationException as exc:
-        if not isinstance(exc.__cause__, MisconfigurationException):
+        # Lightning's accelerator connector says what cannot run here (no GPU, FSDP off GPU,
+        # bad precision) with MisconfigurationException or ValueError.
+        if not isinstance(exc.__cause__, (MisconfigurationException, ValueError)):
             raise
         t = cfg.trainer
+        strategy = t.get("strategy")
+        strategy = strategy.get("_target_", strategy) if isinstance(strategy, DictConfig) else strategy
         raise UserError(f"trainer settings accelerator={t.get('accelerator')} devices={t.get('devices')} "
-                        f"strategy={t.get('strategy')} cannot run here: {str(exc.__cause__).splitlines()[0]}; "
+                        f"strategy={strategy} precision={t.get('precision')} cannot run here: {str(exc.__cause__).splitlines()[0]}; "
                         f"fix: accelerator=cpu or accelerator=auto, or run on a machine that has it") from None

@@ -106,14 +106,7 @@ def atomic_save(obj: Any, path: str | Path) -> None:
 
 def atomic_checkpoint_io():
     """A Lightning CheckpointIO plugin that saves atomically and loads with weights_only=True."""
-    from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
-
-    class AtomicCheckpointIO(TorchCheckpointIO):
-        def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
-            atomic_save(checkpoint, path)
-
-        def load_checkpoint(self, path, map_location=None, weights_only=None):
-            return read_checkpoint(path, map_location or "cpu")
+    from bigmodel_cli.checkpoint_io import AtomicCheckpointIO
 
     return AtomicCheckpointIO()
 
