@@ -128,14 +128,16 @@ def test_resume_auto_starts_fresh_then_resumes(cli, in_tmp_cwd):
     assert ckpt["epoch"] == 1
 
 
-def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(compose_cfg, tmp_path, monkeypatch):
+def wrap_training_step(monkeypatch, after) -> None:
+    """Make ClassificationModule.training_step return after(module, batch_idx, loss)."""
     original = ClassificationModule.training_step
+    monkeypatch.setattr(ClassificationModule, "training_step",
+                        lambda self, batch, batch_idx: after(self, batch_idx, original(self, batch, batch_idx)))
 
-    def poisoned(self, batch, batch_idx):
-        loss = original(self, batch, batch_idx)
-        return loss * float("nan") if self.current_epoch >= 1 else loss
 
-    monkeypatch.setattr(ClassificationModule, "training_step", poisoned)
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(compose_cfg, tmp_path, monkeypatch):
+    wrap_training_step(monkeypatch, after=lambda self, batch_idx, loss:
+                       loss * float("nan") if self.current_epoch >= 1 else loss)
     with compose_cfg("train", [*TWO_EPOCHS, "accelerator=cpu"]) as cfg:
         with pytest.raises(NonFiniteLoss, match=r"loss is nan at step 3 \(epoch 1\).*last\.ckpt \(not overwritten\)"):
             train.run(cfg)
@@ -146,14 +148,12 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(compose_cfg, t
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1], ids=["SIGTERM", "SIGUSR1"])
 def test_stop_signal_saves_a_checkpoint_first(signum, compose_cfg, tmp_path, monkeypatch):
-    original = ClassificationModule.training_step
-
-    def signalled(self, batch, batch_idx):
+    def send(self, batch_idx, loss):
         if self.current_epoch == 1 and batch_idx == 1:
             os.kill(os.getpid(), signum)
-        return original(self, batch, batch_idx)
+        return loss
 
-    monkeypatch.setattr(ClassificationModule, "training_step", signalled)
+    wrap_training_step(monkeypatch, after=send)
     with compose_cfg("train", [*TWO_EPOCHS, "accelerator=cpu"]) as cfg:
         with pytest.raises(TrainingInterrupted, match=f"received {signal.Signals(signum).name} at step 5"):
             train.run(cfg)
