@@ -9,7 +9,7 @@ from __future__ import annotations
 from torch import nn
 
 from bigmodel_cli.errors import UserError, choices_text
-from bigmodel_cli.models.resnet import load_weights
+from bigmodel_cli.models.layers import load_weights
 
 ARCHS = {"vgg11": "A", "vgg13": "B", "vgg16": "D", "vgg19": "E"}
 
