@@ -114,6 +114,7 @@ class Transformer(nn.Module):
             tokens, mask = self.embed(x).flatten(2).transpose(1, 2), None
         else:
             tokens, mask = self.embed(x), x != 0
+            mask[:, 0] |= ~mask.any(1)  # an empty text still attends to (and pools) one position
         if self.cls is not None:
             tokens = torch.cat([self.cls.expand(len(tokens), -1, -1), tokens], dim=1)
             if mask is not None:
