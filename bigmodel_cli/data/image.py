@@ -16,9 +16,10 @@ from typing import Callable
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 
 from bigmodel_cli.data.batch_augment import BatchAugment, batch_mixer, is_batch_level
+from bigmodel_cli.data.loaders import SplitLoaders
 from bigmodel_cli.data.tensor_images import TensorImages, TensorLoader
 from bigmodel_cli.errors import UserError
 
@@ -55,12 +56,12 @@ def split_off(dataset: Dataset, fraction: float, generator: torch.Generator) -> 
     return Subset(dataset, rest.tolist()), Subset(dataset, part.tolist())
 
 
-class ImageDataModule(pl.LightningDataModule):
+class ImageDataModule(SplitLoaders, pl.LightningDataModule):
     def __init__(self, source: Callable[[], dict], num_classes: int, in_channels: int, image_size: int,
                  mean: list[float], std: list[float], batch_size: int = 128, val_fraction: float = 0.1,
                  test_fraction: float = 0.2, num_workers: int = 0, seed: int = 0,
                  augmentation: dict | None = None, modality: str = "image",
-                 root: str | None = None, download: bool = False, loader: str = "tensor"):
+                 root: str | None = None, download: bool = False, loader: str = "dataloader"):
         # root and download are read by `source` (through interpolation); kept here so the
         # data config and this signature list the same keys.
         super().__init__()
@@ -122,27 +123,16 @@ class ImageDataModule(pl.LightningDataModule):
             raise UserError(f"labels go up to {int(train.labels.max())} but data.num_classes={self.num_classes}; "
                             f"fix: data.num_classes={int(train.labels.max()) + 1}")
 
-    def dataloader(self, split: str, shuffle: bool = False, shard: bool = True):
-        if self.loader == "tensor":
-            trainer = self.trainer
-            device = trainer.strategy.root_device if trainer is not None else None
-            rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None and shard else (0, 1)
-            return TensorLoader(self.datasets[split], self.batch_size, shuffle=shuffle, seed=self.seed,
-                                device=device, rank=rank, world_size=world)
-        return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
-
-    def train_dataloader(self) -> DataLoader:
-        return self.dataloader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self.dataloader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self.dataloader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self.dataloader(getattr(self, "predict_split", "test"), shard=False)
+    def dataloader(self, split: str, shuffle: bool = False):
+        trainer = self.trainer
+        if self.loader != "tensor" or (trainer is not None and trainer.overfit_batches):
+            return super().dataloader(split, shuffle)  # overfit_batches needs a DataLoader to re-sample
+        device = trainer.strategy.root_device if trainer is not None else None
+        # Ranks share train/val/test; predictions keep the split's order, whole, on every rank.
+        shard = trainer is not None and not trainer.predicting
+        rank, world = (trainer.global_rank, trainer.world_size) if shard else (0, 1)
+        return TensorLoader(self.datasets[split], self.batch_size, shuffle=shuffle, seed=self.seed,
+                            device=device, rank=rank, world_size=world)
 
     def example_input(self, batch: int = 2) -> torch.Tensor:
         """A dummy normalised batch of this data's shape, for checking a model fits before training."""
