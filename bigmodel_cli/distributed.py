@@ -18,6 +18,10 @@ import tempfile
 
 JOB_ENV = "BIGMODEL_DDP_JOB"
 RANK_VARIABLES = ("RANK", "SLURM_PROCID", "LOCAL_RANK", "JSM_NAMESPACE_RANK")
+# Lightning's launcher writes these into the launching process's own environment; left there, the
+# next job of a sweep would think its ranks already exist (LOCAL_RANK set) and wait for them forever.
+LAUNCHER_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE", JOB_ENV)
+_job_start_environment: dict[str, str | None] = {}
 
 
 def global_rank() -> int:
@@ -49,6 +53,8 @@ def export_job(command: str) -> None:
     """Called by the launching process when a job starts: what its DDP children must run."""
     from hydra.core.hydra_config import HydraConfig
 
+    _job_start_environment.clear()
+    _job_start_environment.update({name: os.environ.get(name) for name in LAUNCHER_VARIABLES})
     if "LOCAL_RANK" in os.environ or not HydraConfig.initialized():
         return
     hydra_cfg = HydraConfig.get()
@@ -57,9 +63,13 @@ def export_job(command: str) -> None:
 
 
 def release() -> None:
-    """After a job: forget it, and tear down the process group so the next job of a sweep can
-    start its own ranks (Lightning leaves the group initialised)."""
-    os.environ.pop(JOB_ENV, None)
+    """After a job: put the launcher's environment back as it was when the job started, and tear
+    down the process group, so the next job of a sweep starts its own ranks afresh."""
+    for name, value in _job_start_environment.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     import sys
 
     if "torch" in sys.modules:
@@ -67,3 +77,13 @@ def release() -> None:
 
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def global_batch_line(batch_size: int, trainer) -> str:
+    """How the per-device batch adds up across devices, nodes and gradient accumulation."""
+    devices, nodes = trainer.num_devices, trainer.num_nodes
+    accumulate = int(getattr(trainer, "accumulate_grad_batches", 1) or 1)
+    total = batch_size * devices * nodes * accumulate
+    line = (f"global batch {total} = {batch_size} per device x {devices} device{'s' if devices > 1 else ''} "
+            f"x {nodes} node{'s' if nodes > 1 else ''}")
+    return line + (f" x {accumulate} accumulated batches" if accumulate > 1 else "")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from bigmodel_cli.distributed import global_batch_line, is_rank_zero
+
 from bigmodel_cli import runs
 from bigmodel_cli.assembly import allowed, build_datamodule, build_module, build_trainer, plain, probe
 from bigmodel_cli.checkpoints import atomic_checkpoint_io, load_checkpoint
@@ -22,6 +24,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
     module = build_module(plain(cfg))
     probe(module, datamodule)
     trainer = build_trainer(cfg, plugins=[atomic_checkpoint_io()])
+    if is_rank_zero():
+        print(global_batch_line(cfg.data.batch_size, trainer))
     trainer.callbacks.extend([NonFiniteLossGuard(),
                               SaveOnSignal(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")])
     trim_csv_logs(trainer, ckpt_path if cfg.get("resume") else None)

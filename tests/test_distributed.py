@@ -1,0 +1,137 @@
+"""Distributed training through the installed `bigmodel` command, as users type it: DDP over CPU
+processes (gloo), DDP inside a Hydra multirun, a simulated two-node torchrun on loopback, and the
+joblib / submitit launchers. Each test is bounded by a timeout, so a hang fails instead of stalling."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from bigmodel_cli.tasks import train
+
+pytestmark = pytest.mark.slow
+
+BIGMODEL = shutil.which("bigmodel") or "bigmodel"
+# Small and quick, on the default digits data; no progress bar in captured output.
+QUICK = ["trainer.max_epochs=2", "callbacks.progress_bar=null", "callbacks.model_summary=null"]
+
+
+def run_cli(args: list[str], cwd: Path, timeout: int = 420, command: list[str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run(command or [BIGMODEL, *args], cwd=cwd, capture_output=True, text=True,
+                            timeout=timeout, env=env)
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def only_run_dir(root: Path) -> Path:
+    runs = [p for p in root.iterdir() if p.is_dir()]
+    assert len(runs) == 1, f"expected exactly one run directory, found {runs}"
+    return runs[0]
+
+
+def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path, compose_cfg):
+    result = run_cli(["train", "accelerator=cpu", "trainer.devices=2", "data.batch_size=32", *QUICK], tmp_path)
+    assert "global batch 64 = 32 per device x 2 devices x 1 node" in result.stdout
+    assert not (tmp_path / "multirun").exists()
+    run = only_run_dir(tmp_path / "outputs" / "train")
+    files = sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file())
+    assert [f for f in files if "ddp_process" in f or "rank" in f] == [], f"a non-zero rank wrote files: {files}"
+    assert {"run.json", "metrics.json", "checkpoints/best.ckpt", "checkpoints/last.ckpt"} <= set(files)
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "completed"
+    ddp = json.loads((run / "metrics.json").read_text())
+
+    # The same global batch on one process, in-process: the final metrics agree.
+    with compose_cfg("train", ["accelerator=cpu", "data.batch_size=64", "logger=none", *QUICK]) as cfg:
+        single = train.run(cfg)
+    for key in ("val/acc", "test/acc"):
+        assert abs(ddp[key] - single[key]) < 0.05, (key, ddp[key], single[key])
+
+
+def test_ddp_inside_a_multirun_sweep(tmp_path):
+    run_cli(["train", "-m", "accelerator=cpu", "trainer.devices=2", "optimizer=sgd,adam", "debug=limit",
+             "logger=none", "callbacks.progress_bar=null", "callbacks.model_summary=null"], tmp_path)
+    assert not (tmp_path / "outputs").exists(), "DDP children must not start their own run directories"
+    sweep = only_run_dir(tmp_path / "multirun" / "train")
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert jobs == ["0", "1"]
+    optimizers = set()
+    for job in jobs:
+        record = json.loads((sweep / job / "run.json").read_text())
+        assert record["status"] == "completed"
+        optimizers.add(record["config"]["optimizer"]["_target_"])
+        assert (sweep / job / "metrics.json").is_file()
+    assert optimizers == {"torch.optim.SGD", "torch.optim.Adam"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_node_torchrun_on_loopback(tmp_path):
+    """Two torchrun agents, node_rank 0 and 1, one CPU process each: Lightning's TorchElastic
+    environment sees a world of two nodes."""
+    port = str(free_port())
+    common = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
+              "--master_addr=127.0.0.1", f"--master_port={port}"]
+    args = ["-m", "bigmodel_cli", "train", "accelerator=cpu", "trainer.num_nodes=2", "trainer.devices=1",
+            "debug=limit", "logger=none", "callbacks.progress_bar=null", "callbacks.model_summary=null"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    nodes = [subprocess.Popen([*common, f"--node_rank={rank}", *args], cwd=tmp_path, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for rank in (0, 1)]
+    outputs = []
+    try:
+        for node in nodes:
+            outputs.append(node.communicate(timeout=420)[0])
+    finally:
+        for node in nodes:
+            node.kill()
+    for node, output in zip(nodes, outputs):
+        assert node.returncode == 0, output[-3000:]
+    assert "global batch 128 = 64 per device x 1 device x 2 nodes" in outputs[0]
+    run = only_run_dir(tmp_path / "outputs" / "train")
+    assert json.loads((run / "run.json").read_text())["status"] == "completed"
+
+
+def test_joblib_launcher_runs_jobs_in_parallel(tmp_path):
+    run_cli(["train", "-m", "launcher=joblib", "hydra.launcher.n_jobs=2", "optimizer=sgd,adam,adamw,rmsprop",
+             "debug=limit", "logger=none", "callbacks.progress_bar=null", "callbacks.model_summary=null"], tmp_path)
+    sweep = only_run_dir(tmp_path / "multirun" / "train")
+    spans = []
+    for job in sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        record = json.loads((job / "run.json").read_text())
+        assert record["status"] == "completed"
+        spans.append((datetime.fromisoformat(record["start_time"]), datetime.fromisoformat(record["end_time"])))
+    assert len(spans) == 4
+    overlapping = [(a, b) for i, a in enumerate(spans) for b in spans[i + 1:] if a[0] < b[1] and b[0] < a[1]]
+    assert overlapping, f"no two jobs ran at the same time: {spans}"
+
+
+def test_submitit_local_launcher(tmp_path):
+    run_cli(["train", "-m", "launcher=submitit_local", "debug=limit", "logger=none",
+             "callbacks.progress_bar=null", "callbacks.model_summary=null"], tmp_path)
+    sweep = only_run_dir(tmp_path / "multirun" / "train")
+    record = json.loads((sweep / "0" / "run.json").read_text())
+    assert record["status"] == "completed" and (sweep / "0" / "metrics.json").is_file()
+
+
+def test_submitit_slurm_config_composes(cli):
+    code, out, err = cli("train", "launcher=submitit_slurm", "hydra.launcher.partition=gpu",
+                         "hydra.launcher.gpus_per_node=4", "hydra.launcher.nodes=2", "--cfg", "hydra")
+    assert code == 0, err
+    assert "SlurmLauncher" in out and "partition: gpu" in out and "signal_delay_s: 120" in out
+    code, out, err = cli("train", "launcher=submitit_slurm", "hydra.launcher.gpus_per_node=4",
+                         "hydra.launcher.nodes=2", "--cfg", "job", "--resolve")
+    assert code == 0, err
+    assert "devices: 4" in out and "num_nodes: 2" in out and "accelerator: gpu" in out
