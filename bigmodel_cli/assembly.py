@@ -164,4 +164,4 @@ def build_trainer(cfg: DictConfig, **overrides):
         strategy = strategy.get("_target_", strategy) if isinstance(strategy, DictConfig) else strategy
         raise UserError(f"trainer settings accelerator={t.get('accelerator')} devices={t.get('devices')} "
                         f"strategy={strategy} precision={t.get('precision')} cannot run here: {str(exc.__cause__).splitlines()[0]}; "
-                        f"fix: accelerator=cpu or accelerator=auto, or run on a machine that has it") from None
+                        f"fix: change that setting (accelerator=cpu or auto when the hardware is missing)") from None

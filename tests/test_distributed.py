@@ -135,3 +135,31 @@ def test_submitit_slurm_config_composes(cli):
                          "hydra.launcher.nodes=2", "--cfg", "job", "--resolve")
     assert code == 0, err
     assert "devices: 4" in out and "num_nodes: 2" in out and "accelerator: gpu" in out
+
+
+def test_srun_style_launch_two_tasks(tmp_path):
+    """Two processes started as `srun --ntasks=2 bigmodel train ...` starts them (SLURM variables
+    set by hand: no cluster here): Lightning's SLURM environment wires them into one DDP world."""
+    port = str(free_port())
+    args = [BIGMODEL, "train", "accelerator=cpu", "trainer.devices=2", "debug=limit", "logger=none",
+            "callbacks.progress_bar=null", "callbacks.model_summary=null"]
+    tasks = []
+    for rank in (0, 1):
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2",
+               "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank), "SLURM_NODEID": "0",
+               "SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "bigmodel", "SLURM_NODELIST": "127.0.0.1",
+               "MASTER_PORT": port}
+        tasks.append(subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+    outputs = []
+    try:
+        for task in tasks:
+            outputs.append(task.communicate(timeout=420)[0])
+    finally:
+        for task in tasks:
+            task.kill()
+    for task, output in zip(tasks, outputs):
+        assert task.returncode == 0, output[-3000:]
+    assert "global batch 128 = 64 per device x 2 devices x 1 node" in outputs[0]
+    run = only_run_dir(tmp_path / "outputs" / "train")
+    assert json.loads((run / "run.json").read_text())["status"] == "completed"
