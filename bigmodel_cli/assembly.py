@@ -149,6 +149,7 @@ def build_trainer(cfg: DictConfig, **overrides):
             print(f"note: callbacks.{name} needs a logger and is skipped with logger=none")
             continue
         callbacks.append(instantiate(node, allow))
+    overrides = quiet_defaults(cfg, callbacks) | overrides
     from hydra.errors import InstantiationException
     from lightning_fabric.utilities.exceptions import MisconfigurationException
 
@@ -165,3 +166,14 @@ def build_trainer(cfg: DictConfig, **overrides):
         raise UserError(f"trainer settings accelerator={t.get('accelerator')} devices={t.get('devices')} "
                         f"strategy={strategy} precision={t.get('precision')} cannot run here: {str(exc.__cause__).splitlines()[0]}; "
                         f"fix: change that setting (accelerator=cpu or auto when the hardware is missing)") from None
+
+
+def quiet_defaults(cfg: DictConfig, callbacks: list) -> dict[str, bool]:
+    """With no progress bar (or model summary) among the callbacks, Lightning would add its own
+    (a tqdm bar refreshed every step); `callbacks.progress_bar=null` means none at all, unless the
+    trainer group sets enable_progress_bar / enable_model_summary itself."""
+    from pytorch_lightning.callbacks import ModelSummary, ProgressBar
+
+    wanted = {"enable_progress_bar": ProgressBar, "enable_model_summary": ModelSummary}
+    return {flag: False for flag, kind in wanted.items()
+            if cfg.trainer.get(flag) is None and not any(isinstance(c, kind) for c in callbacks)}

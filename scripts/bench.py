@@ -1,0 +1,266 @@
+"""`bigmodel` against a plain PyTorch loop, measured side by side in one run: start-up, per-epoch
+training time, time to accuracy, peak memory.
+
+    python scripts/bench.py [--quick] [--repeats 3] [--threads N] [--device cpu|cuda] [--out-dir DIR]
+
+Prints a table and writes it to <out-dir>/bench.json and <out-dir>/bench.md (default
+outputs/bench). Every measurement is a whole process (its peak resident memory is the process's
+max RSS); each is repeated and the median reported.
+
+1. start-up: `bigmodel --help`, `bigmodel train --cfg job`, `bigmodel train debug=fdr`, wall time.
+2. per epoch: `bigmodel train` (defaults, and callbacks=minimal logger=none) vs scripts/plain_loop.py
+   for an MLP and a small CNN: the same data tensors, model class, optimizer, batch size, steps,
+   validation batches and threads. Epoch times are taken inside the training process
+   (bigmodel_cli.timing.EpochTimer; the plain loop times itself), so start-up is excluded; the
+   first epoch of each process is a warm-up and is left out.
+3. time to accuracy: `bigmodel train experiment=fashion_mnist_fast` end to end (start-up included)
+   and the test accuracy it reaches.
+
+Fashion-MNIST is used where it is installed (/usr/share/datasets/fashion-mnist), else
+data=synthetic of the same shape. --quick uses tiny synthetic data, few steps and one repeat: it
+proves the benchmark works (CI), its numbers mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+# Per-epoch cases: the model option and its overrides (the CNN is the default model's shape).
+MODELS = {"mlp": ["model=mlp"], "cnn": ["model=cnn"]}
+PRESETS = {"defaults": [], "minimal": ["callbacks=minimal", "logger=none"]}
+TARGETS = {"--help": 0.5, "--cfg job": 1.5, "defaults": 1.15, "minimal": 1.05}
+FAST_RECIPE = "fashion_mnist_fast"
+
+
+def bigmodel() -> list[str]:
+    """The console script next to this interpreter, else `python -m bigmodel_cli`."""
+    script = shutil.which("bigmodel", path=str(Path(sys.executable).parent)) or shutil.which("bigmodel")
+    return [script] if script else [sys.executable, "-m", "bigmodel_cli"]
+
+
+def run_process(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float) -> dict:
+    """Runs cmd to completion: wall seconds, peak RSS (MiB) of that process, its output's tail."""
+    log = cwd / f"log-{time.monotonic_ns()}.txt"
+    with open(log, "wb") as out:
+        start = time.perf_counter()
+        process = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        deadline = start + timeout
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                process.kill()
+                pid, status, usage = os.wait4(process.pid, 0)
+                break
+            time.sleep(0.005)
+        wall = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    text = log.read_text(errors="replace")
+    print(f"  {wall:7.2f} s  {' '.join(cmd[-3:])[:100]}", file=sys.stderr, flush=True)
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({process.returncode}):\n{text[-3000:]}")
+    # ru_maxrss is in KiB on Linux, bytes on macOS.
+    rss = usage.ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
+    return {"wall": wall, "rss_mb": rss, "output": text}
+
+
+def data_overrides(quick: bool) -> tuple[list[str], str]:
+    if quick:
+        return ["data=synthetic", "data.source.train_samples=512", "data.source.test_samples=128"], "synthetic (quick)"
+    if FASHION_DIR.is_dir():
+        return ["data=fashion_mnist"], "Fashion-MNIST"
+    return (["data=synthetic", "data.source.train_samples=60000", "data.source.test_samples=10000"],
+            "synthetic 28x28 (Fashion-MNIST not installed)")
+
+
+def device_overrides(device: str) -> list[str]:
+    return ["accelerator=gpu"] if device == "cuda" else ["accelerator=cpu"]
+
+
+def median_epoch(seconds: list[float]) -> float:
+    """Median epoch time, the first (warm-up) epoch left out when there are others."""
+    return statistics.median(seconds[1:] if len(seconds) > 1 else seconds)
+
+
+def row(section: str, case: str, runs: list[dict], value_key: str, unit: str, **extra) -> dict:
+    return {"section": section, "case": case, "value": statistics.median(r[value_key] for r in runs),
+            "unit": unit, "runs": [round(r[value_key], 4) for r in runs],
+            "peak_rss_mb": max(r["rss_mb"] for r in runs), **extra}
+
+
+def bench_startup(args, work: Path, env: dict) -> list[dict]:
+    cases = [("bigmodel --help", ["--help"], TARGETS["--help"]),
+             ("bigmodel train --cfg job", ["train", "--cfg", "job"], TARGETS["--cfg job"]),
+             ("bigmodel train debug=fdr", ["train", "debug=fdr", "callbacks.progress_bar=null",
+                                          *device_overrides(args.device)], None)]
+    rows = []
+    for name, argv, target in cases:
+        runs = [run_process([*bigmodel(), *argv], work, env, args.timeout) for _ in range(args.repeats)]
+        rows.append(row("start-up", name, runs, "wall", "s", target=target,
+                        met=None if target is None else statistics.median(r["wall"] for r in runs) <= target))
+    return rows
+
+
+def epoch_settings(args) -> dict:
+    if args.quick:
+        return {"epochs": 2, "steps": {"mlp": 4, "cnn": 4}, "val_steps": 2}
+    return {"epochs": args.epochs, "steps": {"mlp": args.mlp_steps, "cnn": args.cnn_steps}, "val_steps": args.val_steps}
+
+
+def bigmodel_epochs(args, work: Path, env: dict, common: list[str], settings: dict, model: str,
+                    preset: str, repeat: int) -> dict:
+    timer = work / f"epochs-{model}-{preset}-{repeat}.json"
+    steps = settings["steps"][model]
+    overrides = [*common, *MODELS[model], *PRESETS[preset], f"trainer.max_epochs={settings['epochs']}",
+                 f"trainer.limit_train_batches={steps if steps else 'null'}",
+                 f"trainer.limit_val_batches={settings['val_steps'] or 'null'}",
+                 "test_after_fit=false", f"run_name=bench-{model}-{preset}-{repeat}",
+                 "+callbacks.epoch_timer._target_=bigmodel_cli.timing.EpochTimer",
+                 f"+callbacks.epoch_timer.path={timer}"]
+    result = run_process([*bigmodel(), "train", *overrides], work, env, args.timeout)
+    result["epoch"] = median_epoch(json.loads(timer.read_text())["epoch_seconds"])
+    return result
+
+
+def plain_epochs(args, work: Path, env: dict, common: list[str], settings: dict, model: str, repeat: int) -> dict:
+    out = work / f"plain-{model}-{repeat}.json"
+    steps, val_steps = settings["steps"][model], settings["val_steps"]
+    cmd = [sys.executable, str(HERE / "plain_loop.py"), "--out", str(out), "--epochs", str(settings["epochs"]),
+           "--threads", str(args.threads), "--device", args.device,
+           *(["--steps", str(steps)] if steps else []), *(["--val-steps", str(val_steps)] if val_steps else []),
+           "--", *common, *MODELS[model]]
+    result = run_process(cmd, work, env, args.timeout)
+    result["epoch"] = median_epoch(json.loads(out.read_text())["epoch_seconds"])
+    return result
+
+
+def bench_epochs(args, work: Path, env: dict, data: list[str]) -> list[dict]:
+    settings = epoch_settings(args)
+    # Like with like: no lr schedule in either (stepping one is noise), the same seed and device.
+    common = [*data, "scheduler=none", *device_overrides(args.device)]
+    rows = []
+    for model in MODELS:
+        runs: dict[str, list[dict]] = {"plain": [], **{preset: [] for preset in PRESETS}}
+        for repeat in range(args.repeats):  # interleaved, so load changes hit every case alike
+            runs["plain"].append(plain_epochs(args, work, env, common, settings, model, repeat))
+            for preset in PRESETS:
+                runs[preset].append(bigmodel_epochs(args, work, env, common, settings, model, preset, repeat))
+        plain = statistics.median(r["epoch"] for r in runs["plain"])
+        steps = settings["steps"][model] or "all"
+        rows.append(row("per epoch", f"{model}: plain PyTorch loop", runs["plain"], "epoch", "s",
+                        steps=steps, ratio=1.0))
+        for preset in PRESETS:
+            epoch = statistics.median(r["epoch"] for r in runs[preset])
+            ratio = epoch / plain
+            rows.append(row("per epoch", f"{model}: bigmodel train ({preset})", runs[preset], "epoch", "s",
+                            steps=steps, ratio=ratio, target=TARGETS[preset], met=ratio <= TARGETS[preset]))
+    return rows
+
+
+def bench_time_to_accuracy(args, work: Path, env: dict, data: list[str]) -> list[dict]:
+    overrides = [f"experiment={FAST_RECIPE}", *device_overrides(args.device)]
+    if args.quick:
+        overrides += [*data, "trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=2"]
+    elif data[0] != "data=fashion_mnist":
+        overrides += data
+    runs = []
+    for repeat in range(args.tta_repeats):
+        result = run_process([*bigmodel(), "train", *overrides, f"run_name=bench-fast-{repeat}"], work, env,
+                             args.timeout)
+        metrics = json.loads((work / "outputs" / "train" / f"bench-fast-{repeat}" / "metrics.json").read_text())
+        result["test_acc"] = float(metrics["test/acc"])
+        runs.append(result)
+    acc = statistics.median(r["test_acc"] for r in runs)
+    return [row("time to accuracy", f"bigmodel train experiment={FAST_RECIPE}", runs, "wall", "s",
+                test_acc=round(acc, 4), target=0.90, met=acc >= 0.90)]
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def markdown(rows: list[dict], machine: dict) -> str:
+    lines = [f"bigmodel benchmark: {machine['data']}, {machine['device']}, threads={machine['threads']}, "
+             f"{machine['cpus']} CPUs, load average {machine['load_before']} -> {machine['load_after']}"
+             f"{' (QUICK: tiny sizes, numbers meaningless)' if machine['quick'] else ''}",
+             "",
+             "| section | case | median | runs | vs plain | target | met | peak RSS MiB |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ratio = f"{r['ratio']:.3f}x" if "ratio" in r else ""
+        value = f"{r['value']:.3f} {r['unit']}"
+        if "steps" in r:
+            value += f" ({r['steps']} steps)"
+        if "test_acc" in r:
+            value += f", test acc {r['test_acc']:.4f}"
+        target = r.get("target")
+        target_text = "" if target is None else (f"<= {target}x" if "ratio" in r else
+                                                 f">= {target:.0%} acc" if "test_acc" in r else f"<= {target} s")
+        met = {True: "yes", False: "NO", None: ""}[r.get("met")]
+        lines.append(f"| {r['section']} | {r['case']} | {value} | {len(r['runs'])} | {ratio} | {target_text} | "
+                     f"{met} | {r['peak_rss_mb']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="bigmodel vs a plain PyTorch loop: start-up, per-epoch "
+                                                 "time, time to accuracy, peak memory")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, one repeat: proves it works (CI)")
+    parser.add_argument("--repeats", type=int, default=None, help="runs per case (default 3, --quick 1)")
+    parser.add_argument("--tta-repeats", type=int, default=1, help="runs of the time-to-accuracy recipe")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per training process (first is warm-up)")
+    parser.add_argument("--mlp-steps", type=int, default=0, help="MLP training batches per epoch (0: all)")
+    parser.add_argument("--cnn-steps", type=int, default=100, help="CNN training batches per epoch (0: all)")
+    parser.add_argument("--val-steps", type=int, default=10, help="validation batches per epoch (0: all)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads in every process")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--sections", default="startup,epochs,accuracy", help="comma-separated subset to run")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed per process")
+    parser.add_argument("--out-dir", default="outputs/bench")
+    args = parser.parse_args(argv)
+    args.repeats = args.repeats or (1 if args.quick else 3)
+    out_dir = Path(args.out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
+           "PYTHONUNBUFFERED": "1"}
+    data, data_name = data_overrides(args.quick)
+    machine = {"data": data_name, "device": args.device, "threads": args.threads, "cpus": os.cpu_count(),
+               "quick": args.quick, "python": platform.python_version(), "platform": platform.platform(),
+               "repeats": args.repeats, "load_before": load_average()}
+    sections = set(args.sections.split(","))
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="bigmodel-bench-") as tmp:
+        work = Path(tmp)
+        if "startup" in sections:
+            rows += bench_startup(args, work, env)
+        if "epochs" in sections:
+            rows += bench_epochs(args, work, env, data)
+        if "accuracy" in sections:
+            rows += bench_time_to_accuracy(args, work, env, data)
+    machine["load_after"] = load_average()
+    table = markdown(rows, machine)
+    (out_dir / "bench.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))
+    (out_dir / "bench.md").write_text(table)
+    print(table)
+    print(f"written: {out_dir / 'bench.json'}, {out_dir / 'bench.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""The hand-written PyTorch loop that scripts/bench.py compares `bigmodel train` with.
+
+    python scripts/plain_loop.py --out plain.json [--epochs 3] [--steps N] [--val-steps N]
+        [--threads 2] [--device cpu] -- data=fashion_mnist model=cnn ...
+
+It composes the same config as `bigmodel train <overrides>` and takes from it the same data
+tensors (the DataModule's splits, uint8, batched by a seeded permutation and converted to float
+and normalised per batch exactly as bigmodel does), the same backbone class and arguments, the same
+optimizer and learning rate, batch size and number of steps, and validates on the same number of
+validation batches each epoch (loss and accuracy, one host sync per epoch). Each epoch's wall time
+is written to --out as {"epoch_seconds": [...], "val_acc": [...]}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+
+def compose(overrides: list[str]):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from bigmodel_cli.conf_tree import conf_dir
+    from bigmodel_cli.resolvers import register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        # paths.* read Hydra's runtime, which exists only inside a Hydra app: give them directly.
+        return hydra_compose("train", overrides=[*overrides, f"paths.data_dir={os.getcwd()}/data",
+                                                 f"paths.output_dir={os.getcwd()}"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=None, help="training batches per epoch (default: all)")
+    parser.add_argument("--val-steps", type=int, default=None, help="validation batches per epoch (default: all)")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args(argv)
+
+    import torch
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from bigmodel_cli.modules.optim import build_optimizer
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = compose(args.overrides)
+    torch.manual_seed(cfg.seed)
+    device = torch.device(args.device)
+    data = instantiate(cfg.data)
+    data.setup("fit")
+    train, val = data.datasets["train"], data.datasets["val"]
+    train_x, train_y = train.images.to(device), train.labels.to(device)
+    val_x, val_y = val.images.to(device), val.labels.to(device)
+    mean, std = data.mean.to(device), data.std.to(device)
+    model = instantiate(cfg.model).to(device)
+    optimizer = build_optimizer(model, OmegaConf.to_container(cfg.optimizer, resolve=True))
+    criterion = torch.nn.CrossEntropyLoss()
+    batch = int(cfg.data.batch_size)
+
+    def normalised(images):
+        return (images.float().div_(255) - mean) / std
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    seconds, accuracies = [], []
+    for epoch in range(args.epochs):
+        sync()
+        start = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(epoch)).to(device)
+        starts = range(0, len(order), batch)
+        for step, first in enumerate(starts):
+            if args.steps is not None and step >= args.steps:
+                break
+            index = order[first:first + batch]
+            loss = criterion(model(normalised(train_x[index])), train_y[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        correct = torch.zeros((), device=device)
+        seen = 0
+        with torch.no_grad():
+            for step, first in enumerate(range(0, len(val_y), batch)):
+                if args.val_steps is not None and step >= args.val_steps:
+                    break
+                x, y = normalised(val_x[first:first + batch]), val_y[first:first + batch]
+                correct += (model(x).argmax(-1) == y).sum()
+                seen += len(y)
+        accuracies.append(float(correct) / max(seen, 1))
+        sync()
+        seconds.append(time.perf_counter() - start)
+    with open(args.out, "w") as f:
+        json.dump({"epoch_seconds": seconds, "val_acc": accuracies}, f)
+
+
+if __name__ == "__main__":
+    main()
