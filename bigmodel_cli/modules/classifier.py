@@ -12,24 +12,13 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from bigmodel_cli.errors import UserError
 from bigmodel_cli.instantiate import instantiate
+from bigmodel_cli.modules.metrics import RunningMean, classification_metrics
 from bigmodel_cli.modules.optim import build_optimizer, build_scheduler, decayed_weights, is_decayed
 
 SPLITS = ("train", "val", "test")
-
-
-def classification_metrics(num_classes: int) -> MetricCollection:
-    metrics = {"acc": MulticlassAccuracy(num_classes, average="micro"),
-               "f1": MulticlassF1Score(num_classes, average="macro")}
-    if num_classes > 5:
-        metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
-    # No compute groups: merged states gave top-5 accuracy's numbers to F1 (torchmetrics 1.9).
-    return MetricCollection(metrics, compute_groups=False)
-
-
 class ClassificationModule(pl.LightningModule):
     def __init__(self, config: dict[str, Any]):
         super().__init__()
@@ -48,9 +37,15 @@ class ClassificationModule(pl.LightningModule):
                   f"regularizer.stochastic_depth is ignored")
         # Targets may be class indices or probabilities (mixup/cutmix): CrossEntropyLoss takes both.
         self.criterion = nn.CrossEntropyLoss(label_smoothing=float(regularizer.get("label_smoothing", 0.0)))
-        metrics = classification_metrics(config["data"]["num_classes"])
-        # Keys carry a suffix: a bare "train" would clash with nn.Module.train.
-        self.metrics = nn.ModuleDict({f"{split}_metrics": metrics.clone(prefix=f"{split}/") for split in SPLITS})
+        num_classes = config["data"]["num_classes"]
+        # Keys carry a suffix: a bare "train" would clash with nn.Module.train. Training metrics are
+        # updated in batches of steps (BatchedUpdates), evaluation metrics every step.
+        self.epoch_means = nn.ModuleDict({name: RunningMean() for name in ("loss", "ce_loss", "val_loss", "test_loss")})
+        self.evaluation_logged: set[str] = set()
+        self.metrics = nn.ModuleDict({f"{split}_metrics": classification_metrics(num_classes, split == "train")
+                                      .clone(prefix=f"{split}/") for split in SPLITS})
+
+    train_metrics_logged = -1  # the epoch whose training metrics were last registered with self.log
 
     def metrics_for(self, split: str) -> MetricCollection:
         return self.metrics[f"{split}_metrics"]
@@ -75,17 +70,32 @@ class ClassificationModule(pl.LightningModule):
         x, y = batch
         logits = self(x)
         loss = self.criterion(logits, y)
-        self.log("train/ce_loss", loss, on_step=False, on_epoch=True, sync_dist=True)
+        self.epoch_means["ce_loss"].update(loss, len(x))
         for name, term in self.penalties().items():
             self.log(f"train/{name}", term, on_step=False, on_epoch=True, sync_dist=True)
             loss = loss + term
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.epoch_means["loss"].update(loss, len(x))
         self.metrics_for("train").update(logits.detach(), hard_labels(y))
-        # Logged as metric objects: Lightning computes (and syncs) them at epoch end in the same
-        # order on every rank. Computing them in on_train_epoch_end deadlocked DDP, because the
-        # progress bar reduces epoch metrics on rank zero only, before that hook runs.
-        self.log_dict(self.metrics_for("train"), on_step=False, on_epoch=True)
+        self.log_training_metrics(loss)
         return loss * self.full_batch_weight(len(x)) if self.full_batch else loss
+
+    def log_training_metrics(self, loss: torch.Tensor) -> None:
+        """Epoch values are metric objects (the loss means and the classification metrics):
+        Lightning computes (and syncs) them at epoch end in the same order on every rank. Computing
+        them in on_train_epoch_end deadlocked DDP, because the progress bar reduces epoch metrics
+        on rank zero only, before that hook runs. Registering them once per epoch is enough (they
+        accumulate every update): a self.log call costs about 0.3 ms, too dear for every step.
+        The step loss (progress bar, logger) is logged only on the steps the logger writes
+        (trainer.log_every_n_steps): reading it each step would also cost a host sync."""
+        trainer = self.trainer
+        if self.train_metrics_logged != trainer.current_epoch:
+            self.train_metrics_logged = trainer.current_epoch
+            self.log_dict({f"train/{name}": self.epoch_means[name] for name in ("loss", "ce_loss")},
+                          on_step=False, on_epoch=True)
+            self.log_dict(self.metrics_for("train"), on_step=False, on_epoch=True)
+        connector = getattr(trainer, "_logger_connector", None)
+        if connector is None or connector.should_update_logs:
+            self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
 
     def on_train_epoch_start(self) -> None:
         if self.full_batch:  # one optimizer step per epoch: accumulate over every batch of the epoch
@@ -114,10 +124,19 @@ class ClassificationModule(pl.LightningModule):
     def _evaluate(self, batch, split: str) -> None:
         x, y = batch
         logits = self(x)
-        self.log(f"{split}/loss", self.criterion(logits, y), on_step=False, on_epoch=True, sync_dist=True,
-                 prog_bar=split == "val")
+        self.epoch_means[f"{split}_loss"].update(self.criterion(logits, y), len(x))
         self.metrics_for(split).update(logits, hard_labels(y))
-        self.log_dict(self.metrics_for(split), on_step=False, on_epoch=True, prog_bar=split == "val")
+        if split not in self.evaluation_logged:  # once per evaluation run, as in training
+            self.evaluation_logged.add(split)
+            self.log(f"{split}/loss", self.epoch_means[f"{split}_loss"], on_step=False, on_epoch=True,
+                     prog_bar=split == "val")
+            self.log_dict(self.metrics_for(split), on_step=False, on_epoch=True, prog_bar=split == "val")
+
+    def on_validation_epoch_start(self) -> None:
+        self.evaluation_logged.discard("val")
+
+    def on_test_epoch_start(self) -> None:
+        self.evaluation_logged.discard("test")
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._evaluate(batch, "val")
