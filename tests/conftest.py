@@ -78,10 +78,14 @@ def cli(in_tmp_cwd, capsys):
 
 
 @pytest.fixture(autouse=True)
-def no_leftover_process_group():
-    """A DDP run in-process (accelerator=ddp with one device) leaves torch.distributed set up;
-    tear it down so later tests do not think they are distributed."""
+def no_leftover_distributed_state():
+    """A DDP run in-process (accelerator=ddp with one device) leaves torch.distributed set up and
+    Lightning's launcher variables (LOCAL_RANK, MASTER_PORT, ...) in os.environ; a later `bigmodel`
+    subprocess inheriting LOCAL_RANK would wait forever for ranks nobody starts. Undo both."""
+    saved = dict(os.environ)
     yield
+    os.environ.clear()
+    os.environ.update(saved)
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():

@@ -79,6 +79,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def run_together(commands: list[tuple[list[str], dict]], cwd: Path) -> list[str]:
+    """Start every (argv, extra env) at once, as a launcher would; all must exit 0. Their outputs."""
+    processes = [subprocess.Popen(argv, cwd=cwd, env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for argv, env in commands]
+    outputs = []
+    try:
+        for process in processes:
+            outputs.append(process.communicate(timeout=420)[0])
+    finally:
+        for process in processes:
+            process.kill()
+    for process, output in zip(processes, outputs):
+        assert process.returncode == 0, output[-3000:]
+    return outputs
+
+
 def test_two_node_torchrun_on_loopback(tmp_path):
     """Two torchrun agents, node_rank 0 and 1, one CPU process each: Lightning's TorchElastic
     environment sees a world of two nodes."""
@@ -87,18 +104,7 @@ def test_two_node_torchrun_on_loopback(tmp_path):
               "--master_addr=127.0.0.1", f"--master_port={port}"]
     args = ["-m", "bigmodel_cli", "train", "accelerator=cpu", "trainer.num_nodes=2", "trainer.devices=1",
             "debug=limit", "logger=none", "callbacks.progress_bar=null", "callbacks.model_summary=null"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    nodes = [subprocess.Popen([*common, f"--node_rank={rank}", *args], cwd=tmp_path, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for rank in (0, 1)]
-    outputs = []
-    try:
-        for node in nodes:
-            outputs.append(node.communicate(timeout=420)[0])
-    finally:
-        for node in nodes:
-            node.kill()
-    for node, output in zip(nodes, outputs):
-        assert node.returncode == 0, output[-3000:]
+    outputs = run_together([([*common, f"--node_rank={rank}", *args], {}) for rank in (0, 1)], tmp_path)
     assert "global batch 128 = 64 per device x 1 device x 2 nodes" in outputs[0]
     run = only_run_dir(tmp_path / "outputs" / "train")
     assert json.loads((run / "run.json").read_text())["status"] == "completed"
@@ -143,23 +149,10 @@ def test_srun_style_launch_two_tasks(tmp_path):
     port = str(free_port())
     args = [BIGMODEL, "train", "accelerator=cpu", "trainer.devices=2", "debug=limit", "logger=none",
             "callbacks.progress_bar=null", "callbacks.model_summary=null"]
-    tasks = []
-    for rank in (0, 1):
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2",
-               "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank), "SLURM_NODEID": "0",
-               "SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "bigmodel", "SLURM_NODELIST": "127.0.0.1",
-               "MASTER_PORT": port}
-        tasks.append(subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True))
-    outputs = []
-    try:
-        for task in tasks:
-            outputs.append(task.communicate(timeout=420)[0])
-    finally:
-        for task in tasks:
-            task.kill()
-    for task, output in zip(tasks, outputs):
-        assert task.returncode == 0, output[-3000:]
+    slurm = {"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_NODEID": "0", "SLURM_JOB_ID": "4242",
+             "SLURM_JOB_NAME": "bigmodel", "SLURM_NODELIST": "127.0.0.1", "MASTER_PORT": port}
+    outputs = run_together([(args, {**slurm, "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank)})
+                            for rank in (0, 1)], tmp_path)
     assert "global batch 128 = 64 per device x 2 devices x 1 node" in outputs[0]
     run = only_run_dir(tmp_path / "outputs" / "train")
     assert json.loads((run / "run.json").read_text())["status"] == "completed"
