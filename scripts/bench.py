@@ -152,7 +152,7 @@ def bench_epochs(args, work: Path, env: dict, data: list[str]) -> list[dict]:
     # Like with like: no lr schedule in either (stepping one is noise), the same seed and device.
     common = [*data, "scheduler=none", *device_overrides(args.device)]
     rows = []
-    for model in MODELS:
+    for model in args.models.split(","):
         runs: dict[str, list[dict]] = {"plain": [], **{preset: [] for preset in PRESETS}}
         for repeat in range(args.repeats):  # interleaved, so load changes hit every case alike
             runs["plain"].append(plain_epochs(args, work, env, common, settings, model, repeat))
@@ -230,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val-steps", type=int, default=10, help="validation batches per epoch (0: all)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads in every process")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated per-epoch models")
     parser.add_argument("--sections", default="startup,epochs,accuracy", help="comma-separated subset to run")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed per process")
     parser.add_argument("--out-dir", default="outputs/bench")
