@@ -3,7 +3,6 @@ descent, mixup/cutmix soft targets, EMA weights in checkpoints, parameter groups
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest

@@ -1,31 +1,24 @@
-"""One classification LightningModule around any backbone.
-
-Built from the run's resolved config (a plain dict), which is also its only hyper-parameter:
-checkpoints therefore hold plain containers and load with torch.load(weights_only=True).
-"""
+"""One classification LightningModule around any backbone (see modules/base.py for what it
+shares with the other modules: config as the only hyper-parameter, optimizer, schedules)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from torch import nn
 from torchmetrics import MetricCollection
 
-from bigmodel_cli.errors import UserError
-from bigmodel_cli.instantiate import instantiate
 from bigmodel_cli.modules.metrics import RunningMean, classification_metrics
-from bigmodel_cli.modules.optim import build_optimizer, build_scheduler, decayed_weights, is_decayed
+from bigmodel_cli.modules.base import BackboneModule
+from bigmodel_cli.modules.optim import decayed_weights, is_decayed
 
 SPLITS = ("train", "val", "test")
-class ClassificationModule(pl.LightningModule):
+
+
+class ClassificationModule(BackboneModule):
     def __init__(self, config: dict[str, Any]):
-        super().__init__()
-        self.save_hyperparameters({"config": config})
-        self.config = config
-        self.allow = tuple(config.get("allow_targets") or ())
-        self.backbone = instantiate(config["model"], self.allow)
+        super().__init__(config)
         regularizer = config.get("regularizer") or {}
         self.l1 = float(regularizer.get("l1", 0.0))
         self.l2 = float(regularizer.get("l2", 0.0))
@@ -49,9 +42,6 @@ class ClassificationModule(pl.LightningModule):
 
     def metrics_for(self, split: str) -> MetricCollection:
         return self.metrics[f"{split}_metrics"]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(x)
 
     def penalties(self) -> dict[str, torch.Tensor]:
         """Explicit L1/L2 terms on weights (norms and biases excluded unless
@@ -87,7 +77,9 @@ class ClassificationModule(pl.LightningModule):
         accumulate every update): a self.log call costs about 0.3 ms, too dear for every step.
         The step loss (progress bar, logger) is logged only on the steps the logger writes
         (trainer.log_every_n_steps): reading it each step would also cost a host sync."""
-        trainer = self.trainer
+        trainer = self._trainer
+        if trainer is None:  # a bare training_step, outside fit (e.g. an overfit check)
+            return
         if self.train_metrics_logged != trainer.current_epoch:
             self.train_metrics_logged = trainer.current_epoch
             self.log_dict({f"train/{name}": self.epoch_means[name] for name in ("loss", "ce_loss")},
@@ -147,26 +139,6 @@ class ClassificationModule(pl.LightningModule):
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
         return torch.softmax(self(x), dim=-1)
-
-    def configure_optimizers(self):
-        optimizer = build_optimizer(self, self.config["optimizer"], self.allow)
-        scheduler = build_scheduler(optimizer, self.config.get("scheduler"), self.allow, self.run_length)
-        return {"optimizer": optimizer, "lr_scheduler": scheduler} if scheduler else optimizer
-
-    def run_length(self, interval: str) -> int:
-        """Optimizer steps (interval=step) or epochs in the whole run, for schedules over the run."""
-        trainer = self.trainer
-        epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
-        if interval == "epoch" or self.full_batch:
-            if epochs is None:
-                raise UserError("a schedule over the whole run needs trainer.max_epochs; fix: set "
-                                "trainer.max_epochs=<n> or give the scheduler's length explicitly")
-            return epochs
-        steps = trainer.estimated_stepping_batches
-        if steps == float("inf"):
-            raise UserError("a schedule over the whole run needs trainer.max_epochs or trainer.max_steps; fix: "
-                            "set one of them, or give the scheduler's length explicitly")
-        return int(steps)
 
 
 def hard_labels(targets: torch.Tensor) -> torch.Tensor:

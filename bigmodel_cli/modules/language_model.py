@@ -1,6 +1,6 @@
 """The language-modelling LightningModule: next-token cross-entropy around a causal backbone (GPT).
 
-Like the classifier, it is built from the run's resolved config (plain containers). It logs loss,
+Like the classifier, it is built from the run's resolved config (plain containers; modules/base.py). It logs loss,
 perplexity and next-token accuracy (`acc`, so the default objective `val/acc` works for every
 task), decays only weight matrices (not norms, biases), and stores the data's tokenizer in each
 checkpoint as plain containers so `bigmodel generate` can encode prompts and decode samples.
@@ -11,27 +11,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from bigmodel_cli.instantiate import instantiate
-from bigmodel_cli.modules.classifier import ClassificationModule
-from bigmodel_cli.modules.optim import build_optimizer, build_scheduler
+
+from bigmodel_cli.modules.base import BackboneModule
 
 TOKENIZER_KEY = "tokenizer"
 
 
-class LanguageModelModule(pl.LightningModule):
+class LanguageModelModule(BackboneModule):
     def __init__(self, config: dict[str, Any]):
-        super().__init__()
-        self.save_hyperparameters({"config": config})
-        self.config = config
-        self.allow = tuple(config.get("allow_targets") or ())
-        self.backbone = instantiate(config["model"], self.allow)
+        super().__init__(config)
         self.tokenizer_state: dict | None = None
-
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.backbone(idx)
 
     def _step(self, batch, split: str) -> torch.Tensor:
         x, y = batch
@@ -67,15 +58,9 @@ class LanguageModelModule(pl.LightningModule):
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
         return torch.softmax(self(x)[:, -1], dim=-1)  # next-token distribution after each block
 
-    full_batch = False  # read by run_length
-    run_length = ClassificationModule.run_length  # the same rule for schedules over the whole run
-
-    def configure_optimizers(self):
+    def optimizer_config(self) -> dict[str, Any]:
         # GPT-2 weight-decay groups: matrices and embeddings decay, biases and norm weights do not.
-        optimizer_cfg = {**self.config["optimizer"], "no_decay_norm_bias": True}
-        optimizer = build_optimizer(self.backbone, optimizer_cfg, self.allow)
-        scheduler = build_scheduler(optimizer, self.config.get("scheduler"), self.allow, self.run_length)
-        return {"optimizer": optimizer, "lr_scheduler": scheduler} if scheduler else optimizer
+        return {**self.config["optimizer"], "no_decay_norm_bias": True}
 
     def on_fit_start(self) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
