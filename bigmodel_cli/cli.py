@@ -34,11 +34,6 @@ TOOLS: dict[str, tuple[str, str]] = {
 # CLI flags that become config values or environment settings (so Hydra never sees them).
 FLAG_OVERRIDES = {"--fail-fast": "++fail_fast=true"}
 
-# Lightning's DDP launcher re-runs `sys.argv` for ranks > 0; the subcommand has been taken out of
-# sys.argv by then (Hydra must not see it), so it travels to the children in this variable.
-SUBCOMMAND_ENV = "BIGMODEL_SUBCOMMAND"
-
-
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = "--verbose" in args
@@ -192,7 +187,7 @@ def run_subcommand(command: str, overrides: list[str], verbose: bool = False) ->
     sys.argv = [sys.argv[0], *overrides]
     # HYDRA_FULL_ERROR: Hydra lets errors reach us, so we decide how to print them.
     try:
-        with environment(HYDRA_FULL_ERROR="1", **{SUBCOMMAND_ENV: command}):
+        with environment(HYDRA_FULL_ERROR="1", **{runs.SUBCOMMAND_ENV: command}):
             app()
     except failures.FailFast:
         report_failures(failures.RECORDED)

@@ -58,9 +58,13 @@ def git_sha(cwd: str) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+# The CLI takes the subcommand out of sys.argv (Hydra must not see it) and leaves it here.
+SUBCOMMAND_ENV = "BIGMODEL_SUBCOMMAND"
+
+
 def command_line() -> list[str]:
-    """The command as the user typed it (the CLI takes the subcommand out of sys.argv for Hydra)."""
-    subcommand = os.environ.get("BIGMODEL_SUBCOMMAND")
+    """The command as the user typed it, for run.json."""
+    subcommand = os.environ.get(SUBCOMMAND_ENV)
     return ["bigmodel", *([subcommand] if subcommand else []), *sys.argv[1:]]
 
 

@@ -145,8 +145,9 @@ class ImageDataModule(SplitLoaders, pl.LightningDataModule):
         training = self.trainer is not None and self.trainer.training
         if training and self.batch_augment is not None:
             images = self.batch_augment(images)
-        images = images.float().div_(255)
-        images = (images - self.mean.to(images.device)) / self.std.to(images.device)
+        if self.mean.device != images.device:  # move the statistics once, not on every batch
+            self.mean, self.std = self.mean.to(images.device), self.std.to(images.device)
+        images = (images.float().div_(255) - self.mean) / self.std
         if training and self.mixer is not None:
             images, labels = self.mixer(images, labels)
         return images, labels
