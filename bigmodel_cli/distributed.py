@@ -41,7 +41,7 @@ def rank_argv(args: list[str], subcommands) -> list[str]:
     job = os.environ.get(JOB_ENV)
     if job and "LOCAL_RANK" in os.environ and (not args or args[0] not in subcommands):
         spec = json.loads(job)  # a child of Lightning's DDP launcher: the parent's job, in its run dir
-        return [spec["command"], *spec["overrides"], f'hydra.run.dir="{spec["run_dir"]}"',
+        return [spec["command"], *spec["config_source"], *spec["overrides"], f'hydra.run.dir="{spec["run_dir"]}"',
                 "hydra.output_subdir=null", "hydra/job_logging=stdout"]
     if not is_rank_zero() and args and args[0] in subcommands and not job:
         scratch = os.path.join(tempfile.gettempdir(), f"bigmodel-rank{global_rank()}-{os.getpid()}")
@@ -49,8 +49,9 @@ def rank_argv(args: list[str], subcommands) -> list[str]:
     return args
 
 
-def export_job(command: str) -> None:
-    """Called by the launching process when a job starts: what its DDP children must run."""
+def export_job(command: str, config_source: list[str]) -> None:
+    """Called by the launching process when a job starts: what its DDP children must run (the
+    subcommand, where its primary config comes from, and the job's overrides)."""
     from hydra.core.hydra_config import HydraConfig
 
     _job_start_environment.clear()
@@ -58,7 +59,8 @@ def export_job(command: str) -> None:
     if "LOCAL_RANK" in os.environ or not HydraConfig.initialized():
         return
     hydra_cfg = HydraConfig.get()
-    os.environ[JOB_ENV] = json.dumps({"command": command, "overrides": list(hydra_cfg.overrides.task),
+    os.environ[JOB_ENV] = json.dumps({"command": command, "config_source": config_source,
+                                      "overrides": list(hydra_cfg.overrides.task),
                                       "run_dir": hydra_cfg.runtime.output_dir})
 
 

@@ -9,6 +9,7 @@ on an epoch's last batch), so the bar looks the same and costs next to nothing p
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 from pytorch_lightning.callbacks import RichProgressBar as LightningRichProgressBar
 
@@ -18,28 +19,32 @@ class RichProgressBar(LightningRichProgressBar):
         super().__init__(refresh_rate=refresh_rate, **kwargs)
         self._last_draw = float("-inf")
 
-    def _due(self, batch_idx: int, total) -> bool:
+    def _due(self, batch_idx: int, total: Callable[[], float]) -> bool:
+        # A disabled bar (every rank but zero under DDP) never draws; Lightning's batch totals of
+        # the current dataloader are only tracked while the bar is enabled, so do not even read them.
+        if self.is_disabled:
+            return False
         now = time.monotonic()
-        last = total is not None and batch_idx + 1 >= total
+        last = batch_idx + 1 >= total()
         if last or now - self._last_draw >= 1.0 / max(self.refresh_rate, 1):
             self._last_draw = now
             return True
         return False
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        if self._due(batch_idx, self.total_train_batches):
+        if self._due(batch_idx, lambda: self.total_train_batches):
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int,
                                 dataloader_idx: int = 0) -> None:
-        if self._due(batch_idx, self.total_val_batches_current_dataloader):
+        if self._due(batch_idx, lambda: self.total_val_batches_current_dataloader):
             super().on_validation_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
-        if self._due(batch_idx, self.total_test_batches_current_dataloader):
+        if self._due(batch_idx, lambda: self.total_test_batches_current_dataloader):
             super().on_test_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
 
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int,
                              dataloader_idx: int = 0) -> None:
-        if self._due(batch_idx, self.total_predict_batches_current_dataloader):
+        if self._due(batch_idx, lambda: self.total_predict_batches_current_dataloader):
             super().on_predict_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)

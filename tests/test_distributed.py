@@ -1,6 +1,8 @@
 """Distributed training through the installed `bigmodel` command, as users type it: DDP over CPU
 processes (gloo), DDP inside a Hydra multirun, a simulated two-node torchrun on loopback, and the
-joblib / submitit launchers. Each test is bounded by a timeout, so a hang fails instead of stalling."""
+joblib / submitit launchers. Every run keeps the default callbacks (rich progress bar, model
+summary, checkpoints, CSV logger): only rank zero draws the bar. Each test is bounded by a
+timeout, so a hang fails instead of stalling."""
 
 from __future__ import annotations
 
@@ -20,8 +22,8 @@ from bigmodel_cli.tasks import train
 pytestmark = pytest.mark.slow
 
 BIGMODEL = shutil.which("bigmodel") or "bigmodel"
-# Small and quick, on the default digits data; no progress bar in captured output.
-QUICK = ["trainer.max_epochs=2", "callbacks.progress_bar=null", "callbacks.model_summary=null"]
+# Small and quick, on the default digits data, with every default callback on.
+QUICK = ["trainer.max_epochs=2"]
 
 
 def run_cli(args: list[str], cwd: Path, timeout: int = 420, command: list[str] | None = None) -> subprocess.CompletedProcess:
@@ -51,15 +53,25 @@ def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path, compose_cfg):
     ddp = json.loads((run / "metrics.json").read_text())
 
     # The same global batch on one process, in-process: the final metrics agree.
-    with compose_cfg("train", ["accelerator=cpu", "data.batch_size=64", "logger=none", *QUICK]) as cfg:
+    with compose_cfg("train", ["accelerator=cpu", "data.batch_size=64", *QUICK]) as cfg:
         single = train.run(cfg)
     for key in ("val/acc", "test/acc"):
         assert abs(ddp[key] - single[key]) < 0.05, (key, ddp[key], single[key])
 
+    # Re-running that DDP run from its saved config, both ways, re-launches its ranks with the same
+    # config source (the children once composed the default config plus the saved one: "hydra
+    # appears more than once in the final defaults list").
+    reproduced = run_cli(["reproduce", str(run), "trainer.max_epochs=1"], tmp_path)
+    assert "global batch 64 = 32 per device x 2 devices" in reproduced.stdout
+    again = run_cli(["train", "--config-path", str(run / ".hydra"), "--config-name", "config",
+                     "trainer.max_epochs=1"], tmp_path)
+    assert "global batch 64 = 32 per device x 2 devices" in again.stdout
+    runs = [p for p in (tmp_path / "outputs" / "train").iterdir() if p != run]
+    assert len(runs) == 2 and all(json.loads((p / "run.json").read_text())["status"] == "completed" for p in runs)
+
 
 def test_ddp_inside_a_multirun_sweep(tmp_path):
-    run_cli(["train", "-m", "accelerator=cpu", "trainer.devices=2", "optimizer=sgd,adam", "debug=limit",
-             "logger=none", "callbacks.progress_bar=null", "callbacks.model_summary=null"], tmp_path)
+    run_cli(["train", "-m", "accelerator=cpu", "trainer.devices=2", "optimizer=sgd,adam", "debug=limit"], tmp_path)
     assert not (tmp_path / "outputs").exists(), "DDP children must not start their own run directories"
     sweep = only_run_dir(tmp_path / "multirun" / "train")
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -103,7 +115,7 @@ def test_two_node_torchrun_on_loopback(tmp_path):
     common = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
               "--master_addr=127.0.0.1", f"--master_port={port}"]
     args = ["-m", "bigmodel_cli", "train", "accelerator=cpu", "trainer.num_nodes=2", "trainer.devices=1",
-            "debug=limit", "logger=none", "callbacks.progress_bar=null", "callbacks.model_summary=null"]
+            "debug=limit"]
     outputs = run_together([([*common, f"--node_rank={rank}", *args], {}) for rank in (0, 1)], tmp_path)
     assert "global batch 128 = 64 per device x 1 device x 2 nodes" in outputs[0]
     run = only_run_dir(tmp_path / "outputs" / "train")
@@ -112,7 +124,7 @@ def test_two_node_torchrun_on_loopback(tmp_path):
 
 def test_joblib_launcher_runs_jobs_in_parallel(tmp_path):
     run_cli(["train", "-m", "launcher=joblib", "hydra.launcher.n_jobs=2", "optimizer=sgd,adam,adamw,rmsprop",
-             "debug=limit", "logger=none", "callbacks.progress_bar=null", "callbacks.model_summary=null"], tmp_path)
+             "debug=limit"], tmp_path)
     sweep = only_run_dir(tmp_path / "multirun" / "train")
     spans = []
     for job in sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")):
@@ -125,8 +137,7 @@ def test_joblib_launcher_runs_jobs_in_parallel(tmp_path):
 
 
 def test_submitit_local_launcher(tmp_path):
-    run_cli(["train", "-m", "launcher=submitit_local", "debug=limit", "logger=none",
-             "callbacks.progress_bar=null", "callbacks.model_summary=null"], tmp_path)
+    run_cli(["train", "-m", "launcher=submitit_local", "debug=limit"], tmp_path)
     sweep = only_run_dir(tmp_path / "multirun" / "train")
     record = json.loads((sweep / "0" / "run.json").read_text())
     assert record["status"] == "completed" and (sweep / "0" / "metrics.json").is_file()
@@ -147,8 +158,7 @@ def test_srun_style_launch_two_tasks(tmp_path):
     """Two processes started as `srun --ntasks=2 bigmodel train ...` starts them (SLURM variables
     set by hand: no cluster here): Lightning's SLURM environment wires them into one DDP world."""
     port = str(free_port())
-    args = [BIGMODEL, "train", "accelerator=cpu", "trainer.devices=2", "debug=limit", "logger=none",
-            "callbacks.progress_bar=null", "callbacks.model_summary=null"]
+    args = [BIGMODEL, "train", "accelerator=cpu", "trainer.devices=2", "debug=limit"]
     slurm = {"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_NODEID": "0", "SLURM_JOB_ID": "4242",
              "SLURM_JOB_NAME": "bigmodel", "SLURM_NODELIST": "127.0.0.1", "MASTER_PORT": port}
     outputs = run_together([(args, {**slurm, "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank)})
