@@ -143,11 +143,23 @@ def saved_config_arguments(overrides: list[str]) -> list[str]:
     if os.path.isfile(saved) and "defaults:" not in open(saved).read():
         if not any(a.startswith("hydra.searchpath") for a in out):
             out.append(f"hydra.searchpath=[file://{conf_dir()}]")
-        out.append("+hydra=default")
+        if "+hydra=default" not in out:  # a DDP child's job already carries it
+            out.append("+hydra=default")
         # A fixed run_name in the saved config would send this run into the old run's directory.
         if "\nrun_name:" in open(saved).read() and override_value(out, "run_name") is None:
             out.append("run_name=null")
     return out
+
+
+def config_source_arguments(overrides: list[str]) -> list[str]:
+    """The arguments that choose where the primary config comes from (a saved run's .hydra and the
+    search path), which Hydra keeps out of the job's task overrides: DDP children need them too."""
+    chosen = []
+    for names in (("--config-path", "-cp"), ("--config-name", "-cn")):
+        value = option_value(overrides, *names)
+        if value is not None:
+            chosen += [names[0], value]
+    return chosen + [a for a in overrides if a.startswith("hydra.searchpath=")]
 
 
 def run_subcommand(command: str, overrides: list[str], verbose: bool = False) -> int:
@@ -175,7 +187,7 @@ def run_subcommand(command: str, overrides: list[str], verbose: bool = False) ->
         if done is not None:  # skip_completed: the same config already completed in this sweep
             print(f"skipped: the same config completed in {done['run_dir']}")
             return runs.objective_value(cfg, done.get("metrics", {}))
-        distributed.export_job(command)
+        distributed.export_job(command, config_source_arguments(overrides))
         try:
             return import_module(task_module).main(cfg)
         except Exception as exc:  # recorded, so the run is marked failed and a sweep goes on
@@ -235,8 +247,10 @@ def report(line: str, exc: BaseException | None, code: int) -> int:
 
         traceback.print_exception(exc)
     from rich.console import Console
+    from rich.text import Text
 
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {line}", markup=True)
+    # The message is user text (paths, list overrides like regularizer=[l2,dropout]): never markup.
+    Console(stderr=True, highlight=False, soft_wrap=True).print(Text.assemble(("error:", "bold red"), " ", line))
     return code
 
 
