@@ -22,8 +22,7 @@ from bigmodel_cli.resolvers import register_resolvers
 
 # Overrides that make any training run take a few steps.
 FAST = ["trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=2",
-        "trainer.limit_test_batches=2", "trainer.limit_predict_batches=2", "logger=none",
-        "callbacks.progress_bar=null", "callbacks.model_summary=null"]
+        "trainer.limit_test_batches=2", "trainer.limit_predict_batches=2"]
 
 
 

@@ -80,7 +80,7 @@ def test_verbose_shows_traceback(cli):
 
 
 def test_data_without_files_names_the_fix(cli):
-    code, _, err = cli("train", "data=mnist", "debug=fdr", "logger=none")
+    code, _, err = cli("train", "data=mnist", "debug=fdr")
     assert code == 2
     assert "MNIST files not found" in err and "data.download=true" in err
 

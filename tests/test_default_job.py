@@ -6,7 +6,7 @@ from bigmodel_cli.tasks import train
 
 
 def test_default_train_reaches_95_percent(compose_cfg):
-    with compose_cfg("train", ["logger=none", "callbacks.progress_bar=null"]) as cfg:
+    with compose_cfg("train", []) as cfg:
         metrics = train.run(cfg)
     assert metrics["test/acc"] >= 0.95, metrics
     assert metrics["val/acc"] >= 0.95, metrics

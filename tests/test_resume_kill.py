@@ -15,8 +15,7 @@ import time
 import pytest
 
 ARGS = ["data=synthetic", "data.source.train_samples=1024", "data.source.test_samples=256", "model=mlp",
-        "accelerator=cpu", "trainer.max_epochs=6", "trainer.limit_test_batches=2", "deterministic=true",
-        "callbacks.progress_bar=null", "callbacks.model_summary=null"]
+        "accelerator=cpu", "trainer.max_epochs=6", "trainer.limit_test_batches=2", "deterministic=true"]
 
 
 def val_epochs(run_dir) -> list[int]:

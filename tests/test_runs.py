@@ -10,7 +10,7 @@ import yaml
 
 from bigmodel_cli.resolvers import run_id
 
-QUICK = ["debug=limit", "logger=csv", "callbacks.progress_bar=null", "callbacks.model_summary=null"]
+QUICK = ["debug=limit", "logger=csv"]
 
 
 def run_dirs(root: Path, task: str = "train") -> list[Path]:
@@ -75,17 +75,17 @@ def test_checkpoints_eval_and_predict(cli, in_tmp_cwd):
     checkpoint = torch.load(best, map_location="cpu", weights_only=True)  # plain containers only
     assert checkpoint["hyper_parameters"]["config"]["data"]["num_classes"] == 10
 
-    code, out, err = cli("test", f"ckpt_path={best}", "callbacks.progress_bar=null")
+    code, out, err = cli("test", f"ckpt_path={best}")
     assert code == 0, err
     (test_run,) = run_dirs(in_tmp_cwd, "test")
     assert 0.0 <= json.loads((test_run / "metrics.json").read_text())["test/acc"] <= 1.0
 
-    code, _, err = cli("validate", f"ckpt_path={best}", "callbacks.progress_bar=null", "data.batch_size=7")
+    code, _, err = cli("validate", f"ckpt_path={best}", "data.batch_size=7")
     assert code == 0, err
     (val_run,) = run_dirs(in_tmp_cwd, "validate")
     assert "val/acc" in json.loads((val_run / "metrics.json").read_text())
 
-    code, _, err = cli("predict", f"ckpt_path={best}", "callbacks.progress_bar=null", "trainer.limit_predict_batches=null")
+    code, _, err = cli("predict", f"ckpt_path={best}", "trainer.limit_predict_batches=null")
     assert code == 0, err
     (predict_run,) = run_dirs(in_tmp_cwd, "predict")
     rows = (predict_run / "predictions.csv").read_text().splitlines()

@@ -166,8 +166,7 @@ def test_warmup_cosine_shape():
 
 
 def test_lr_find_suggests_and_plots(compose_cfg, capsys):
-    with compose_cfg("lr_find", ["lr_find.num_training=30", "trainer.max_epochs=3", "logger=none",
-                                 "callbacks.progress_bar=null", "callbacks.model_summary=null"]) as cfg:
+    with compose_cfg("lr_find", ["lr_find.num_training=30", "trainer.max_epochs=3"]) as cfg:
         metrics = lr_find.run(cfg)
         plot = Path(cfg.paths.output_dir) / "lr_find.png"
     lr = metrics["lr_find/suggested_lr"]

@@ -31,7 +31,7 @@ def test_wheel_installs_and_trains_from_anywhere(tmp_path):
                              cwd=elsewhere, capture_output=True, text=True, check=True)
     assert located.stdout.strip().startswith(str(venv)), f"used {located.stdout.strip()}, not the installed wheel"
 
-    result = subprocess.run([venv / "bin" / "bigmodel", "train", "debug=fdr", "logger=none"], cwd=elsewhere,
+    result = subprocess.run([venv / "bin" / "bigmodel", "train", "debug=fdr"], cwd=elsewhere,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     (run,) = (elsewhere / "outputs" / "train").iterdir()
