@@ -55,9 +55,13 @@ class TensorLoader:
             order = torch.cat([order, order[: per_rank * self.world_size - count]])[self.rank::self.world_size]
         return order.to(self.dataset.images.device)
 
+    @property
+    def samples_per_rank(self) -> int:
+        """Samples this rank draws in an epoch (the split divided by the ranks, rounded up)."""
+        return -(-len(self.dataset) // self.world_size)
+
     def __len__(self) -> int:
-        per_rank = -(-len(self.dataset) // self.world_size)
-        return -(-per_rank // self.batch_size)
+        return -(-self.samples_per_rank // self.batch_size)
 
     def __iter__(self):
         order = self.order()
