@@ -1,6 +1,7 @@
 """Decoder-only causal Transformer language model, GPT-2 style: learned positions, pre-norm blocks
 with causal scaled_dot_product_attention and a GELU MLP, a final LayerNorm, and an output layer
-tied to the token embedding. Returns next-token logits (B, T, vocab_size)."""
+tied to the token embedding. Returns next-token logits (B, T, vocab_size). `stochastic_depth`
+drops blocks' residual branches per sample in training, rising with depth."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 from torch import nn
 
 from bigmodel_cli.errors import UserError
+from bigmodel_cli.models.layers import depth_rates
 from bigmodel_cli.models.transformer import Block
 
 
@@ -17,13 +19,14 @@ class GPT(nn.Module):
     modalities = ("tokens",)
 
     def __init__(self, vocab_size: int, block_size: int, dim: int = 128, depth: int = 4, heads: int = 4,
-                 mlp_ratio: float = 4.0, dropout: float = 0.0):
+                 mlp_ratio: float = 4.0, dropout: float = 0.0, stochastic_depth: float = 0.0):
         super().__init__()
         self.block_size = block_size
         self.tokens = nn.Embedding(vocab_size, dim)
         self.positions = nn.Embedding(block_size, dim)
         self.drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio, dropout, "gelu") for _ in range(depth))
+        self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio, dropout, "gelu", rate)
+                                    for rate in depth_rates(stochastic_depth, depth))
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, vocab_size, bias=False)
         self.head.weight = self.tokens.weight  # tied embeddings

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from bigmodel_cli.errors import UserError, choices_text
@@ -16,6 +17,31 @@ def make_activation(name: str) -> nn.Module:
         raise UserError(f"unknown activation '{name}'; valid choices: {choices_text(ACTIVATIONS)} "
                         f"(fix: model.activation=relu)")
     return ACTIVATIONS[name]()
+
+
+class DropPath(nn.Module):
+    """Stochastic depth (Huang et al. 2016): in training, a residual branch's output is zeroed for a
+    random `p` of the samples and the rest scaled by 1/(1-p); in eval it is the identity."""
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask.div_(keep)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p:.3g}"
+
+
+def depth_rates(rate: float, blocks: int) -> list[float]:
+    """Drop rates rising linearly with depth from 0 to `rate` at the last block (the usual rule:
+    early blocks, which every later one builds on, are dropped least)."""
+    return [rate * i / max(1, blocks - 1) for i in range(blocks)] if blocks > 1 else [rate] * blocks
 
 
 def load_weights(model: nn.Module, path: str) -> None:

@@ -3,6 +3,7 @@
 On images it embeds non-overlapping patches (ViT style, `patch_size`); on text it embeds tokens
 (id 0 is padding: masked out of attention and of mean pooling). Positions are learned or
 sinusoidal; the sequence is pooled by a CLS token or by the mean over real tokens.
+`stochastic_depth` drops each block's branches per sample in training, rising with depth.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bigmodel_cli.errors import UserError, choices_text
-from bigmodel_cli.models.layers import make_activation
+from bigmodel_cli.models.layers import DropPath, depth_rates, make_activation
 
 POSITIONS = ("learned", "sinusoidal")
 POOLING = ("cls", "mean")
@@ -41,10 +42,13 @@ class SelfAttention(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm: x + attn(norm(x)), then x + mlp(norm(x))."""
+    """Pre-norm: x + attn(norm(x)), then x + mlp(norm(x)); each branch dropped per sample with
+    probability drop_path in training (stochastic depth)."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, dropout: float = 0.0, activation: str = "gelu"):
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, dropout: float = 0.0, activation: str = "gelu",
+                 drop_path: float = 0.0):
         super().__init__()
+        self.drop_path = DropPath(drop_path)
         hidden = int(dim * mlp_ratio)
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.attn = SelfAttention(dim, heads, dropout)
@@ -53,8 +57,8 @@ class Block(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x, mask=None, causal: bool = False):
-        x = x + self.drop(self.attn(self.norm1(x), mask, causal))
-        return x + self.mlp(self.norm2(x))
+        x = x + self.drop_path(self.drop(self.attn(self.norm1(x), mask, causal)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
 def sinusoidal(length: int, dim: int) -> torch.Tensor:
@@ -86,7 +90,7 @@ class Transformer(nn.Module):
                  image_size: int | None = None, patch_size: int = 4, vocab_size: int | None = None,
                  max_length: int | None = None, dim: int = 64, depth: int = 2, heads: int = 4,
                  mlp_ratio: float = 2.0, positions: str = "learned", pooling: str = "cls",
-                 dropout: float = 0.0, activation: str = "gelu"):
+                 dropout: float = 0.0, activation: str = "gelu", stochastic_depth: float = 0.0):
         super().__init__()
         check_choice("positions", positions, POSITIONS)
         check_choice("pooling", pooling, POOLING)
@@ -105,7 +109,8 @@ class Transformer(nn.Module):
         else:
             self.register_buffer("positions", sinusoidal(length, dim)[None], persistent=False)
         self.drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio, dropout, activation) for _ in range(depth))
+        self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio, dropout, activation, rate)
+                                    for rate in depth_rates(stochastic_depth, depth))
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, num_classes)
 

@@ -3,7 +3,9 @@
 Each is built from the run's resolved config (a plain dict), which is also its only
 hyper-parameter: checkpoints therefore hold plain containers and load with
 torch.load(weights_only=True). The backbone comes from config["model"], the optimizer and schedule
-from their groups.
+from their groups. The training techniques that do not depend on the task live here, so every task
+honours them: the loss criterion (label smoothing), the explicit L1/L2 penalties, decoupled weight
+decay and full-batch gradient descent (optimizer=gd).
 """
 
 from __future__ import annotations
@@ -12,21 +14,34 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from torch import nn
 
 from bigmodel_cli.errors import UserError
 from bigmodel_cli.instantiate import instantiate
-from bigmodel_cli.modules.optim import build_optimizer, build_scheduler
+from bigmodel_cli.modules.optim import build_optimizer, build_scheduler, decayed_names, decayed_parameters
 
 
 class BackboneModule(pl.LightningModule):
-    full_batch = False  # optimizer=gd: one step per epoch (schedules then count epochs)
-
     def __init__(self, config: dict[str, Any]):
         super().__init__()
         self.save_hyperparameters({"config": config})
         self.config = config
         self.allow = tuple(config.get("allow_targets") or ())
         self.backbone = instantiate(config["model"], self.allow)
+        # Which parameters decay, fixed now: a strategy may wrap and flatten them later (FSDP).
+        self.decayed = decayed_names(self.backbone, prefix="backbone.")
+        regularizer = config.get("regularizer") or {}
+        self.l1 = float(regularizer.get("l1", 0.0))
+        self.l2 = float(regularizer.get("l2", 0.0))
+        self.penalize_norm_bias = bool(regularizer.get("penalize_norm_bias", False))
+        self.weight_decay = float(regularizer.get("weight_decay", 0.0))
+        # optimizer=gd: one step per epoch on the full-batch gradient (schedules then count epochs).
+        self.full_batch = bool(config["optimizer"].get("full_batch", False))
+        # Targets may be class indices or probabilities (mixup/cutmix): CrossEntropyLoss takes both.
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=float(regularizer.get("label_smoothing", 0.0)))
+        if regularizer.get("stochastic_depth") and "stochastic_depth" not in config["model"]:
+            print(f"note: model {config['model']['_target_'].rsplit('.', 1)[-1]} has no residual branches to "
+                  f"drop; regularizer.stochastic_depth is ignored (read by resnet, rcnn, transformer, vit, gpt)")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
@@ -35,7 +50,7 @@ class BackboneModule(pl.LightningModule):
         return self.config["optimizer"]
 
     def configure_optimizers(self):
-        optimizer = build_optimizer(self, self.optimizer_config(), self.allow)
+        optimizer = build_optimizer(self, self.optimizer_config(), self.allow, self.decayed)
         scheduler = build_scheduler(optimizer, self.config.get("scheduler"), self.allow, self.run_length)
         return {"optimizer": optimizer, "lr_scheduler": scheduler} if scheduler else optimizer
 
@@ -53,3 +68,69 @@ class BackboneModule(pl.LightningModule):
             raise UserError("a schedule over the whole run needs trainer.max_epochs or trainer.max_steps; fix: "
                             "set one of them, or give the scheduler's length explicitly")
         return int(steps)
+
+    # --- regularizers -------------------------------------------------------------------------
+
+    def penalized_weights(self) -> list[nn.Parameter]:
+        """What L1/L2 act on: the decayed weights (norms and biases too with penalize_norm_bias).
+        Under FSDP these are this rank's shards, whose penalties add up to the whole model's."""
+        if self.penalize_norm_bias:
+            return [p for p in self.backbone.parameters() if p.requires_grad]
+        return decayed_parameters(self.named_parameters(), self.decayed)
+
+    def penalties(self) -> dict[str, torch.Tensor]:
+        """Explicit L1/L2 terms, each logged on its own."""
+        terms = {}
+        if self.l1 or self.l2:
+            weights = self.penalized_weights()
+            if self.l1:
+                terms["l1_penalty"] = self.l1 * sum(w.abs().sum() for w in weights)
+            if self.l2:
+                terms["l2_penalty"] = self.l2 * sum(w.pow(2).sum() for w in weights)
+        return terms
+
+    def add_penalties(self, loss: torch.Tensor) -> torch.Tensor:
+        for name, term in self.penalties().items():
+            self.log(f"train/{name}", term, on_step=False, on_epoch=True, sync_dist=True)
+            loss = loss + term
+        return loss
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """regularizer.weight_decay: decoupled decay w <- w - lr * wd * w of the decayed weights at
+        every optimizer step, whatever the optimizer (AdamW's rule, for any of them)."""
+        if not self.weight_decay:
+            return
+        decayed = {id(p) for p in decayed_parameters(self.named_parameters(), self.decayed)}
+        with torch.no_grad():
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    if id(p) in decayed:
+                        p.mul_(1.0 - group["lr"] * self.weight_decay)
+
+    # --- full-batch gradient descent (optimizer=gd) -------------------------------------------
+
+    def on_train_epoch_start(self) -> None:
+        if self.full_batch:  # one optimizer step per epoch: accumulate over every batch of the epoch
+            self.trainer.accumulate_grad_batches = max(1, int(self.trainer.num_training_batches))
+
+    def optimizer_loss(self, loss: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """The loss backward runs on: weighted by the batch's share of the epoch under gd."""
+        return loss * self.full_batch_weight(batch_size) if self.full_batch else loss
+
+    def full_batch_weight(self, batch_size: int) -> float:
+        """Lightning averages the accumulated batches' losses; weighting each by its share of the
+        samples this rank sees in the epoch makes the step use the exact full-batch mean gradient
+        (a smaller last batch counts for less). Under DDP each rank's share is its shard."""
+        loader = self.trainer.train_dataloader
+        batches = self.trainer.num_training_batches
+        samples = min(batches * loader.batch_size, samples_per_epoch(loader))
+        return batch_size * batches / samples
+
+
+def samples_per_epoch(loader) -> int:
+    """How many samples one rank draws from a training loader in an epoch."""
+    per_rank = getattr(loader, "samples_per_rank", None)  # bigmodel's TensorLoader
+    if per_rank is not None:
+        return int(per_rank)
+    sampler = getattr(loader, "sampler", None)  # DistributedSampler under DDP: this rank's shard
+    return len(sampler) if sampler is not None else len(loader.dataset)

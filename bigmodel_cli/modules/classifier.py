@@ -1,5 +1,6 @@
 """One classification LightningModule around any backbone (see modules/base.py for what it
-shares with the other modules: config as the only hyper-parameter, optimizer, schedules)."""
+shares with the other modules: config as the only hyper-parameter, optimizer, schedules,
+regularizers and full-batch gd)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from torchmetrics import MetricCollection
 
 from bigmodel_cli.modules.metrics import RunningMean, classification_metrics
 from bigmodel_cli.modules.base import BackboneModule
-from bigmodel_cli.modules.optim import decayed_weights, is_decayed
 
 SPLITS = ("train", "val", "test")
 
@@ -19,17 +19,6 @@ SPLITS = ("train", "val", "test")
 class ClassificationModule(BackboneModule):
     def __init__(self, config: dict[str, Any]):
         super().__init__(config)
-        regularizer = config.get("regularizer") or {}
-        self.l1 = float(regularizer.get("l1", 0.0))
-        self.l2 = float(regularizer.get("l2", 0.0))
-        self.penalize_norm_bias = bool(regularizer.get("penalize_norm_bias", False))
-        self.weight_decay = float(regularizer.get("weight_decay", 0.0))
-        self.full_batch = bool(config["optimizer"].get("full_batch", False))
-        if regularizer.get("stochastic_depth") and "stochastic_depth" not in config["model"]:
-            print(f"note: model {config['model']['_target_'].rsplit('.', 1)[-1]} has no residual blocks; "
-                  f"regularizer.stochastic_depth is ignored")
-        # Targets may be class indices or probabilities (mixup/cutmix): CrossEntropyLoss takes both.
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=float(regularizer.get("label_smoothing", 0.0)))
         num_classes = config["data"]["num_classes"]
         # Keys carry a suffix: a bare "train" would clash with nn.Module.train. Training metrics are
         # updated in batches of steps (BatchedUpdates), evaluation metrics every step.
@@ -43,31 +32,16 @@ class ClassificationModule(BackboneModule):
     def metrics_for(self, split: str) -> MetricCollection:
         return self.metrics[f"{split}_metrics"]
 
-    def penalties(self) -> dict[str, torch.Tensor]:
-        """Explicit L1/L2 terms on weights (norms and biases excluded unless
-        regularizer.penalize_norm_bias), each logged on its own."""
-        terms = {}
-        if self.l1 or self.l2:
-            weights = ([p for p in self.backbone.parameters() if p.requires_grad] if self.penalize_norm_bias
-                       else decayed_weights(self.backbone))
-            if self.l1:
-                terms["l1_penalty"] = self.l1 * sum(w.abs().sum() for w in weights)
-            if self.l2:
-                terms["l2_penalty"] = self.l2 * sum(w.pow(2).sum() for w in weights)
-        return terms
-
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
         logits = self(x)
         loss = self.criterion(logits, y)
         self.epoch_means["ce_loss"].update(loss, len(x))
-        for name, term in self.penalties().items():
-            self.log(f"train/{name}", term, on_step=False, on_epoch=True, sync_dist=True)
-            loss = loss + term
+        loss = self.add_penalties(loss)
         self.epoch_means["loss"].update(loss, len(x))
         self.metrics_for("train").update(logits.detach(), hard_labels(y))
         self.log_training_metrics(loss)
-        return loss * self.full_batch_weight(len(x)) if self.full_batch else loss
+        return self.optimizer_loss(loss, len(x))
 
     def log_training_metrics(self, loss: torch.Tensor) -> None:
         """Epoch values are metric objects (the loss means and the classification metrics):
@@ -89,29 +63,9 @@ class ClassificationModule(BackboneModule):
         if connector is None or connector.should_update_logs:
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
 
-    def on_train_epoch_start(self) -> None:
-        if self.full_batch:  # one optimizer step per epoch: accumulate over every batch of the epoch
-            self.trainer.accumulate_grad_batches = max(1, int(self.trainer.num_training_batches))
-
-    def full_batch_weight(self, batch_size: int) -> float:
-        """Lightning averages the accumulated batches' losses; weighting each by its share of the
-        epoch's samples makes the step use the exact full-batch mean gradient (a smaller last batch
-        counts for less)."""
-        loader = self.trainer.train_dataloader
-        batches = self.trainer.num_training_batches
-        samples = min(batches * loader.batch_size, len(loader.dataset))
-        return batch_size * batches / samples
-
-    def on_before_optimizer_step(self, optimizer) -> None:
-        """regularizer.weight_decay: decoupled decay w <- w - lr * wd * w of weights (not norms or
-        biases) at every optimizer step, whatever the optimizer (AdamW's rule, for any of them)."""
-        if not self.weight_decay:
-            return
-        with torch.no_grad():
-            for group in optimizer.param_groups:
-                for p in group["params"]:
-                    if is_decayed(p):
-                        p.mul_(1.0 - group["lr"] * self.weight_decay)
+    def on_train_start(self) -> None:
+        # A new fit (after the lr finder's own short fit, say) registers its epoch metrics afresh.
+        self.train_metrics_logged = -1
 
     def _evaluate(self, batch, split: str) -> None:
         x, y = batch

@@ -1,9 +1,10 @@
 """The language-modelling LightningModule: next-token cross-entropy around a causal backbone (GPT).
 
-Like the classifier, it is built from the run's resolved config (plain containers; modules/base.py). It logs loss,
+Like the classifier, it is built from the run's resolved config (plain containers) and takes the
+shared regularizers, weight decay groups and full-batch gd from modules/base.py. It logs loss,
 perplexity and next-token accuracy (`acc`, so the default objective `val/acc` works for every
-task), decays only weight matrices (not norms, biases), and stores the data's tokenizer in each
-checkpoint as plain containers so `bigmodel generate` can encode prompts and decode samples.
+task), and stores the data's tokenizer in each checkpoint as plain containers so `bigmodel generate`
+can encode prompts and decode samples.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ class LanguageModelModule(BackboneModule):
     def _step(self, batch, split: str) -> torch.Tensor:
         x, y = batch
         logits = self(x)
-        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        # Label smoothing shapes the training loss only: evaluation reports the plain cross-entropy,
+        # so that perplexity means what it says.
+        criterion = self.criterion if split == "train" else F.cross_entropy
+        loss = criterion(logits.flatten(0, 1), y.flatten())
         on_step = split == "train"
         self.log(f"{split}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, sync_dist=not on_step)
         self.log(f"{split}/acc", (logits.argmax(-1) == y).float().mean(), on_step=False, on_epoch=True,
@@ -35,7 +39,8 @@ class LanguageModelModule(BackboneModule):
         return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
+        loss = self.add_penalties(self._step(batch, "train"))
+        return self.optimizer_loss(loss, len(batch[0]))
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._step(batch, "val")

@@ -1,8 +1,8 @@
 """Optimizer and scheduler from the optimizer/scheduler config groups (plain dicts).
 
 Reserved keys (popped before the class is instantiated):
-- optimizer: `no_decay_norm_bias` puts norms and biases (parameters with ndim <= 1) in a group
-  without weight decay; `full_batch` makes one optimizer step per epoch (read by the module).
+- optimizer: `no_decay_norm_bias` puts norm layers' parameters and biases in a group without
+  weight decay; `full_batch` makes one optimizer step per epoch (read by the module).
 - scheduler: `interval`, `frequency`, `monitor` tell Lightning how to step it.
 A scheduler argument named in RUN_LENGTH_KEYS left null gets the run's length counted in the
 scheduler's interval (optimizer steps or epochs), and a null `max_lr` gets the optimizer's lr.
@@ -24,34 +24,58 @@ RUN_LENGTH_KEYS = ("total_steps", "T_max", "total_iters")
 INTERVALS = ("step", "epoch")
 
 
-def is_decayed(param: nn.Parameter) -> bool:
-    """Weight matrices and kernels decay; norms' scales and biases (ndim <= 1) do not."""
-    return param.ndim > 1
+# Layers whose parameters (scales and shifts) never decay or take L1/L2 penalties.
+NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm, nn.RMSNorm)
+# Name segments that wrappers (FSDP, activation checkpointing, torch.compile) insert into parameter names.
+WRAPPER_SEGMENTS = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod.")
 
 
-def decayed_weights(module: nn.Module):
-    """Parameters that penalties apply to: weight matrices and kernels, not norms or biases."""
-    return [p for p in module.parameters() if p.requires_grad and is_decayed(p)]
+def decayed_names(module: nn.Module, prefix: str = "") -> set[str]:
+    """Names of the parameters weight decay and L1/L2 penalties apply to: weight matrices, kernels
+    and embeddings, not norm layers' parameters or biases. Decided from the module types and the
+    shapes as built, i.e. before any wrapper: FSDP flattens and shards every parameter to 1-D."""
+    names = set()
+    for module_name, sub in module.named_modules(prefix=prefix.rstrip(".")):
+        if isinstance(sub, NORM_LAYERS):
+            continue
+        for name, param in sub.named_parameters(recurse=False):
+            if name != "bias" and param.ndim > 1:
+                names.add(f"{module_name}.{name}" if module_name else name)
+    return names
 
 
-def parameter_groups(params, no_decay_norm_bias: bool) -> list:
-    """The parameters, split into (decayed, weight_decay=0) groups when norms/biases are exempt."""
-    params = [p for p in params if p.requires_grad]
+def unwrapped_name(name: str) -> str:
+    """A parameter's name as it was before wrapping."""
+    for segment in WRAPPER_SEGMENTS:
+        name = name.replace(segment, "")
+    return name
+
+
+def decayed_parameters(named_parameters, decayed: set[str]) -> list[nn.Parameter]:
+    """The trainable parameters among named_parameters whose (unwrapped) names are in decayed."""
+    return [p for name, p in named_parameters if p.requires_grad and unwrapped_name(name) in decayed]
+
+
+def parameter_groups(named_parameters, decayed: set[str], no_decay_norm_bias: bool) -> list:
+    """The trainable parameters, split into (decayed, weight_decay=0) groups when norms/biases are exempt."""
+    named = [(name, p) for name, p in named_parameters if p.requires_grad]
     if not no_decay_norm_bias:
-        return params
-    decay = [p for p in params if is_decayed(p)]
-    exempt = [p for p in params if not is_decayed(p)]
+        return [p for _, p in named]
+    decay = decayed_parameters(named, decayed)
+    chosen = {id(p) for p in decay}
+    exempt = [p for _, p in named if id(p) not in chosen]
     return [g for g in ({"params": decay}, {"params": exempt, "weight_decay": 0.0}) if g["params"]]
 
 
-def build_optimizer(params_or_module, optimizer_cfg: dict[str, Any], allow=()):
-    """The optimizer over a module's (or an iterable's) parameters, with the reserved keys applied."""
-    params = params_or_module.parameters() if isinstance(params_or_module, nn.Module) else params_or_module
+def build_optimizer(module: nn.Module, optimizer_cfg: dict[str, Any], allow=(), decayed: set[str] | None = None):
+    """The optimizer over a module's parameters, with the reserved keys applied. `decayed` names the
+    parameters that take weight decay (default: decided from the module as it is now)."""
     kwargs = {k: v for k, v in optimizer_cfg.items() if k not in OPTIMIZER_KEYS}
     if not isinstance(kwargs.get("lr", 0.0), (int, float)):
         raise UserError(f"optimizer.lr={kwargs['lr']!r} is not a number here; fix: give a number, or use "
                         f"`bigmodel lr-find` / `bigmodel train optimizer.lr=auto` to search for one")
-    groups = parameter_groups(params, bool(optimizer_cfg.get("no_decay_norm_bias", False)))
+    decayed = decayed_names(module) if decayed is None else decayed
+    groups = parameter_groups(module.named_parameters(), decayed, bool(optimizer_cfg.get("no_decay_norm_bias", False)))
     return instantiate(kwargs, allow)(groups)
 
 
