@@ -81,11 +81,14 @@ def release() -> None:
             dist.destroy_process_group()
 
 
-def global_batch_line(batch_size: int, trainer) -> str:
-    """How the per-device batch adds up across devices, nodes and gradient accumulation."""
+def global_batch_line(batch_size: int, trainer, full_batch: bool = False) -> str:
+    """How the per-device batch adds up across devices, nodes and gradient accumulation; under
+    full-batch gd (one step per epoch) the step's batch is the whole training split."""
     devices, nodes = trainer.num_devices, trainer.num_nodes
+    spread = (f"{batch_size} per device x {devices} device{'s' if devices > 1 else ''} "
+              f"x {nodes} node{'s' if nodes > 1 else ''}")
+    if full_batch:
+        return f"full batch: one optimizer step per epoch on the whole training split, read in batches of {spread}"
     accumulate = int(getattr(trainer, "accumulate_grad_batches", 1) or 1)
-    total = batch_size * devices * nodes * accumulate
-    line = (f"global batch {total} = {batch_size} per device x {devices} device{'s' if devices > 1 else ''} "
-            f"x {nodes} node{'s' if nodes > 1 else ''}")
+    line = f"global batch {batch_size * devices * nodes * accumulate} = {spread}"
     return line + (f" x {accumulate} accumulated batches" if accumulate > 1 else "")

@@ -25,7 +25,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     probe(module, datamodule)
     trainer = build_trainer(cfg, plugins=[atomic_checkpoint_io()])
     if is_rank_zero():
-        print(global_batch_line(cfg.data.batch_size, trainer))
+        print(global_batch_line(cfg.data.batch_size, trainer, module.full_batch))
     trainer.callbacks.extend([NonFiniteLossGuard(),
                               SaveOnSignal(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")])
     trim_csv_logs(trainer, ckpt_path if cfg.get("resume") else None)
