@@ -200,3 +200,23 @@ def test_lr_auto_passes_validation_and_other_words_do_not(compose_cfg):
         validate(cfg)
     with compose_cfg("train", ["optimizer.lr=fast"]) as cfg, pytest.raises(UserError, match="optimizer.lr"):
         validate(cfg)
+
+
+def test_lr_auto_keeps_the_first_epochs_training_metrics(compose_cfg, monkeypatch):
+    """The lr finder's own short fit ran the training step first; the real fit's epoch 0 still logs
+    its training metrics (they were once taken as already registered, and lost)."""
+    import csv
+
+    with compose_cfg("train", ["optimizer.lr=auto", "lr_find.num_training=20", "trainer.max_epochs=2",
+                               "test_after_fit=false", *SHORT]) as cfg:
+        fitted(cfg, monkeypatch)
+        rows = list(csv.DictReader(open(Path(cfg.paths.output_dir) / "csv" / "metrics.csv")))
+    epochs_with_train_acc = sorted({int(r["epoch"]) for r in rows if r.get("train/acc")})
+    assert epochs_with_train_acc == [0, 1]
+
+
+def test_gd_says_it_steps_on_the_full_batch(cli):
+    code, out, err = cli("train", "optimizer=gd", *QUICK)
+    assert code == 0, err
+    assert "full batch: one optimizer step per epoch on the whole training split" in out
+    assert "global batch" not in out
