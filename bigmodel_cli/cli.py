@@ -207,7 +207,9 @@ def run_subcommand(command: str, overrides: list[str], verbose: bool = False) ->
     except UserError as exc:
         return report(str(exc), exc if show_trace else None, code=2)
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
-        line = hydra_message_to_line(exc)
+        from bigmodel_cli.errors import run_dir_message_to_line
+
+        line = hydra_message_to_line(exc) or run_dir_message_to_line(exc)
         if line is not None:
             return report(line, exc if show_trace else None, code=2)
         return report(f"{type(exc).__name__}: {exc}", exc, code=1)
