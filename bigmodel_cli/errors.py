@@ -39,6 +39,15 @@ def hydra_message_to_line(exc: BaseException) -> str | None:
             group, _, value = missing.group(1).rpartition("/")
             return (f"unknown option {group}={value}; valid choices: {choices_text(options)} "
                     f"(fix: pick one, e.g. {group}={options[0]}; `bigmodel --help` lists every group)")
+    in_list = re.search(r"Could not load '([^']+)/([^'/]+)'", text)  # an unknown option inside [a,b]
+    if in_list:
+        from bigmodel_cli.conf_tree import groups
+
+        group, value = in_list.groups()
+        options = groups(include_plumbing=True).get(group)
+        if options:
+            return (f"unknown option {value} in {group}=[...]; valid choices: {choices_text(options)} "
+                    f"(fix: list options of the group, e.g. {group}=[{','.join(options[:2])}])")
     unknown_key = re.search(r"Could not override '([^']+)'", text)
     if unknown_key:
         key = unknown_key.group(1)

@@ -252,3 +252,9 @@ def test_errors_with_brackets_print_literally(cli, argv, literal):
     code, _, err = cli(*argv)
     assert code == 2
     assert literal in one_line_error(err)
+
+
+def test_unknown_option_inside_a_list_names_the_choices(cli):
+    code, _, err = cli("train", "regularizer=[l2,nope]")
+    assert code == 2 and "Traceback" not in err
+    assert "unknown option nope in regularizer=[...]; valid choices: dropout," in err
