@@ -111,3 +111,69 @@ def test_synthetic_is_learnable_and_seeded():
     x, y = a["train"].images.float().flatten(1), a["train"].labels
     means = torch.stack([x[y == c].mean(0) for c in range(4)])
     assert (torch.cdist(x, means).argmin(1) == y).float().mean() > 0.9
+
+
+# --- the val/test split is the run's own: data.split_seed, apart from the run's seed ------------------
+
+def split_tensors(dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """A split's samples as (inputs, labels) tensors: images as they are, token sequences padded."""
+    if isinstance(dataset, TensorImages):
+        return dataset.images, dataset.labels
+    from bigmodel_cli.data.text import pad_batch
+
+    return pad_batch([dataset[i] for i in range(len(dataset))])
+
+
+@pytest.mark.parametrize("option", ["digits", "synthetic", "text_csv"])
+def test_runs_that_differ_only_in_seed_share_val_and_test(option, compose_cfg, tmp_path):
+    from bigmodel_cli.assembly import build_datamodule
+    from tests.data_files import write_text_table
+
+    extra = {"synthetic": ["data.source.train_samples=200", "data.source.test_samples=50", "data.image_size=8"],
+             "text_csv": [f"data.path={tmp_path / 'reviews.csv'}"]}.get(option, [])
+    write_text_table(tmp_path / "reviews.csv", rows=100)
+    def splits(name: str, overrides: list[str]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        with compose_cfg("train", [f"data={option}", *overrides, *extra], name=name) as cfg:
+            dm = build_datamodule(cfg.data)
+            dm.setup("fit")
+        assert dm.seed == cfg.seed  # the shuffle order still follows the run's seed
+        return {split: split_tensors(dm.datasets[split]) for split in ("train", "val", "test")}
+
+    first, second = splits("seed1", ["seed=1"]), splits("seed2", ["seed=2"])
+    for split in ("train", "val", "test"):
+        for a, b in zip(first[split], second[split]):
+            assert torch.equal(a, b), f"{option}: the {split} split moved with the run's seed"
+    # data.split_seed is what picks the split.
+    other = splits("other_split", ["seed=1", "data.split_seed=5"])
+    assert not torch.equal(first["val"][0], other["val"][0])
+
+
+def test_evaluating_a_checkpoint_uses_the_runs_own_test_split(cli, in_tmp_cwd, monkeypatch):
+    """`bigmodel test ckpt_path=... data=digits seed=99` after a run with seed=7: exactly the run's
+    test images, not images it trained on; overriding the split settings is undone, with a note."""
+    from tests.conftest import FAST
+
+    seen = []  # the test split of every datamodule set up, in order
+    original_setup = ImageDataModule.setup
+
+    def recording_setup(self, stage=None):
+        original_setup(self, stage)
+        seen.append((self.datasets["test"].images.clone(), self.datasets["test"].labels.clone()))
+
+    monkeypatch.setattr(ImageDataModule, "setup", recording_setup)
+    code, _, err = cli("train", *FAST, "seed=7", "run_name=seven")
+    assert code == 0, err
+    run_test_images, run_test_labels = seen[-1]
+    best = in_tmp_cwd / "outputs" / "train" / "seven" / "checkpoints" / "best.ckpt"
+
+    for extra in ([], ["data.split_seed=5", "data.test_fraction=0.5"]):
+        seen.clear()
+        code, out, err = cli("test", f"ckpt_path={best}", "data=digits", "seed=99", *extra)
+        assert code == 0, err
+        test_images, test_labels = seen[-1]
+        assert torch.equal(test_images, run_test_images) and torch.equal(test_labels, run_test_labels)
+        if extra:
+            assert "note: evaluating on the run's own val/test split" in out
+            assert "data.split_seed=5 -> 0" in out and "data.test_fraction=0.5 -> 0.2" in out
+        else:
+            assert "note: evaluating" not in out

@@ -56,10 +56,17 @@ def split_off(dataset: Dataset, fraction: float, generator: torch.Generator) -> 
     return Subset(dataset, rest.tolist()), Subset(dataset, part.tolist())
 
 
+def check_split_seed(split_seed) -> int:
+    if isinstance(split_seed, bool) or not isinstance(split_seed, int) or split_seed < 0:
+        raise UserError(f"data.split_seed={split_seed} is not valid: it must be an integer, 0 or more (the seed "
+                        f"that carves val/test out of train, apart from the run's seed); fix: data.split_seed=0")
+    return split_seed
+
+
 class ImageDataModule(SplitLoaders, pl.LightningDataModule):
     def __init__(self, source: Callable[[], dict], num_classes: int, in_channels: int, image_size: int,
                  mean: list[float], std: list[float], batch_size: int = 128, val_fraction: float = 0.1,
-                 test_fraction: float = 0.2, num_workers: int = 0, seed: int = 0,
+                 test_fraction: float = 0.2, num_workers: int = 0, seed: int = 0, split_seed: int = 0,
                  augmentation: dict | None = None, modality: str = "image",
                  root: str | None = None, download: bool = False, loader: str = "dataloader"):
         # root and download are read by `source` (through interpolation); kept here so the
@@ -68,7 +75,10 @@ class ImageDataModule(SplitLoaders, pl.LightningDataModule):
         self.source = source
         self.num_classes, self.in_channels, self.image_size = num_classes, in_channels, image_size
         self.modality = modality
+        # seed: the shuffle order (the run's seed); split_seed: which samples are carved out for val/test
+        # (fixed, so runs with different seeds, and evaluating a checkpoint later, see the same splits).
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.split_seed = check_split_seed(split_seed)
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         if loader not in LOADERS:
             raise UserError(f"data.loader={loader} is not valid; valid choices: {', '.join(LOADERS)} "
@@ -93,7 +103,7 @@ class ImageDataModule(SplitLoaders, pl.LightningDataModule):
             return
         splits = dict(self.source())
         self._check(splits["train"])
-        generator = torch.Generator().manual_seed(self.seed)
+        generator = torch.Generator().manual_seed(self.split_seed)
         if "test" not in splits:
             splits["train"], splits["test"] = split_off(splits["train"], self.test_fraction, generator)
         if "val" not in splits:

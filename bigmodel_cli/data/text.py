@@ -1,8 +1,12 @@
 """The LightningDataModule for text classification.
 
-Texts become token ids (byte-level by default, or a word vocabulary built from the training split),
-truncated to `max_length`; a batch is padded to its longest sequence with id 0, which models treat
-as padding (masked in attention and pooling, packed away for RNNs).
+Texts become token ids (a word vocabulary built from the training split by default, or UTF-8
+bytes), truncated to `max_length`; a batch is padded to its longest sequence with id 0, which models
+treat as padding (masked in attention and pooling, packed away for RNNs).
+
+Missing val/test splits are carved from the raw training texts first, with `split_seed` (fixed, not
+the run's `seed`, so a seed sweep keeps one test set); only then is the word vocabulary counted, on
+the training texts alone, so words seen only in val/test texts are unknown to the model.
 """
 
 from __future__ import annotations
@@ -11,9 +15,9 @@ from typing import Callable
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
-from bigmodel_cli.data.image import split_off
+from bigmodel_cli.data.image import check_split_seed, split_off
 from bigmodel_cli.data.loaders import SplitLoaders
 from bigmodel_cli.data.tokenizers import PAD, UNK, ByteTokenizer, Vocabulary, check_kind
 from bigmodel_cli.errors import UserError
@@ -67,13 +71,26 @@ def label_indices(splits: dict[str, tuple[list, list]], num_classes: int) -> dic
     return {split: [index[str(label)] for label in labels] for split, (_, labels) in splits.items()}
 
 
+def carve(count: int, missing: dict[str, float], split_seed: int) -> dict[str, list[int]]:
+    """Positions (into the training texts) of what stays in train and of each missing split, drawn
+    as for image data: test first, then val from the rest, from one generator seeded by split_seed."""
+    positions = {"train": list(range(count))}
+    generator = torch.Generator().manual_seed(split_seed)
+    for split in ("test", "val"):
+        if split in missing:
+            rest, part = split_off(positions["train"], missing[split], generator)
+            positions["train"], positions[split] = ([positions["train"][i] for i in subset.indices]
+                                                    for subset in (rest, part))
+    return positions
+
+
 class TextDataModule(SplitLoaders, pl.LightningDataModule):
     collate_fn = staticmethod(pad_batch)
 
     def __init__(self, source: Callable[[], dict], num_classes: int, vocab_size: int, max_length: int,
-                 tokenizer: str = "byte", min_freq: int = 1, unk_token: str = UNK, batch_size: int = 64,
+                 tokenizer: str = "word", min_freq: int = 1, unk_token: str = UNK, batch_size: int = 64,
                  val_fraction: float = 0.1, test_fraction: float = 0.2, num_workers: int = 0, seed: int = 0,
-                 modality: str = "text", task: str = "classification", **source_settings):
+                 split_seed: int = 0, modality: str = "text", task: str = "classification", **source_settings):
         # source_settings (path, columns, ...) are read by `source` through interpolation; kept
         # here so the data config and this signature accept the same keys.
         super().__init__()
@@ -85,6 +102,7 @@ class TextDataModule(SplitLoaders, pl.LightningDataModule):
         self.source, self.num_classes, self.vocab_size, self.max_length = source, num_classes, vocab_size, max_length
         self.tokenizer_kind, self.min_freq, self.unk_token = tokenizer, min_freq, unk_token
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.split_seed = check_split_seed(split_seed)
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.modality, self.task = modality, task
         self.tokenizer = ByteTokenizer(offset=1) if tokenizer == "byte" else None
@@ -95,16 +113,20 @@ class TextDataModule(SplitLoaders, pl.LightningDataModule):
             return
         splits = dict(self.source())
         labels = label_indices(splits, self.num_classes)
-        if self.tokenizer is None:  # a word vocabulary from the training split only
-            self.tokenizer = Vocabulary.build(splits["train"][0], "word", self.vocab_size, self.min_freq,
+        # The missing val/test splits are carved out of the raw training texts first ...
+        missing = {split: fraction for split, fraction in (("test", self.test_fraction), ("val", self.val_fraction))
+                   if split not in splits}
+        positions = carve(len(splits["train"][0]), missing, self.split_seed)
+        # ... and only then is the vocabulary counted, on what stays in train.
+        if self.tokenizer is None:
+            train_texts = [splits["train"][0][i] for i in positions["train"]]
+            self.tokenizer = Vocabulary.build(train_texts, "word", self.vocab_size, self.min_freq,
                                               specials=(PAD, self.unk_token), unk_token=self.unk_token)
-        datasets = {split: TokenSequences([self.tokenizer.encode(t)[:self.max_length] for t in texts], labels[split])
-                    for split, (texts, _) in splits.items()}
-        generator = torch.Generator().manual_seed(self.seed)
-        if "test" not in datasets:
-            datasets["train"], datasets["test"] = split_off(datasets["train"], self.test_fraction, generator)
-        if "val" not in datasets:
-            datasets["train"], datasets["val"] = split_off(datasets["train"], self.val_fraction, generator)
+        datasets: dict[str, Dataset] = {
+            split: TokenSequences([self.tokenizer.encode(t)[:self.max_length] for t in texts], labels[split])
+            for split, (texts, _) in splits.items()}
+        pool = datasets["train"]
+        datasets.update({split: Subset(pool, indices) for split, indices in positions.items()})
         self.datasets = datasets
 
     def example_input(self, batch: int = 2) -> torch.Tensor:

@@ -20,14 +20,31 @@ def user_overrides() -> list[str]:
 
 def data_config(cfg: DictConfig, saved: dict[str, Any]):
     """The checkpoint's data config, unless the command line picks data=<option>; data.<key>=<value>
-    overrides are applied on top either way."""
+    overrides are applied on top either way. What carves val/test out of train (data.split_seed,
+    data.val_fraction, data.test_fraction) is always the run's own, so a checkpoint is evaluated on
+    the split it was validated and tested on, never on its training samples; a note says so when the
+    command line (or the data option picked) had other values."""
     keys = [o.split("=", 1)[0].lstrip("+~") for o in user_overrides()]
     if "data" in keys:
-        return cfg.data
-    data = OmegaConf.create(saved["data"])
-    for key in keys:
-        if key.startswith("data."):
-            OmegaConf.update(data, key.removeprefix("data."), OmegaConf.select(cfg, key), force_add=True)
+        data = cfg.data
+    else:
+        data = OmegaConf.create(saved["data"])
+        for key in keys:
+            if key.startswith("data."):
+                OmegaConf.update(data, key.removeprefix("data."), OmegaConf.select(cfg, key), force_add=True)
+    run = saved["data"]
+    # Runs saved before data.split_seed existed carved their splits with data.seed.
+    run_split = {"split_seed": run.get("split_seed", run.get("seed")), "val_fraction": run.get("val_fraction"),
+                 "test_fraction": run.get("test_fraction")}
+    replaced = []
+    for key, value in run_split.items():
+        if value is None or key not in data:
+            continue
+        if data[key] != value:
+            replaced.append(f"data.{key}={data[key]} -> {value}")
+            data[key] = value
+    if replaced:
+        print(f"note: evaluating on the run's own val/test split, so {', '.join(replaced)} (the checkpoint's values)")
     return data
 
 
