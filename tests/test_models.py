@@ -196,7 +196,7 @@ def test_text_errors_name_the_fix(compose_cfg, tmp_path):
     cases = [(["data=text_csv"], "data.path is not set"),
              (["data=text_csv", f"data.path={path}"], "labels go up to 2 but data.num_classes=2"),
              (["data=text_csv", f"data.path={path}", "data.label_column=stars"], "no column 'stars'; valid choices: text, label"),
-             (["data=text_csv", f"data.path={path}", "data.vocab_size=100"], "byte tokenizer has 257 ids")]
+             (["data=text_csv", f"data.path={path}", "data.tokenizer=byte", "data.vocab_size=100"], "byte tokenizer has 257 ids")]
     for i, (overrides, message) in enumerate(cases):
         with compose_cfg("train", overrides, name=f"case{i}") as cfg:
             with pytest.raises(UserError, match=message):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
@@ -75,10 +76,13 @@ def test_checkpoints_eval_and_predict(cli, in_tmp_cwd):
     checkpoint = torch.load(best, map_location="cpu", weights_only=True)  # plain containers only
     assert checkpoint["hyper_parameters"]["config"]["data"]["num_classes"] == 10
 
-    code, out, err = cli("test", f"ckpt_path={best}")
+    # The same checkpoint on the same test batches gives the training run's own test metrics.
+    code, out, err = cli("test", f"ckpt_path={best}", "trainer.limit_test_batches=2")
     assert code == 0, err
     (test_run,) = run_dirs(in_tmp_cwd, "test")
-    assert 0.0 <= json.loads((test_run / "metrics.json").read_text())["test/acc"] <= 1.0
+    trained = json.loads((run / "metrics.json").read_text())
+    tested = json.loads((test_run / "metrics.json").read_text())
+    assert tested["test/acc"] == pytest.approx(trained["test/acc"]) and tested["test/loss"] == pytest.approx(trained["test/loss"])
 
     code, _, err = cli("validate", f"ckpt_path={best}", "data.batch_size=7")
     assert code == 0, err
@@ -97,3 +101,14 @@ def test_checkpoints_eval_and_predict(cli, in_tmp_cwd):
     first = rows[1].split(",")
     probs = [float(p) for p in first[2:]]
     assert abs(sum(probs) - 1) < 1e-3 and int(first[1]) == probs.index(max(probs))
+
+
+def test_checkpoint_whose_weights_do_not_fit_its_model_is_one_line(cli, in_tmp_cwd):
+    assert cli("train", *QUICK)[0] == 0
+    (run,) = run_dirs(in_tmp_cwd)
+    checkpoint = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)
+    checkpoint["state_dict"] = {k: v[..., :1] if v.ndim > 1 else v for k, v in checkpoint["state_dict"].items()}
+    torch.save(checkpoint, in_tmp_cwd / "edited.ckpt")
+    code, _, err = cli("test", "ckpt_path=edited.ckpt")
+    assert code == 2 and "Traceback" not in err
+    assert "ckpt_path=edited.ckpt: its weights do not fit the model its own config builds (size mismatch" in err

@@ -353,12 +353,13 @@ def test_stop_signal_saves_a_checkpoint_first(signum, compose_cfg, tmp_path, mon
         return loss
 
     wrap_training_step(monkeypatch, after=send)
+    before = signal.getsignal(signum)
     with compose_cfg("train", [*TWO_EPOCHS, "accelerator=cpu"]) as cfg:
         with pytest.raises(TrainingInterrupted, match=f"received {signal.Signals(signum).name} at step 5"):
             train.run(cfg)
     last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["global_step"] == 5 and last["epoch"] == 1
-    assert signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler) or callable(signal.getsignal(signum))
+    assert signal.getsignal(signum) == before, "the signal handler was not put back after training"
 
 
 def test_deterministic_training_is_bitwise_identical(compose_cfg, tmp_path):

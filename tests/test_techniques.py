@@ -86,11 +86,10 @@ def test_mixing_gives_soft_targets_to_the_loss(option, compose_cfg, monkeypatch)
 
     monkeypatch.setattr(ClassificationModule, "training_step", spy)
     with compose_cfg("train", [f"augmentation={option}", "test_after_fit=false", *FAST]) as cfg:
-        metrics = train.run(cfg)
+        train.run(cfg)
     assert targets and all(t.ndim == 2 and t.shape[1] == 10 for t in targets), "targets were not soft"
     assert all(torch.allclose(t.sum(1), torch.ones(len(t))) for t in targets)
     assert any((t.max(1).values < 1).any() for t in targets), "no sample was actually mixed"
-    assert metrics["train/acc"] == metrics["train/acc"]  # metrics computed from the soft targets' argmax
 
 
 def test_soft_target_loss_and_metrics(compose_cfg):

@@ -8,6 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from bigmodel_cli.assembly import allowed, build_datamodule, build_module, build_trainer, probe
 from bigmodel_cli.checkpoints import load_checkpoint, saved_config
+from bigmodel_cli.errors import UserError
 from bigmodel_cli.instantiate import check_targets
 from bigmodel_cli.tasks.common import collect, prepare, print_summary, require_checkpoint_path, task_main
 
@@ -54,7 +55,12 @@ def restore_module(cfg: DictConfig):
     saved = saved_config(checkpoint)
     check_targets(saved, allowed(cfg))  # a checkpoint may come from someone else
     module = build_module(saved)
-    module.load_state_dict(checkpoint["state_dict"])
+    try:
+        module.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as exc:  # weights of another model than the one its saved config builds
+        detail = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), str(exc))
+        raise UserError(f"ckpt_path={cfg.ckpt_path}: its weights do not fit the model its own config builds "
+                        f"({detail[:160]}); fix: give a checkpoint written by bigmodel train, unmodified") from None
     module.on_load_checkpoint(checkpoint)
     return module, checkpoint
 
