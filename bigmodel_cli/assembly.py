@@ -149,6 +149,12 @@ def build_trainer(cfg: DictConfig, **overrides):
             print(f"note: callbacks.{name} needs a logger and is skipped with logger=none")
             continue
         callbacks.append(instantiate(node, allow))
+    if cfg.trainer.get("fast_dev_run"):
+        # fast_dev_run writes no checkpoints, but Lightning's ModelCheckpoint still saves last.ckpt
+        # when training ends: leave the checkpoint callbacks out.
+        from pytorch_lightning.callbacks import ModelCheckpoint
+
+        callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
     overrides = quiet_defaults(cfg, callbacks) | overrides
     from hydra.errors import InstantiationException
     from lightning_fabric.utilities.exceptions import MisconfigurationException
