@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from importlib import import_module
 
 from bigmodel_cli import distributed, failures
-from bigmodel_cli.errors import UserError, choices_text, hydra_message_to_line
+from bigmodel_cli.errors import UserError, choices_text, hydra_message_to_line, run_dir_message_to_line
 
 # subcommand -> (primary config in conf/, task module, one-line summary)
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
@@ -207,8 +207,6 @@ def run_subcommand(command: str, overrides: list[str], verbose: bool = False) ->
     except UserError as exc:
         return report(str(exc), exc if show_trace else None, code=2)
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
-        from bigmodel_cli.errors import run_dir_message_to_line
-
         line = hydra_message_to_line(exc) or run_dir_message_to_line(exc)
         if line is not None:
             return report(line, exc if show_trace else None, code=2)

@@ -89,3 +89,18 @@ def no_leftover_distributed_state():
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def record_batches(monkeypatch, split: str = "training") -> list:
+    """Every batch ClassificationModule.<split>_step receives, as detached (inputs, targets) copies."""
+    from bigmodel_cli.modules.classifier import ClassificationModule
+
+    seen = []
+    original = getattr(ClassificationModule, f"{split}_step")
+
+    def spy(self, batch, batch_idx, *args):
+        seen.append((batch[0].detach().clone(), batch[1].detach().clone()))
+        return original(self, batch, batch_idx, *args)
+
+    monkeypatch.setattr(ClassificationModule, f"{split}_step", spy)
+    return seen

@@ -23,7 +23,7 @@ from bigmodel_cli.assembly import build_datamodule, build_module, build_trainer,
 from bigmodel_cli.conf_tree import conf_dir
 from bigmodel_cli.modules.optim import build_optimizer
 from bigmodel_cli.tasks import train
-from tests.conftest import FAST
+from tests.conftest import FAST, record_batches
 from tests.test_techniques import fitted
 
 EFFECTS: dict[str, str] = {
@@ -179,20 +179,10 @@ def test_schedule_lr_has_its_shape(option, compose_cfg, monkeypatch):
 def batches_seen(cfg, monkeypatch) -> dict[str, torch.Tensor]:
     """Every (normalised, augmented) batch each step function received in a short run, concatenated
     (a batch-level mixer may leave one batch untouched: CutMix's box can be empty)."""
-    from bigmodel_cli.modules.classifier import ClassificationModule
-
-    seen: dict[str, list[torch.Tensor]] = {}
-    for split in ("training", "validation", "test"):
-        original = getattr(ClassificationModule, f"{split}_step")
-
-        def spy(self, batch, batch_idx, _split=split, _original=original):
-            seen.setdefault(_split, []).append(batch[0].detach().clone())
-            return _original(self, batch, batch_idx)
-
-        monkeypatch.setattr(ClassificationModule, f"{split}_step", spy)
+    seen = {split: record_batches(monkeypatch, split) for split in ("training", "validation", "test")}
     train.run(cfg)
     monkeypatch.undo()
-    return {split: torch.cat(batches) for split, batches in seen.items()}
+    return {split: torch.cat([x for x, _ in batches]) for split, batches in seen.items()}
 
 
 @pytest.mark.parametrize("option", options_of("augmentation"))
@@ -298,16 +288,7 @@ def test_logger_options_write_their_files(option, compose_cfg, monkeypatch):
 
 @pytest.mark.parametrize("option", options_of("debug"))
 def test_debug_options(option, compose_cfg, monkeypatch, caplog):
-    from bigmodel_cli.modules.classifier import ClassificationModule
-
-    inputs = []
-    step = ClassificationModule.training_step
-
-    def spy(self, batch, batch_idx):
-        inputs.append(batch[0].detach().clone())
-        return step(self, batch, batch_idx)
-
-    monkeypatch.setattr(ClassificationModule, "training_step", spy)
+    batches = record_batches(monkeypatch)
     overrides = [f"debug={option}"] + (["trainer.max_epochs=3"] if option == "overfit" else [])
     if option == "profiler":
         overrides.append("trainer.limit_train_batches=3")
@@ -319,6 +300,7 @@ def test_debug_options(option, compose_cfg, monkeypatch, caplog):
     elif option == "limit":  # 3 batches x 2 epochs, checkpoints included
         assert trainer.global_step == 6 and (run / "checkpoints" / "last.ckpt").is_file()
     elif option == "overfit":  # the same batch at every step
+        inputs = [x for x, _ in batches]
         assert len(inputs) == 3 and all(torch.equal(inputs[0], x) for x in inputs)
     elif option == "profiler":
         assert "Profiler Report" in caplog.text

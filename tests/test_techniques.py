@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bigmodel_cli.tasks import lr_find, train
-from tests.conftest import FAST
+from tests.conftest import FAST, record_batches
 
 # A short run that keeps every batch of an epoch (no limit_train_batches), logs nothing.
 SHORT = [o for o in FAST if not o.startswith(("trainer.limit_train_batches", "trainer.max_epochs"))]
@@ -75,18 +75,10 @@ def test_gd_gradient_is_the_full_batch_gradient(compose_cfg):
 
 @pytest.mark.parametrize("option", ["mixup", "cutmix", "[mixup,cutmix]"])
 def test_mixing_gives_soft_targets_to_the_loss(option, compose_cfg, monkeypatch):
-    from bigmodel_cli.modules.classifier import ClassificationModule
-
-    targets = []
-    step = ClassificationModule.training_step
-
-    def spy(self, batch, batch_idx):
-        targets.append(batch[1].detach().clone())
-        return step(self, batch, batch_idx)
-
-    monkeypatch.setattr(ClassificationModule, "training_step", spy)
+    batches = record_batches(monkeypatch)
     with compose_cfg("train", [f"augmentation={option}", "test_after_fit=false", *FAST]) as cfg:
         train.run(cfg)
+    targets = [y for _, y in batches]
     assert targets and all(t.ndim == 2 and t.shape[1] == 10 for t in targets), "targets were not soft"
     assert all(torch.allclose(t.sum(1), torch.ones(len(t))) for t in targets)
     assert any((t.max(1).values < 1).any() for t in targets), "no sample was actually mixed"

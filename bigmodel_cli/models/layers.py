@@ -41,7 +41,7 @@ class DropPath(nn.Module):
 def depth_rates(rate: float, blocks: int) -> list[float]:
     """Drop rates rising linearly with depth from 0 to `rate` at the last block (the usual rule:
     early blocks, which every later one builds on, are dropped least)."""
-    return [rate * i / max(1, blocks - 1) for i in range(blocks)] if blocks > 1 else [rate] * blocks
+    return [rate * i / (blocks - 1) for i in range(blocks)] if blocks > 1 else [rate] * blocks
 
 
 def load_weights(model: nn.Module, path: str) -> None:

@@ -50,6 +50,7 @@ class BackboneModule(pl.LightningModule):
         return self.config["optimizer"]
 
     def configure_optimizers(self):
+        self._decayed_weights = None  # the strategy has wrapped the model by now: find them again
         optimizer = build_optimizer(self, self.optimizer_config(), self.allow, self.decayed)
         scheduler = build_scheduler(optimizer, self.config.get("scheduler"), self.allow, self.run_length)
         return {"optimizer": optimizer, "lr_scheduler": scheduler} if scheduler else optimizer
@@ -71,12 +72,21 @@ class BackboneModule(pl.LightningModule):
 
     # --- regularizers -------------------------------------------------------------------------
 
+    _decayed_weights: list[nn.Parameter] | None = None
+
+    def decayed_weights(self) -> list[nn.Parameter]:
+        """The parameters named in self.decayed, as the (possibly wrapped) model holds them now;
+        looked up once per fit, not on every step."""
+        if self._decayed_weights is None:
+            self._decayed_weights = decayed_parameters(self.named_parameters(), self.decayed)
+        return self._decayed_weights
+
     def penalized_weights(self) -> list[nn.Parameter]:
         """What L1/L2 act on: the decayed weights (norms and biases too with penalize_norm_bias).
         Under FSDP these are this rank's shards, whose penalties add up to the whole model's."""
         if self.penalize_norm_bias:
             return [p for p in self.backbone.parameters() if p.requires_grad]
-        return decayed_parameters(self.named_parameters(), self.decayed)
+        return self.decayed_weights()
 
     def penalties(self) -> dict[str, torch.Tensor]:
         """Explicit L1/L2 terms, each logged on its own."""
@@ -100,7 +110,7 @@ class BackboneModule(pl.LightningModule):
         every optimizer step, whatever the optimizer (AdamW's rule, for any of them)."""
         if not self.weight_decay:
             return
-        decayed = {id(p) for p in decayed_parameters(self.named_parameters(), self.decayed)}
+        decayed = {id(p) for p in self.decayed_weights()}
         with torch.no_grad():
             for group in optimizer.param_groups:
                 for p in group["params"]:
