@@ -1,4 +1,4 @@
-from bigmodel_cli.cli import main
+from bigmodel_cli.cli.main import main
 
 if __name__ == "__main__":
     main()

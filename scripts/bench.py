@@ -11,7 +11,7 @@ max RSS); each is repeated and the median reported.
 2. per epoch: `bigmodel train` (defaults, and callbacks=minimal logger=none) vs scripts/plain_loop.py
    for an MLP and a small CNN: the same data tensors, model class, optimizer, batch size, steps,
    validation batches and threads. Epoch times are taken inside the training process
-   (bigmodel_cli.timing.EpochTimer; the plain loop times itself), so start-up is excluded; the
+   (bigmodel_cli.callbacks.timing.EpochTimer; the plain loop times itself), so start-up is excluded; the
    first epoch of each process is a warm-up and is left out.
 3. time to accuracy: `bigmodel train experiment=fashion_mnist_fast` end to end (start-up included)
    and the test accuracy it reaches.
@@ -128,7 +128,7 @@ def bigmodel_epochs(args, work: Path, env: dict, common: list[str], settings: di
                  f"trainer.limit_train_batches={steps if steps else 'null'}",
                  f"trainer.limit_val_batches={settings['val_steps'] or 'null'}",
                  "test_after_fit=false", f"run_name=bench-{model}-{preset}-{repeat}",
-                 "+callbacks.epoch_timer._target_=bigmodel_cli.timing.EpochTimer",
+                 "+callbacks.epoch_timer._target_=bigmodel_cli.callbacks.timing.EpochTimer",
                  f"+callbacks.epoch_timer.path={timer}"]
     result = run_process([*bigmodel(), "train", *overrides], work, env, args.timeout)
     result["epoch"] = median_epoch(json.loads(timer.read_text())["epoch_seconds"])

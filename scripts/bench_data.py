@@ -20,8 +20,8 @@ def augmentation(option: str) -> list:
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from bigmodel_cli.conf_tree import conf_dir
-    from bigmodel_cli.resolvers import register_resolvers
+    from bigmodel_cli.config.catalogue import conf_dir
+    from bigmodel_cli.config.resolvers import register_resolvers
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):

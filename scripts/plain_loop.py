@@ -23,8 +23,8 @@ def compose(overrides: list[str]):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    from bigmodel_cli.conf_tree import conf_dir
-    from bigmodel_cli.resolvers import register_resolvers
+    from bigmodel_cli.config.catalogue import conf_dir
+    from bigmodel_cli.config.resolvers import register_resolvers
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from bigmodel_cli.modules.optim import build_optimizer
+    from bigmodel_cli.lightning_modules.optim import build_optimizer
 
     if args.threads:
         torch.set_num_threads(args.threads)

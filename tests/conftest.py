@@ -17,12 +17,13 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
-from bigmodel_cli.conf_tree import conf_dir
-from bigmodel_cli.resolvers import register_resolvers
+from bigmodel_cli.config.catalogue import conf_dir
+from bigmodel_cli.config.resolvers import register_resolvers
 
 # Overrides that make any training run take a few steps.
 FAST = ["trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=2",
         "trainer.limit_test_batches=2", "trainer.limit_predict_batches=2"]
+TWO_EPOCHS = [*[o for o in FAST if not o.startswith("trainer.max_epochs")], "trainer.max_epochs=2"]
 
 
 
@@ -52,6 +53,17 @@ def compose_cfg(tmp_path):
 
 
 @pytest.fixture
+def trained(compose_cfg, tmp_path):
+    """A finished two-epoch run with a CSV log: (run dir, metrics)."""
+    overrides = [*[o for o in TWO_EPOCHS if o != "logger=none"], "accelerator=cpu"]
+    from bigmodel_cli.commands import train
+
+    with compose_cfg("train", overrides, name="trained") as cfg:
+        metrics = train.run(cfg)
+    return tmp_path / "trained", metrics
+
+
+@pytest.fixture
 def in_tmp_cwd(tmp_path, monkeypatch):
     """Run CLI calls from a scratch directory, so outputs/ lands there."""
     monkeypatch.chdir(tmp_path)
@@ -61,11 +73,9 @@ def in_tmp_cwd(tmp_path, monkeypatch):
 @pytest.fixture
 def cli(in_tmp_cwd, capsys):
     """cli(*args) runs `bigmodel *args` in-process; returns (exit code, stdout, stderr)."""
-    from bigmodel_cli import failures
-    from bigmodel_cli.cli import main
+    from bigmodel_cli.cli.main import main
 
     def call(*args: str):
-        failures.RECORDED.clear()
         try:
             main(list(args))
             code = 0
@@ -93,7 +103,7 @@ def no_leftover_distributed_state():
 
 def record_batches(monkeypatch, split: str = "training") -> list:
     """Every batch ClassificationModule.<split>_step receives, as detached (inputs, targets) copies."""
-    from bigmodel_cli.modules.classifier import ClassificationModule
+    from bigmodel_cli.lightning_modules.classifier import ClassificationModule
 
     seen = []
     original = getattr(ClassificationModule, f"{split}_step")
@@ -104,3 +114,25 @@ def record_batches(monkeypatch, split: str = "training") -> list:
 
     monkeypatch.setattr(ClassificationModule, f"{split}_step", spy)
     return seen
+
+
+def fitted(cfg, monkeypatch):
+    """Run train.run(cfg) and capture the Trainer and module it used."""
+    from bigmodel_cli.commands import train
+    from bigmodel_cli.training import assembly
+
+    seen = {}
+    build_trainer, build_module = assembly.build_trainer, assembly.build_module
+
+    def keep_trainer(*args, **kwargs):
+        seen["trainer"] = build_trainer(*args, **kwargs)
+        return seen["trainer"]
+
+    def keep_module(*args, **kwargs):
+        seen["module"] = build_module(*args, **kwargs)
+        return seen["module"]
+
+    monkeypatch.setattr(train, "build_trainer", keep_trainer)
+    monkeypatch.setattr(train, "build_module", keep_module)
+    metrics = train.run(cfg)
+    return metrics, seen["trainer"], seen["module"]

@@ -12,7 +12,7 @@ image, so it is statistically the same operation as running the v2 pipeline imag
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -84,8 +84,7 @@ def _per_sample(transform: Callable) -> Callable[[torch.Tensor], torch.Tensor]:
 
 def batched(transform) -> Callable[[torch.Tensor], torch.Tensor]:
     """The batched equivalent of one v2 transform (the per-image loop when there is none)."""
-    from torchvision.transforms import InterpolationMode
-    from torchvision.transforms import v2
+    from torchvision.transforms import InterpolationMode, v2
 
     if isinstance(transform, v2.RandomCrop) and not transform.pad_if_needed:
         return lambda x: random_crop(x, transform.size, transform.padding, _fill_value(transform.fill),

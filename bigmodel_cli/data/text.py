@@ -11,14 +11,14 @@ the training texts alone, so words seen only in val/test texts are unknown to th
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import Dataset, Subset
 
-from bigmodel_cli.data.image import check_split_seed, split_off
 from bigmodel_cli.data.loaders import SplitLoaders
+from bigmodel_cli.data.splits import check_split_seed, split_off
 from bigmodel_cli.data.tokenizers import PAD, UNK, ByteTokenizer, Vocabulary, check_kind
 from bigmodel_cli.errors import UserError
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Iterable
+from collections.abc import Iterable
 
 from bigmodel_cli.errors import UserError
 
@@ -47,7 +47,7 @@ class Vocabulary:
 
     @classmethod
     def build(cls, texts: Iterable[str], level: str, max_size: int, min_freq: int = 1,
-              specials: tuple[str, ...] = (PAD, UNK), unk_token: str = UNK) -> "Vocabulary":
+              specials: tuple[str, ...] = (PAD, UNK), unk_token: str = UNK) -> Vocabulary:
         """Specials first, then the most frequent units (ties alphabetical) up to max_size in all."""
         counts = Counter(unit for text in texts for unit in split(text, level))
         ranked = sorted((u for u, c in counts.items() if c >= min_freq and u not in specials),

@@ -63,3 +63,9 @@ def load_weights(model: nn.Module, path: str) -> None:
         raise UserError(f"model.weights={path} does not fit this model ({str(exc).splitlines()[1].strip()[:160]}); "
                         f"fix: weights saved from the same model.arch, data.in_channels and "
                         f"data.num_classes") from None
+
+
+def check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UserError(f"model.{key}={value} is not known; valid choices: {choices_text(choices)} "
+                        f"(fix: model.{key}={choices[0]})")

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bigmodel_cli.errors import UserError, choices_text
-from bigmodel_cli.models.layers import DropPath, depth_rates, make_activation
+from bigmodel_cli.models.layers import DropPath, check_choice, depth_rates, make_activation
 
 POSITIONS = ("learned", "sinusoidal")
 POOLING = ("cls", "mean")
@@ -68,12 +68,6 @@ def sinusoidal(length: int, dim: int) -> torch.Tensor:
     table[:, 0::2] = torch.sin(position * frequency)
     table[:, 1::2] = torch.cos(position * frequency)[:, :dim // 2]
     return table
-
-
-def check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise UserError(f"model.{key}={value} is not known; valid choices: {choices_text(choices)} "
-                        f"(fix: model.{key}={choices[0]})")
 
 
 def check_patch_size(patch_size: int, image_size: int) -> None:

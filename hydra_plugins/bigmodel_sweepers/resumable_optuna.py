@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import List
 
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 
@@ -36,7 +35,7 @@ def resumed_seed(seed: int, trials_in_study: int) -> int:
 
 
 class ResumableOptunaSweeper(OptunaSweeper):
-    def sweep(self, arguments: List[str]) -> None:
+    def sweep(self, arguments: list[str]) -> None:
         impl = self.sweeper
         if isinstance(impl.storage, str) and impl.storage.startswith("sqlite:///"):
             Path(impl.storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,45 @@
+"""EpochTimer: wall time of every training epoch, measured inside the training process.
+
+Add it to any run (`+callbacks.epoch_timer._target_=bigmodel_cli.callbacks.timing.EpochTimer
++callbacks.epoch_timer.path=epochs.json`); scripts/bench.py does, so start-up is left out of its
+per-epoch numbers. An epoch runs from one `on_train_epoch_start` to the next (the last one to
+`on_train_end`): its training steps, its validation, its logging and its checkpoint writes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+
+
+class EpochTimer(pl.Callback):
+    def __init__(self, path: str | None = None):
+        self.path = path
+        self.starts: list[float] = []
+        self.seconds: list[float] = []
+
+    @staticmethod
+    def _now(pl_module: pl.LightningModule) -> float:
+        if pl_module.device.type == "cuda":  # queued kernels belong to the epoch that queued them
+            import torch
+
+            torch.cuda.synchronize(pl_module.device)
+        return time.perf_counter()
+
+    def _close_epoch(self, now: float) -> None:
+        if self.starts:
+            self.seconds.append(now - self.starts[-1])
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        now = self._now(pl_module)
+        self._close_epoch(now)
+        self.starts.append(now)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._close_epoch(self._now(pl_module))
+        if self.path and trainer.is_global_zero:
+            Path(self.path).write_text(json.dumps({"epoch_seconds": self.seconds,
+                                                   "steps_per_epoch": int(trainer.num_training_batches)}))

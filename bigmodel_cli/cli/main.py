@@ -1,0 +1,46 @@
+"""`bigmodel <subcommand> [hydra overrides...]`: read the command line, then hand the subcommand to
+its runner. Imports no torch or Lightning: the subcommand's module is loaded only when it runs."""
+
+from __future__ import annotations
+
+import sys
+from importlib import import_module
+
+from bigmodel_cli.cli.argv import Invocation, parse
+from bigmodel_cli.commands import SUBCOMMANDS, TOOLS
+from bigmodel_cli.errors import UserError, choices_text, print_error
+from bigmodel_cli.process_state import TRUST_ENV, environment
+
+
+def main(argv: list[str] | None = None) -> None:
+    invocation = parse(sys.argv[1:] if argv is None else argv, SUBCOMMANDS)
+    if invocation.command == "help":
+        from bigmodel_cli.cli.help import print_help
+
+        print_help(SUBCOMMANDS, TOOLS)
+        return
+    if invocation.command == "version":
+        from bigmodel_cli import __version__
+
+        print(f"bigmodel {__version__}")
+        return
+    # An environment variable, so that Lightning's DDP children inherit the trust.
+    trust = {TRUST_ENV: "1"} if invocation.trust_checkpoint else {}
+    with environment(**trust):
+        code = dispatch(invocation)
+    sys.exit(code)
+
+
+def dispatch(invocation: Invocation) -> int:
+    command, verbose = invocation.command, invocation.verbose
+    if command in TOOLS:
+        try:
+            return import_module(TOOLS[command][0]).main(invocation.arguments)
+        except UserError as exc:
+            return print_error(str(exc), exc if verbose else None)
+    if command not in SUBCOMMANDS:
+        return print_error(f"unknown subcommand '{command}'; valid choices: {choices_text([*SUBCOMMANDS, *TOOLS])} "
+                           f"(fix: e.g. `bigmodel train`; `bigmodel --help` lists them)")
+    from bigmodel_cli.commands.app import run_subcommand
+
+    return run_subcommand(command, invocation.arguments, verbose)

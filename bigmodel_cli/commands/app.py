@@ -1,0 +1,70 @@
+"""Run one Hydra subcommand: compose its primary config with the overrides, run its task function
+for the job (or for every job of a sweep), and turn what went wrong into the exit code and lines.
+
+A job's exception is caught inside the task function (runs/failures), so the job is recorded as
+failed and a sweep goes on; what escapes Hydra itself is a composition or run-directory error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib import import_module
+
+from bigmodel_cli import process_state
+from bigmodel_cli.commands import SUBCOMMANDS
+from bigmodel_cli.config.catalogue import conf_dir
+from bigmodel_cli.config.composition_errors import hydra_message_to_line
+from bigmodel_cli.config.resolvers import register_resolvers
+from bigmodel_cli.config.source import config_source_arguments, hydra_arguments
+from bigmodel_cli.errors import UserError, print_error
+from bigmodel_cli.process_state import HYDRA_FULL_ERROR_ENV, SUBCOMMAND_ENV, environment
+from bigmodel_cli.runs import ddp_job, failures
+from bigmodel_cli.runs.dir_errors import run_dir_message_to_line
+from bigmodel_cli.runs.records import objective_value
+
+
+def run_subcommand(command: str, overrides: list[str], verbose: bool = False) -> int:
+    """Run one subcommand as a Hydra app; returns the process exit code."""
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+
+    config_name, task_module, _ = SUBCOMMANDS[command]
+    register_resolvers()
+    show_trace = verbose or os.environ.get(HYDRA_FULL_ERROR_ENV) == "1"
+    try:
+        overrides = hydra_arguments(overrides)
+    except UserError as exc:
+        return print_error(str(exc), exc if show_trace else None)
+
+    def task_function(cfg):
+        done = process_state.SKIPPED.get(HydraConfig.get().runtime.output_dir)
+        if done is not None:  # skip_completed: the same config already completed in this sweep
+            print(f"skipped: the same config completed in {done['run_dir']}")
+            return objective_value(cfg, done.get("metrics", {}))
+        ddp_job.export_job(command, config_source_arguments(overrides))
+        try:
+            return import_module(task_module).main(cfg)
+        except Exception as exc:  # noqa: BLE001 - recorded, so the run is marked failed and a sweep goes on
+            return failures.record(exc, show_trace)
+        finally:
+            ddp_job.release()
+
+    app = hydra.main(config_path=str(conf_dir()), config_name=config_name, version_base="1.3")(task_function)
+    sys.argv = [sys.argv[0], *overrides]
+    process_state.FAILED.clear()
+    # HYDRA_FULL_ERROR: Hydra lets errors reach us, so we decide how to print them.
+    try:
+        with environment(**{HYDRA_FULL_ERROR_ENV: "1", SUBCOMMAND_ENV: command}):
+            app()
+    except failures.FailFast:
+        failures.report(process_state.FAILED)
+        return print_error("stopped at the first failed job (fail_fast); the jobs after it did not run", code=1)
+    except UserError as exc:
+        return print_error(str(exc), exc if show_trace else None)
+    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+        line = hydra_message_to_line(exc) or run_dir_message_to_line(exc)
+        if line is not None:
+            return print_error(line, exc if show_trace else None)
+        return print_error(f"{type(exc).__name__}: {exc}", exc, code=1)
+    return failures.report(process_state.FAILED)

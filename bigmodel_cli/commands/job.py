@@ -1,0 +1,69 @@
+"""What every task does around its own work: validate, seed, report and record metrics."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from bigmodel_cli.config.validation import validate
+from bigmodel_cli.errors import UserError
+from bigmodel_cli.process_state import is_rank_zero
+from bigmodel_cli.runs import records
+
+
+def prepare(cfg: DictConfig) -> int:
+    """Validate the config, then seed everything; returns the seed used (drawn if seed=null)."""
+    import pytorch_lightning as pl
+
+    validate(cfg)
+    seed = cfg.get("seed")
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**31)
+        with open_dict(cfg):
+            cfg.seed = seed
+        saved = Path(cfg.paths.output_dir) / ".hydra" / "config.yaml"
+        if saved.is_file() and is_rank_zero():  # the saved config must rerun this exact run
+            OmegaConf.save(cfg, saved)
+    records.update_run(cfg.paths.output_dir, seed=seed)
+    pl.seed_everything(seed, workers=True, verbose=False)
+    return seed
+
+
+def require_checkpoint_path(cfg: DictConfig) -> str:
+    if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
+        task = cfg.get("task_name", "test")
+        raise UserError(f"bigmodel {task} needs a checkpoint: ckpt_path is not set; fix: bigmodel {task} "
+                        f"ckpt_path=outputs/train/<run>/checkpoints/best.ckpt")
+    return str(cfg.ckpt_path)
+
+
+def collect(callback_metrics: dict, prefixes: tuple[str, ...] = ("train/", "val/", "test/")) -> dict[str, float]:
+    """Plain floats from Lightning's callback_metrics, for metrics.json and the summary table."""
+    return {k: float(v) for k, v in sorted(callback_metrics.items())
+            if k.startswith(prefixes) and not k.endswith(("_step", "_epoch"))}
+
+
+def print_summary(title: str, metrics: dict[str, float], notes: dict[str, str] | None = None) -> None:
+    if not is_rank_zero():
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric", style="cyan")
+    table.add_column("value", justify="right")
+    for key, value in metrics.items():
+        table.add_row(key, f"{value:.4f}")
+    for key, value in (notes or {}).items():
+        table.add_row(key, value)
+    Console().print(table)
+
+
+def task_main(run: Callable[[DictConfig], dict[str, float]], cfg: DictConfig):
+    """Hydra task function body: run, save metrics.json, return the objective for sweepers."""
+    metrics = run(cfg)
+    records.write_metrics(cfg.paths.output_dir, metrics)
+    return records.objective_value(cfg, metrics)

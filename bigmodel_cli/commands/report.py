@@ -1,0 +1,190 @@
+"""bigmodel report <sweep dir or runs dir>: every job found below the directory (each has a run.json),
+as a rich table sorted by the objective, summary.csv and summary.md, and PNG plots (the objective
+against each swept parameter; learning curves of the top jobs). Reads whatever is there, so it
+works on a sweep that is still running."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from datetime import datetime
+from pathlib import Path
+
+from bigmodel_cli.errors import UserError
+from bigmodel_cli.runs.records import METRICS_FILE, NOT_PART_OF_THE_JOB, RUN_FILE, read_json
+
+SUMMARY_METRICS = ("val/acc", "val/loss", "test/acc", "test/loss", "train/loss")
+
+
+def load_jobs(root: Path) -> list[dict]:
+    jobs = []
+    for path in sorted(root.rglob(RUN_FILE)):
+        try:
+            record = read_json(path)
+        except (OSError, ValueError):
+            continue
+        if record.get("status") == "skipped":
+            continue  # a duplicate of a job listed under its own directory
+        run_dir = path.parent
+        metrics = record.get("metrics")
+        if metrics is None and (run_dir / METRICS_FILE).is_file():
+            metrics = read_json(run_dir / METRICS_FILE)
+        if metrics is None:  # still running: the last logged values
+            metrics = {k: v[-1][1] for k, v in curves(run_dir).items() if v}
+        config = record.get("config") or {}
+        jobs.append({"dir": run_dir, "name": str(run_dir.relative_to(root)) if run_dir != root else run_dir.name,
+                     "status": record.get("status", "?"), "error": record.get("error", ""),
+                     "overrides": dict(o.lstrip("+~").split("=", 1) for o in record.get("overrides", []) if "=" in o),
+                     "metrics": metrics or {}, "duration": duration(record),
+                     "objective": config.get("objective", "val/acc"), "mode": config.get("objective_mode", "max")})
+    return jobs
+
+
+def duration(record: dict) -> float | None:
+    start = record.get("start_time")
+    end = record.get("end_time") or (datetime.now().isoformat() if record.get("status") == "running" else None)
+    if not start or not end:
+        return None
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+def curves(run_dir: Path) -> dict[str, list[tuple[float, float]]]:
+    """metric -> [(epoch, value)] from the run's csv/metrics.csv (epoch-level rows)."""
+    path = run_dir / "csv" / "metrics.csv"
+    found: dict[str, list[tuple[float, float]]] = {}
+    if not path.is_file():
+        return found
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            if not row.get("epoch"):
+                continue
+            for key, value in row.items():
+                if value and key not in ("epoch", "step") and not key.endswith("_step"):
+                    found.setdefault(key, []).append((float(row["epoch"]), float(value)))
+    return found
+
+
+def objective_of(job: dict) -> float | None:
+    m = job["metrics"]
+    return m.get(f"{job['objective']}_best", m.get(job["objective"]))
+
+
+def sort_jobs(jobs: list[dict]) -> list[dict]:
+    def key(job):
+        value = objective_of(job)
+        if value is None:
+            return (1, 0.0)
+        return (0, -value if job["mode"] == "max" else value)
+    return sorted(jobs, key=key)
+
+
+def differing(jobs: list[dict]) -> list[str]:
+    """Override keys whose value is not the same in every job (run-control flags aside)."""
+    keys = sorted({k for job in jobs for k in job["overrides"] if k not in NOT_PART_OF_THE_JOB})
+    return [k for k in keys if len({job["overrides"].get(k) for job in jobs}) > 1]
+
+
+def rows(jobs: list[dict], params: list[str]) -> tuple[list[str], list[list[str]]]:
+    objective = jobs[0]["objective"] if jobs else "val/acc"
+    metric_keys = [objective] + [m for m in SUMMARY_METRICS if m != objective
+                                 and any(m in job["metrics"] for job in jobs)]
+    header = ["job", *params, f"{objective} (best)", *metric_keys, "status", "duration_s"]
+    table = []
+    for job in jobs:
+        best = objective_of(job)
+        table.append([job["name"], *(job["overrides"].get(p, "") for p in params),
+                      "" if best is None else f"{best:.4f}",
+                      *("" if job["metrics"].get(m) is None else f"{job['metrics'][m]:.4f}" for m in metric_keys),
+                      job["status"] + (f": {job['error'][:60]}" if job["error"] else ""),
+                      "" if job["duration"] is None else f"{job['duration']:.1f}"])
+    return header, table
+
+
+def write_tables(root: Path, header: list[str], table: list[list[str]]) -> None:
+    with open(root / "summary.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(table)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in table]
+    (root / "summary.md").write_text("\n".join(lines) + "\n")
+
+
+def plot(root: Path, jobs: list[dict], params: list[str], top: int) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    scored = [job for job in jobs if objective_of(job) is not None]
+    objective = jobs[0]["objective"] if jobs else "val/acc"
+    for param in params:
+        values = [job["overrides"].get(param, "") for job in scored]
+        try:
+            xs, labels = [float(v) for v in values], None
+        except ValueError:
+            labels = sorted(set(values))
+            xs = [labels.index(v) for v in values]
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ax.scatter(xs, [objective_of(job) for job in scored])
+        if labels is not None:
+            ax.set_xticks(range(len(labels)), labels)
+        elif xs and min(xs) > 0 and max(xs) / min(xs) >= 100:
+            ax.set_xscale("log")
+        ax.set_xlabel(param)
+        ax.set_ylabel(objective)
+        ax.set_title(f"{objective} vs {param}")
+        fig.tight_layout()
+        path = root / f"plot_{param.replace('/', '_').replace('.', '_')}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for job in scored[:top]:
+        points = curves(job["dir"]).get(objective, [])
+        if points:
+            ax.plot(*zip(*points), marker="o", label=job["name"])
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(objective)
+    ax.set_title(f"learning curves, top {top} jobs")
+    if ax.lines:
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    path = root / "learning_curves.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    written.append(path)
+    return written
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="bigmodel report", description=__doc__)
+    parser.add_argument("directory", help="a sweep directory (multirun/train/<id>) or a runs directory (outputs/)")
+    parser.add_argument("--top", type=int, default=5, help="learning curves of this many best jobs (default 5)")
+    parser.add_argument("--no-plots", action="store_true", help="tables only")
+    args = parser.parse_args(argv)
+    root = Path(args.directory)
+    if not root.is_dir():
+        raise UserError(f"{root} is not a directory; fix: give a sweep directory (multirun/train/<id>) or outputs/")
+    jobs = sort_jobs(load_jobs(root))
+    if not jobs:
+        raise UserError(f"no runs under {root} (no run.json found); fix: give a sweep directory "
+                        f"(multirun/train/<id>) or a runs directory (outputs/train)")
+    params = differing(jobs)
+    header, table = rows(jobs, params)
+    write_tables(root, header, table)
+    plots = [] if args.no_plots else plot(root, jobs, params, args.top)
+    from rich.console import Console
+    from rich.table import Table
+
+    view = Table(title=f"{len(jobs)} job(s) in {root}, best first", title_justify="left")
+    for column in header:
+        view.add_column(column, overflow="fold")
+    for row in table:
+        view.add_row(*row)
+    console = Console()
+    console.print(view)
+    console.print(f"wrote {root / 'summary.csv'}, {root / 'summary.md'}"
+                  + (f" and {len(plots)} plot(s): {', '.join(p.name for p in plots)}" if plots else ""))
+    return 0

@@ -1,0 +1,119 @@
+"""The catalogue: where the config tree is, which groups and options it holds, what each option
+sets and which model reads which data.
+
+Read by `bigmodel --help`, by validation and error lines (to name valid choices) and by the tests
+that are generated from the tree. Imports nothing heavy: `--help` must stay instant (a model class
+is imported only to ask which data it reads).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from bigmodel_cli.errors import UserError
+
+# Groups whose options are listed to users; `hydra` and `paths` are plumbing.
+PLUMBING_GROUPS = ("hydra", "paths")
+
+
+def conf_dir() -> Path:
+    """The config tree: inside the installed wheel, else at the top of the source checkout."""
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "conf", package.parent / "conf"):
+        if (candidate / "train.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(f"bigmodel's config tree is missing (looked in {package}/conf and {package.parent}/conf)")
+
+
+def primary_configs() -> list[str]:
+    """Names of the top-level configs, one per subcommand (train, test, ...); _name.yaml is a shared piece."""
+    return sorted(p.stem for p in conf_dir().glob("*.yaml") if not p.stem.startswith("_"))
+
+
+def groups(include_plumbing: bool = False) -> dict[str, list[str]]:
+    """Every config group (nested ones as `a/b`) mapped to its sorted option names."""
+    root = conf_dir()
+    found: dict[str, list[str]] = {}
+    for path in sorted(root.rglob("*.yaml")):
+        if path.parent == root or path.stem.startswith("_"):  # _name.yaml: a shared base, not an option
+            continue
+        group = path.parent.relative_to(root).as_posix()
+        if not include_plumbing and group.split("/")[0] in PLUMBING_GROUPS:
+            continue
+        found.setdefault(group, []).append(path.stem)
+    return {g: sorted(opts) for g, opts in sorted(found.items())}
+
+
+def describe(group: str, option: str) -> str:
+    """The option's one-line summary: the first comment line of its YAML file."""
+    path = conf_dir() / group / f"{option}.yaml"
+    for line in path.read_text().splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#") and not stripped.startswith("# @package"):
+            return stripped.lstrip("#").strip()
+        if stripped and not stripped.startswith("#"):
+            break
+    return ""
+
+
+def default_choices(config_name: str = "train") -> dict[str, str]:
+    """Group -> option chosen by a primary config's defaults list."""
+    text = (conf_dir() / f"{config_name}.yaml").read_text()
+    chosen: dict[str, str] = {}
+    for entry in (yaml.safe_load(text) or {}).get("defaults", []):
+        if isinstance(entry, dict):
+            for group, option in entry.items():
+                chosen[group] = option if isinstance(option, str) else ",".join(map(str, option or []))
+    return chosen
+
+
+def option_yaml(group: str, option: str) -> dict:
+    """An option's own YAML merged over the pieces in its defaults list (`_image`, ...), as Hydra
+    merges them (nested nodes key by key)."""
+    node = yaml.safe_load((conf_dir() / group / f"{option}.yaml").read_text()) or {}
+    merged: dict = {}
+    for entry in node.get("defaults", []):
+        if isinstance(entry, str) and entry != "_self_":
+            merged = merge(merged, option_yaml(group, entry))
+    return merge(merged, {k: v for k, v in node.items() if k != "defaults"})
+
+
+def merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        both_dicts = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = merge(out[key], value) if both_dicts else value
+    return out
+
+
+def model_modalities(option: str) -> tuple[str, ...]:
+    """The data modalities a conf/model option's class reads."""
+    from hydra.utils import get_class
+
+    target = option_yaml("model", option).get("_target_")
+    return tuple(getattr(get_class(target), "modalities", ())) if target else ()
+
+
+def models_for(modality: str) -> list[str]:
+    """Model options in conf/model whose class reads this data modality."""
+    return [option for option in groups()["model"] if modality in model_modalities(option)]
+
+
+def data_for(modality: str) -> list[str]:
+    """Data options in conf/data of this modality."""
+    return [option for option in groups()["data"] if option_yaml("data", option).get("modality") == modality]
+
+
+def check_model_fits_data(config) -> None:
+    """Reads only the model's `_target_` and data.modality, so it runs before anything resolves."""
+    from hydra.utils import get_class
+
+    model_target, modality = config["model"]["_target_"], config["data"].get("modality", "image")
+    supported = getattr(get_class(model_target), "modalities", (modality,))
+    if modality not in supported:
+        data = ", ".join(option for m in supported for option in data_for(m))
+        raise UserError(f"model {model_target.rsplit('.', 1)[-1]} cannot read {modality} data; models that fit: "
+                        f"{', '.join(models_for(modality))} (fix: pick one of them, or data that this model "
+                        f"reads ({'/'.join(supported)}): {data})")

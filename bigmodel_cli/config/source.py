@@ -1,0 +1,100 @@
+"""Where a job's primary config comes from: bigmodel's conf/ tree, or a saved run's .hydra folder
+(`--config-path <run>/.hydra`, `bigmodel reproduce <run>`, `resume=<run>`).
+
+`hydra_arguments` is the last rewrite of the command line before Hydra sees it (cli/argv does the
+first ones); `config_source_arguments` is what DDP children need to compose the same config.
+"""
+
+from __future__ import annotations
+
+import os
+
+from bigmodel_cli.config.catalogue import conf_dir
+from bigmodel_cli.errors import UserError
+
+CONFIG_PATH = ("--config-path", "-cp")
+CONFIG_NAME = ("--config-name", "-cn")
+
+
+def option_value(args: list[str], *names: str) -> str | None:
+    """The value of `--name value` or `--name=value` in args (last one wins), else None."""
+    found = None
+    for i, arg in enumerate(args):
+        for name in names:
+            if arg == name and i + 1 < len(args):
+                found = args[i + 1]
+            elif arg.startswith(name + "="):
+                found = arg.split("=", 1)[1]
+    return found
+
+
+def override_value(args: list[str], key: str) -> str | None:
+    found = None
+    for arg in args:
+        if arg.lstrip("+").startswith(key + "="):
+            found = arg.split("=", 1)[1]
+    return found
+
+
+def hydra_arguments(overrides: list[str]) -> list[str]:
+    """A resumed run's own config, then a saved config made whole (see the two steps below)."""
+    return saved_config_arguments(resume_arguments(overrides))
+
+
+def resume_arguments(overrides: list[str]) -> list[str]:
+    """resume=<run dir>: refuse a missing run (never a silent fresh start), and take the run's own
+    saved config (so the same model and settings continue), unless a config path is given."""
+    resume = override_value(overrides, "resume")
+    if resume in (None, "", "null", "None", "auto"):
+        return overrides
+    run = os.path.abspath(resume)
+    if not os.path.isfile(os.path.join(run, ".hydra", "config.yaml")):
+        raise UserError(f"resume={resume}: no run there (no {resume}/.hydra/config.yaml); fix: give a run "
+                        f"directory such as outputs/train/<run>, or resume=auto run_name=<name> to start "
+                        f"fresh when there is nothing to resume")
+    overrides = [f"resume={run}" if a.lstrip("+").startswith("resume=") else a for a in overrides]
+    if option_value(overrides, *CONFIG_PATH) is None:
+        overrides = [CONFIG_PATH[0], os.path.join(run, ".hydra"), CONFIG_NAME[0], "config", *overrides]
+    return overrides
+
+
+def saved_config_arguments(overrides: list[str]) -> list[str]:
+    """`--config-path <run>/.hydra --config-name config` (Hydra's way of re-running a saved config):
+    make the path absolute, and put bigmodel's conf tree on the search path with its hydra settings
+    (run directories, run.json), which the saved config.yaml does not carry."""
+    path = option_value(overrides, *CONFIG_PATH)
+    if path is None:
+        return overrides
+    absolute, out, skip = os.path.abspath(path), [], False
+    for arg in overrides:
+        if skip:
+            out.append(absolute)
+            skip = False
+        elif arg in CONFIG_PATH:
+            out.append(arg)
+            skip = True
+        elif arg.startswith(tuple(f"{name}=" for name in CONFIG_PATH)):
+            out.append(f"{arg.split('=', 1)[0]}={absolute}")
+        else:
+            out.append(arg)
+    saved = os.path.join(absolute, f"{option_value(out, *CONFIG_NAME) or 'config'}.yaml")
+    if os.path.isfile(saved) and "defaults:" not in open(saved).read():
+        if not any(a.startswith("hydra.searchpath") for a in out):
+            out.append(f"hydra.searchpath=[file://{conf_dir()}]")
+        if "+hydra=default" not in out:  # a DDP child's job already carries it
+            out.append("+hydra=default")
+        # A fixed run_name in the saved config would send this run into the old run's directory.
+        if "\nrun_name:" in open(saved).read() and override_value(out, "run_name") is None:
+            out.append("run_name=null")
+    return out
+
+
+def config_source_arguments(overrides: list[str]) -> list[str]:
+    """The arguments that choose where the primary config comes from (a saved run's .hydra and the
+    search path), which Hydra keeps out of the job's task overrides: DDP children need them too."""
+    chosen = []
+    for names in (CONFIG_PATH, CONFIG_NAME):
+        value = option_value(overrides, *names)
+        if value is not None:
+            chosen += [names[0], value]
+    return chosen + [a for a in overrides if a.startswith("hydra.searchpath=")]

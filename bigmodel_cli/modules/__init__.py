@@ -1,1 +1,0 @@
-"""LightningModules: loss, metrics, optimizer/scheduler and regularizer penalties around a backbone."""

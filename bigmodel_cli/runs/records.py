@@ -1,0 +1,185 @@
+"""The run directory's records: run.json (what ran, where, with what, and how it ended) and
+metrics.json (final metrics). Only rank zero writes; all writes are atomic (temp file + rename).
+
+`RunRecorder` is a Hydra callback (wired in conf/hydra/default.yaml), so every subcommand and
+every multirun job gets the same records without the tasks doing anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from bigmodel_cli.process_state import SKIPPED, SUBCOMMAND_ENV, is_rank_zero, trusted
+from bigmodel_cli.runs.failures import JobFailure, stop_if_fail_fast
+
+RUN_FILE = "run.json"
+METRICS_FILE = "metrics.json"
+PACKAGES = ("bigmodel-cli", "torch", "pytorch-lightning", "hydra-core", "omegaconf", "torchvision", "torchmetrics")
+
+
+def write_json(path: Path, payload: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def versions() -> dict[str, str | None]:
+    found: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def git_sha(cwd: str) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def command_line() -> list[str]:
+    """The command as the user typed it, for run.json (the subcommand is kept out of Hydra's argv)."""
+    subcommand = os.environ.get(SUBCOMMAND_ENV)
+    return ["bigmodel", *([subcommand] if subcommand else []), *sys.argv[1:]]
+
+
+def write_metrics(output_dir: str | Path, metrics: dict[str, float]) -> None:
+    if is_rank_zero():
+        write_json(Path(output_dir) / METRICS_FILE, metrics)
+
+
+# Keys that do not change what a job computes: ignored when deciding two jobs are the same.
+NOT_PART_OF_THE_JOB = ("skip_completed", "fail_fast", "resume", "run_name")
+
+
+def config_hash(task_cfg: DictConfig) -> str:
+    """A fingerprint of the job's config as written (interpolations unresolved, so the run directory
+    does not enter it), without NOT_PART_OF_THE_JOB."""
+    raw = OmegaConf.to_container(task_cfg, resolve=False)
+    raw = {k: v for k, v in raw.items() if k not in NOT_PART_OF_THE_JOB}
+    return hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def find_completed(sweep_dir: Path, fingerprint: str) -> tuple[Path, dict] | None:
+    """A job directory in the sweep whose run.json says completed with the same config fingerprint."""
+    for path in sorted(Path(sweep_dir).glob(f"*/{RUN_FILE}")):
+        try:
+            record = read_json(path)
+        except (OSError, ValueError):
+            continue
+        if record.get("status") == "completed" and record.get("config_hash") == fingerprint:
+            return path.parent, record
+    return None
+
+
+def objective_value(cfg, metrics: dict[str, float]) -> float | None:
+    """The number a sweeper optimises: the best value of the objective metric, else its last value."""
+    objective = cfg.get("objective")
+    return metrics.get(f"{objective}_best", metrics.get(objective)) if objective else None
+
+
+class RunRecorder(Callback):
+    """Writes run.json when a job starts (status "running") and updates it when it ends. With
+    skip_completed, a sweep job whose config already completed in the sweep directory is skipped;
+    with resume, the run keeps its start time and gains a resumed_at entry."""
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if not is_rank_zero():
+            return
+        runtime = config.hydra.runtime
+        task_cfg = OmegaConf.masked_copy(config, [k for k in config.keys() if k != "hydra"])
+        run_dir = Path(runtime.output_dir)
+        SKIPPED.pop(str(run_dir), None)  # from an earlier sweep in this process
+        fingerprint = config_hash(task_cfg)
+        if config.get("skip_completed") and config.hydra.mode == RunMode.MULTIRUN:
+            done = find_completed(Path(config.hydra.sweep.dir), fingerprint)
+            if done is not None:
+                SKIPPED[str(run_dir)] = {**done[1], "run_dir": str(done[0])}
+                if done[0].resolve() != run_dir.resolve():
+                    write_json(run_dir / RUN_FILE, {"status": "skipped", "same_as": str(done[0]),
+                                                    "overrides": list(config.hydra.overrides.task),
+                                                    "config_hash": fingerprint})
+                return
+        previous = read_json(run_dir / RUN_FILE) if config.get("resume") and (run_dir / RUN_FILE).is_file() else {}
+        now = datetime.now().isoformat(timespec="milliseconds")
+        record = {
+            "status": "running",
+            "command": " ".join(command_line()),
+            "argv": command_line(),
+            "overrides": list(config.hydra.overrides.task),
+            "task": config.get("task_name"),
+            "seed": config.get("seed"),
+            "output_dir": runtime.output_dir,
+            "cwd": runtime.cwd,
+            "host": socket.gethostname(),
+            "platform": platform.platform(),
+            "versions": versions(),
+            "git_sha": git_sha(runtime.cwd),
+            "start_time": previous.get("start_time", now),
+            "config": resolved(task_cfg),
+            "config_hash": fingerprint,
+            # --trust-checkpoint: checkpoints this run loads may run code when unpickled.
+            "trust_checkpoint": trusted(),
+        }
+        if previous:  # resumed: the same run in the same directory; note each resume
+            record["resumed_at"] = [*previous.get("resumed_at", []), now]
+        write_json(Path(runtime.output_dir) / RUN_FILE, record)
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        if not is_rank_zero():
+            return
+        run_dir = Path(config.hydra.runtime.output_dir)
+        if str(run_dir) in SKIPPED:  # its record stays as the completed job left it
+            return
+        path = run_dir / RUN_FILE
+        record = read_json(path) if path.is_file() else {}
+        record["end_time"] = datetime.now().isoformat(timespec="milliseconds")
+        outcome = job_return._return_value  # the property would re-raise an escaped exception
+        failed = isinstance(outcome, (JobFailure, BaseException))
+        record["status"] = "failed" if failed else "completed"
+        if isinstance(outcome, JobFailure):
+            record["error"] = outcome.message()
+        elif isinstance(outcome, BaseException):
+            record["error"] = f"{type(outcome).__name__}: {outcome}"
+        if (run_dir / METRICS_FILE).is_file():
+            record["metrics"] = read_json(run_dir / METRICS_FILE)
+        write_json(path, record)
+        if failed:
+            stop_if_fail_fast(config)
+
+
+def resolved(cfg: DictConfig) -> dict:
+    """The config with interpolations resolved where they can be (a missing ??? value stays)."""
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # noqa: BLE001 - an unresolvable value is reported by validation, not here
+        return OmegaConf.to_container(cfg, resolve=False)
+
+
+def update_run(run_dir: str | Path, **fields: Any) -> None:
+    """Add what a task learns while running (e.g. the seed it drew) to run.json."""
+    path = Path(run_dir) / RUN_FILE
+    if is_rank_zero() and path.is_file():
+        write_json(path, {**read_json(path), **fields})

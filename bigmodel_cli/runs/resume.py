@@ -1,0 +1,63 @@
+"""resume=<run dir> | auto: which checkpoint a run continues from, and its CSV log trimmed to it.
+
+The run continues in its own directory. The checkpoint is the newest one in checkpoints/ that
+reads (a truncated or corrupt last.ckpt falls back to the previous good one, with a warning).
+Lightning restores weights, optimizer, scheduler and loop state from it; the CSV log keeps the rows
+logged before the checkpoint's step, so the continued run adds each later epoch exactly once.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from bigmodel_cli.checkpoints.files import newest_good_checkpoint, read_checkpoint
+from bigmodel_cli.errors import UserError
+
+
+def checkpoint_to_resume(cfg: DictConfig) -> str | None:
+    """The ckpt_path for trainer.fit: from resume=..., else cfg.ckpt_path. Prints what it decided."""
+    resume = cfg.get("resume")
+    if not resume:
+        return cfg.get("ckpt_path")
+    run_dir = Path(cfg.paths.output_dir)
+    if str(resume) != "auto" and not Path(resume).is_dir():
+        raise UserError(f"resume={resume}: no run there; fix: give a run directory such as "
+                        f"outputs/train/<run>, or resume=auto run_name=<name>")
+    found = newest_good_checkpoint(run_dir / "checkpoints")
+    if found is None:
+        if str(resume) == "auto":
+            print(f"resume=auto: no checkpoint in {run_dir}/checkpoints yet; starting fresh")
+            return cfg.get("ckpt_path")
+        raise UserError(f"resume={resume}: no readable checkpoint in {run_dir}/checkpoints, so there is "
+                        f"nothing to continue; fix: start a new run without resume=")
+    checkpoint = read_checkpoint(found)
+    print(f"resuming {run_dir} from {found} (epoch {checkpoint.get('epoch')}, step {checkpoint.get('global_step')})")
+    return str(found)
+
+
+def trim_csv_logs(trainer, ckpt_path: str | None) -> None:
+    """Keep the CSV rows logged before the checkpoint's step (CSVLogger would delete the file)."""
+    if not ckpt_path:
+        return
+    from pytorch_lightning.loggers import CSVLogger
+
+    step = int(read_checkpoint(ckpt_path).get("global_step", 0))
+    for logger in trainer.loggers:
+        if not isinstance(logger, CSVLogger):
+            continue
+        path = Path(logger.log_dir) / "metrics.csv"
+        if not path.is_file():
+            continue
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            header = list(reader.fieldnames or [])
+            rows = [row for row in reader if row.get("step") and int(float(row["step"])) < step]
+        writer = logger.experiment  # creating it removes the old file
+        with open(path, "w", newline="") as f:
+            out = csv.DictWriter(f, fieldnames=header)
+            out.writeheader()
+            out.writerows(rows)
+        writer.metrics_keys = header

@@ -1,0 +1,139 @@
+"""Build the pieces of a run from its config: DataModule, LightningModule, Trainer.
+
+Everything is made from `_target_`s through the allowlisted instantiate. The model/data fit is
+checked here, before training, so a mismatch is one clear line rather than a shape error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from bigmodel_cli.config.catalogue import check_model_fits_data, models_for
+from bigmodel_cli.config.instantiate import instantiate
+from bigmodel_cli.errors import UserError
+from bigmodel_cli.lightning_modules.regularization import Regularization
+
+# Callbacks that need a logger; dropped (with a note) when logger=none.
+NEEDS_LOGGER = ("LearningRateMonitor",)
+
+
+def plain(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config as plain containers: what checkpoints store as hyper-parameters."""
+    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+
+
+def allowed(cfg) -> tuple[str, ...]:
+    return tuple(cfg.get("allow_targets") or ())
+
+
+def build_datamodule(data_cfg, allow=()):
+    from hydra.errors import InstantiationException
+
+    try:
+        return instantiate(data_cfg, allow)
+    except InstantiationException as exc:
+        if isinstance(exc.__cause__, UserError):  # a constructor's one-line error, not Hydra's wrapper
+            raise exc.__cause__ from None
+        raise
+
+
+# data.task -> the LightningModule that trains a backbone for it.
+TASK_MODULES = {
+    "classification": "bigmodel_cli.lightning_modules.classifier.ClassificationModule",
+    "language_modeling": "bigmodel_cli.lightning_modules.language_model.LanguageModelModule",
+}
+
+
+def build_module(config: dict[str, Any]):
+    """The LightningModule for the data's task around the configured backbone. A backbone that
+    refuses its settings (a UserError in its constructor) is reported as that one line."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import get_class
+
+    check_model_fits_data(config)
+    task = config["data"].get("task", "classification")
+    if task not in TASK_MODULES:
+        raise UserError(f"data.task={task} is not known; valid choices: {', '.join(TASK_MODULES)} "
+                        f"(fix: data.task=classification)")
+    try:
+        return get_class(TASK_MODULES[task])(config)
+    except InstantiationException as exc:
+        if isinstance(exc.__cause__, UserError):
+            modality = config["data"].get("modality", "image")
+            raise UserError(f"{exc.__cause__}; models that fit {modality} data: "
+                            f"{', '.join(models_for(modality))}") from None
+        raise
+
+
+def probe(module, datamodule) -> None:
+    """One forward pass on a dummy batch of the data's shape; a failure becomes a UserError."""
+    import torch
+
+    example = datamodule.example_input()
+    module.eval()
+    try:
+        with torch.no_grad():
+            out = module(example)
+    except RuntimeError as exc:
+        raise UserError(f"the model cannot read this data's inputs of shape {tuple(example.shape)}: "
+                        f"{str(exc).splitlines()[0]}; fix: adjust the model's sizes or pick another model") from None
+    finally:
+        module.train()
+    expected = datamodule.num_classes
+    if out.shape[-1] != expected:
+        raise UserError(f"the model outputs {out.shape[-1]} classes but the data has {expected}; "
+                        f"fix: model.num_classes=${{data.num_classes}}")
+    module.example_input_array = example
+
+
+def build_trainer(cfg: DictConfig, **overrides):
+    """The Trainer with the config's callbacks and loggers (null entries are skipped)."""
+    allow = allowed(cfg)
+    loggers = [instantiate(node, allow) for node in (cfg.get("logger") or {}).values() if node]
+    # The callbacks group, then the regularizers that work through a callback (ema, early_stopping);
+    # a regularizer's entry replaces a callbacks entry of the same name.
+    named = {**(cfg.get("callbacks") or {}), **Regularization.from_config(cfg).callbacks}
+    callbacks = []
+    for name, node in named.items():
+        if not node:
+            continue
+        if not loggers and node["_target_"].rsplit(".", 1)[-1] in NEEDS_LOGGER:
+            print(f"note: callbacks.{name} needs a logger and is skipped with logger=none")
+            continue
+        callbacks.append(instantiate(node, allow))
+    if cfg.trainer.get("fast_dev_run"):
+        # fast_dev_run writes no checkpoints, but Lightning's ModelCheckpoint still saves last.ckpt
+        # when training ends: leave the checkpoint callbacks out.
+        from pytorch_lightning.callbacks import ModelCheckpoint
+
+        callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
+    overrides = quiet_defaults(cfg, callbacks) | overrides
+    from hydra.errors import InstantiationException
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return instantiate(cfg.trainer, allow, callbacks=callbacks, logger=loggers or False, **overrides)
+    except InstantiationException as exc:
+        # Lightning's accelerator connector says what cannot run here (no GPU, FSDP off GPU,
+        # bad precision) with MisconfigurationException or ValueError.
+        if not isinstance(exc.__cause__, (MisconfigurationException, ValueError)):
+            raise
+        t = cfg.trainer
+        strategy = t.get("strategy")
+        strategy = strategy.get("_target_", strategy) if isinstance(strategy, DictConfig) else strategy
+        raise UserError(f"trainer settings accelerator={t.get('accelerator')} devices={t.get('devices')} "
+                        f"strategy={strategy} precision={t.get('precision')} cannot run here: {str(exc.__cause__).splitlines()[0]}; "
+                        f"fix: change that setting (accelerator=cpu or auto when the hardware is missing)") from None
+
+
+def quiet_defaults(cfg: DictConfig, callbacks: list) -> dict[str, bool]:
+    """With no progress bar (or model summary) among the callbacks, Lightning would add its own
+    (a tqdm bar refreshed every step); `callbacks.progress_bar=null` means none at all, unless the
+    trainer group sets enable_progress_bar / enable_model_summary itself."""
+    from pytorch_lightning.callbacks import ModelSummary, ProgressBar
+
+    wanted = {"enable_progress_bar": ProgressBar, "enable_model_summary": ModelSummary}
+    return {flag: False for flag, kind in wanted.items()
+            if cfg.trainer.get(flag) is None and not any(isinstance(c, kind) for c in callbacks)}

@@ -1,0 +1,62 @@
+"""The guards train adds: stop on a non-finite loss, save a checkpoint on SIGTERM/SIGUSR1 first."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import torch
+
+from bigmodel_cli.callbacks.guards import NonFiniteLoss, TrainingInterrupted
+from bigmodel_cli.commands import train
+from bigmodel_cli.lightning_modules.classifier import ClassificationModule
+from tests.conftest import TWO_EPOCHS
+
+# (spelled target, what it resolves to; None: it cannot even be located through that module)
+WALKAROUNDS = [
+    ("torch.nn.functional.torch.load", "torch.serialization.load"),
+    ("torch.nn.modules.module.torch.load", "torch.serialization.load"),
+    ("bigmodel_cli.runs.records.subprocess.run", "subprocess.run"),
+    ("bigmodel_cli.data.text_sources.json.loads", "json.loads"),
+    ("torchvision.transforms.v2.functional.torch.load", None),
+    ("torchvision.transforms.v2._geometry.torch.load", "torch.serialization.load"),
+    ("pytorch_lightning.callbacks.model_checkpoint.os.system", "posix.system"),
+    ("torch.optim.lr_scheduler.partial", "functools.partial"),
+    ("torch.nn.Module.__init__.__globals__", None),
+]
+
+
+def wrap_training_step(monkeypatch, after) -> None:
+    """Make ClassificationModule.training_step return after(module, batch_idx, loss)."""
+    original = ClassificationModule.training_step
+    monkeypatch.setattr(ClassificationModule, "training_step",
+                        lambda self, batch, batch_idx: after(self, batch_idx, original(self, batch, batch_idx)))
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(compose_cfg, tmp_path, monkeypatch):
+    wrap_training_step(monkeypatch, after=lambda self, batch_idx, loss:
+                       loss * float("nan") if self.current_epoch >= 1 else loss)
+    with compose_cfg("train", [*TWO_EPOCHS, "accelerator=cpu"]) as cfg:
+        with pytest.raises(NonFiniteLoss, match=r"loss is nan at step 3 \(epoch 1\).*last\.ckpt \(not overwritten\)"):
+            train.run(cfg)
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 0 and last["global_step"] == 3
+    assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1], ids=["SIGTERM", "SIGUSR1"])
+def test_stop_signal_saves_a_checkpoint_first(signum, compose_cfg, tmp_path, monkeypatch):
+    def send(self, batch_idx, loss):
+        if self.current_epoch == 1 and batch_idx == 1:
+            os.kill(os.getpid(), signum)
+        return loss
+
+    wrap_training_step(monkeypatch, after=send)
+    before = signal.getsignal(signum)
+    with compose_cfg("train", [*TWO_EPOCHS, "accelerator=cpu"]) as cfg:
+        with pytest.raises(TrainingInterrupted, match=f"received {signal.Signals(signum).name} at step 5"):
+            train.run(cfg)
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 5 and last["epoch"] == 1
+    assert signal.getsignal(signum) == before, "the signal handler was not put back after training"

@@ -1,0 +1,135 @@
+"""Every `bigmodel ...` command in README.md's code blocks runs, literally, in README order.
+
+Only a short-run suffix is added (`debug=limit` to training-like commands that pick no debug
+option, `max_new_tokens=` to generate), placeholders such as `outputs/train/<run>` become the newest
+run made by the commands before, and the files a command names (`reviews.csv`) are written first.
+The exit code must be the one the README shows (`(exit 2)` after a command), else 0. Lines that
+need what this machine lacks are skipped, each by name in SKIPPED with the reason. Commands that
+start several processes (DDP, launchers, `python -m`) run as processes; the rest in this process.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+PLACEHOLDER = re.compile(r"outputs/train/<run>")
+# Lines skipped, by a pattern (regular expression) of the command, with the reason.
+SKIPPED = {
+    "^torchrun --nnodes=2": "needs two machines (tests/test_distributed.py runs two torchrun nodes on loopback)",
+    "^srun ": "needs a SLURM cluster (tests/test_distributed.py simulates srun's two tasks)",
+    "launcher=submitit_slurm": "needs a SLURM cluster (its config is checked by test_submitit_slurm_config_composes)",
+    "accelerator=gpu": "needs a CUDA GPU",
+    "accelerator=fsdp": "needs CUDA GPUs (FSDP is GPU-only in Lightning)",
+    r"data=imdb(?!.*data\.path=)": "downloads IMDB from the Hugging Face hub, and this machine has no "
+                                    "network (the same loader reads local copies in tests/test_text_data.py)",
+}
+TRAINING = ("train", "validate", "test", "predict", "lr-find")
+
+
+def readme_commands() -> list[tuple[str, int]]:
+    """(command line, expected exit code) for each bigmodel command in README code blocks."""
+    lines = README.read_text().splitlines()
+    found, i = [], 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("    ") and re.match(r"(bigmodel|python -m bigmodel_cli|torchrun|srun)\b", line.strip()):
+            command = line.strip()
+            while command.endswith("\\"):  # continued on the next line
+                i += 1
+                command = command[:-1].rstrip() + " " + lines[i].strip()
+            j = i + 1
+            comment = command.partition(" #")[2]
+            while j < len(lines) and lines[j].strip().startswith("#"):  # the output shown under it
+                comment += " " + lines[j]
+                j += 1
+            code = re.search(r"\bexit (\d)", comment)
+            expected = int(code.group(1)) if code else 0
+            found.append((command.split(" #")[0].strip(), expected))
+        i += 1
+    return found
+
+
+def skip_reason(command: str) -> str | None:
+    return next((reason for pattern, reason in SKIPPED.items() if re.search(pattern, command)), None)
+
+
+def as_run(argv: list[str]) -> list[str]:
+    """The same command with the short-run suffix."""
+    if argv[0] == "generate":
+        return [*argv, "max_new_tokens=20"]
+    # A saved config (--config-path, resume=<run dir>) has no defaults list to take debug=, and is
+    # short already when the run it comes from was.
+    saved = any(a.startswith(("--config-path", "resume=")) and a != "resume=auto" for a in argv)
+    if argv[0] in TRAINING and not saved and not any(a.startswith(("debug=", "--cfg", "--help")) for a in argv):
+        return [*argv, "debug=limit"]
+    return argv
+
+
+def needs_processes(command: str) -> bool:
+    return (command.startswith("python ") or "launcher=" in command or "accelerator=ddp" in command
+            or re.search(r"trainer\.devices=[2-9]", command) is not None)
+
+
+def newest_run(cwd: Path) -> str:
+    runs = [p for p in (cwd / "outputs" / "train").iterdir() if (p / "checkpoints" / "best.ckpt").is_file()]
+    return str(max(runs, key=lambda p: p.stat().st_mtime).relative_to(cwd))
+
+
+def write_named_files(cwd: Path) -> None:
+    """Text classification files the README's text examples name: real sentences (this test's
+    own docstrings and Python's), labelled by where they come from."""
+    import csv
+
+    ours = [s.strip() for s in __doc__.replace("\n", " ").split(".") if len(s.split()) > 3]
+    theirs = [s.strip() for s in (subprocess.__doc__ or "").replace("\n", " ").split(".") if len(s.split()) > 3]
+    rows = [(text, "readme") for text in ours] + [(text, "python") for text in theirs]
+    rows = (rows * (60 // len(rows) + 1))[:120]
+    for name, delimiter in (("reviews.csv", ","), ("r.tsv", "\t")):
+        with open(cwd / name, "w", newline="") as f:
+            writer = csv.writer(f, delimiter=delimiter)
+            writer.writerow(["text", "label"])
+            writer.writerows(rows)
+
+
+COMMANDS = readme_commands()
+
+
+def test_readme_has_commands():
+    assert len(COMMANDS) > 20 and any(c.startswith("bigmodel train") for c, _ in COMMANDS)
+
+
+@pytest.mark.slow
+def test_every_readme_command_runs(cli, in_tmp_cwd):
+    write_named_files(in_tmp_cwd)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    bigmodel = str(Path(sys.executable).with_name("bigmodel"))
+    failures, skipped = [], []
+    for command, expected in COMMANDS:
+        reason = skip_reason(command)
+        if reason:
+            skipped.append(f"{command}  ({reason})")
+            continue
+        if PLACEHOLDER.search(command):
+            command = PLACEHOLDER.sub(newest_run(in_tmp_cwd), command)
+        argv = shlex.split(command)
+        if argv[0] == "python":
+            argv = [sys.executable, *argv[1:3], *as_run(argv[3:])]
+        else:
+            argv = [bigmodel, *as_run(argv[1:])]
+        if needs_processes(command):
+            result = subprocess.run(argv, cwd=in_tmp_cwd, env=env, capture_output=True, text=True, timeout=600)
+            code, err = result.returncode, result.stdout[-1500:] + result.stderr[-1500:]
+        else:
+            code, _, err = cli(*argv[1:])
+        if code != expected:
+            failures.append(f"{command}\n  -> exit {code}, README says {expected}\n  {err[-1500:]}")
+    print("skipped README lines:\n  " + "\n  ".join(skipped))
+    assert not failures, "README commands that do not run as shown:\n" + "\n".join(failures)
