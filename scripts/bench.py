@@ -82,8 +82,10 @@ def data_overrides(quick: bool) -> tuple[list[str], str]:
         return ["data=synthetic", "data.source.train_samples=512", "data.source.test_samples=128"], "synthetic (quick)"
     if FASHION_DIR.is_dir():
         return ["data=fashion_mnist"], "Fashion-MNIST"
-    return (["data=synthetic", "data.source.train_samples=60000", "data.source.test_samples=10000"],
-            "synthetic 28x28 (Fashion-MNIST not installed)")
+    return (
+        ["data=synthetic", "data.source.train_samples=60000", "data.source.test_samples=10000"],
+        "synthetic 28x28 (Fashion-MNIST not installed)",
+    )
 
 
 def device_overrides(device: str) -> list[str]:
@@ -96,21 +98,41 @@ def median_epoch(seconds: list[float]) -> float:
 
 
 def row(section: str, case: str, runs: list[dict], value_key: str, unit: str, **extra) -> dict:
-    return {"section": section, "case": case, "value": statistics.median(r[value_key] for r in runs),
-            "unit": unit, "runs": [round(r[value_key], 4) for r in runs],
-            "peak_rss_mb": max(r["rss_mb"] for r in runs), **extra}
+    return {
+        "section": section,
+        "case": case,
+        "value": statistics.median(r[value_key] for r in runs),
+        "unit": unit,
+        "runs": [round(r[value_key], 4) for r in runs],
+        "peak_rss_mb": max(r["rss_mb"] for r in runs),
+        **extra,
+    }
 
 
 def bench_startup(args, work: Path, env: dict) -> list[dict]:
-    cases = [("bigmodel --help", ["--help"], TARGETS["--help"]),
-             ("bigmodel train --cfg job", ["train", "--cfg", "job"], TARGETS["--cfg job"]),
-             ("bigmodel train debug=fdr", ["train", "debug=fdr", "callbacks.progress_bar=null",
-                                          *device_overrides(args.device)], None)]
+    cases = [
+        ("bigmodel --help", ["--help"], TARGETS["--help"]),
+        ("bigmodel train --cfg job", ["train", "--cfg", "job"], TARGETS["--cfg job"]),
+        (
+            "bigmodel train debug=fdr",
+            ["train", "debug=fdr", "callbacks.progress_bar=null", *device_overrides(args.device)],
+            None,
+        ),
+    ]
     rows = []
     for name, argv, target in cases:
         runs = [run_process([*bigmodel(), *argv], work, env, args.timeout) for _ in range(args.repeats)]
-        rows.append(row("start-up", name, runs, "wall", "s", target=target,
-                        met=None if target is None else statistics.median(r["wall"] for r in runs) <= target))
+        rows.append(
+            row(
+                "start-up",
+                name,
+                runs,
+                "wall",
+                "s",
+                target=target,
+                met=None if target is None else statistics.median(r["wall"] for r in runs) <= target,
+            )
+        )
     return rows
 
 
@@ -120,16 +142,23 @@ def epoch_settings(args) -> dict:
     return {"epochs": args.epochs, "steps": {"mlp": args.mlp_steps, "cnn": args.cnn_steps}, "val_steps": args.val_steps}
 
 
-def bigmodel_epochs(args, work: Path, env: dict, common: list[str], settings: dict, model: str,
-                    preset: str, repeat: int) -> dict:
+def bigmodel_epochs(
+    args, work: Path, env: dict, common: list[str], settings: dict, model: str, preset: str, repeat: int
+) -> dict:
     timer = work / f"epochs-{model}-{preset}-{repeat}.json"
     steps = settings["steps"][model]
-    overrides = [*common, *MODELS[model], *PRESETS[preset], f"trainer.max_epochs={settings['epochs']}",
-                 f"trainer.limit_train_batches={steps if steps else 'null'}",
-                 f"trainer.limit_val_batches={settings['val_steps'] or 'null'}",
-                 "test_after_fit=false", f"run_name=bench-{model}-{preset}-{repeat}",
-                 "+callbacks.epoch_timer._target_=bigmodel_cli.callbacks.timing.EpochTimer",
-                 f"+callbacks.epoch_timer.path={timer}"]
+    overrides = [
+        *common,
+        *MODELS[model],
+        *PRESETS[preset],
+        f"trainer.max_epochs={settings['epochs']}",
+        f"trainer.limit_train_batches={steps if steps else 'null'}",
+        f"trainer.limit_val_batches={settings['val_steps'] or 'null'}",
+        "test_after_fit=false",
+        f"run_name=bench-{model}-{preset}-{repeat}",
+        "+callbacks.epoch_timer._target_=bigmodel_cli.callbacks.timing.EpochTimer",
+        f"+callbacks.epoch_timer.path={timer}",
+    ]
     result = run_process([*bigmodel(), "train", *overrides], work, env, args.timeout)
     result["epoch"] = median_epoch(json.loads(timer.read_text())["epoch_seconds"])
     return result
@@ -138,10 +167,23 @@ def bigmodel_epochs(args, work: Path, env: dict, common: list[str], settings: di
 def plain_epochs(args, work: Path, env: dict, common: list[str], settings: dict, model: str, repeat: int) -> dict:
     out = work / f"plain-{model}-{repeat}.json"
     steps, val_steps = settings["steps"][model], settings["val_steps"]
-    cmd = [sys.executable, str(HERE / "plain_loop.py"), "--out", str(out), "--epochs", str(settings["epochs"]),
-           "--threads", str(args.threads), "--device", args.device,
-           *(["--steps", str(steps)] if steps else []), *(["--val-steps", str(val_steps)] if val_steps else []),
-           "--", *common, *MODELS[model]]
+    cmd = [
+        sys.executable,
+        str(HERE / "plain_loop.py"),
+        "--out",
+        str(out),
+        "--epochs",
+        str(settings["epochs"]),
+        "--threads",
+        str(args.threads),
+        "--device",
+        args.device,
+        *(["--steps", str(steps)] if steps else []),
+        *(["--val-steps", str(val_steps)] if val_steps else []),
+        "--",
+        *common,
+        *MODELS[model],
+    ]
     result = run_process(cmd, work, env, args.timeout)
     result["epoch"] = median_epoch(json.loads(out.read_text())["epoch_seconds"])
     return result
@@ -160,13 +202,25 @@ def bench_epochs(args, work: Path, env: dict, data: list[str]) -> list[dict]:
                 runs[preset].append(bigmodel_epochs(args, work, env, common, settings, model, preset, repeat))
         plain = statistics.median(r["epoch"] for r in runs["plain"])
         steps = settings["steps"][model] or "all"
-        rows.append(row("per epoch", f"{model}: plain PyTorch loop", runs["plain"], "epoch", "s",
-                        steps=steps, ratio=1.0))
+        rows.append(
+            row("per epoch", f"{model}: plain PyTorch loop", runs["plain"], "epoch", "s", steps=steps, ratio=1.0)
+        )
         for preset in PRESETS:
             epoch = statistics.median(r["epoch"] for r in runs[preset])
             ratio = epoch / plain
-            rows.append(row("per epoch", f"{model}: bigmodel train ({preset})", runs[preset], "epoch", "s",
-                            steps=steps, ratio=ratio, target=TARGETS[preset], met=ratio <= TARGETS[preset]))
+            rows.append(
+                row(
+                    "per epoch",
+                    f"{model}: bigmodel train ({preset})",
+                    runs[preset],
+                    "epoch",
+                    "s",
+                    steps=steps,
+                    ratio=ratio,
+                    target=TARGETS[preset],
+                    met=ratio <= TARGETS[preset],
+                )
+            )
     return rows
 
 
@@ -178,14 +232,25 @@ def bench_time_to_accuracy(args, work: Path, env: dict, data: list[str]) -> list
         overrides += data
     runs = []
     for repeat in range(args.tta_repeats):
-        result = run_process([*bigmodel(), "train", *overrides, f"run_name=bench-fast-{repeat}"], work, env,
-                             args.timeout)
+        result = run_process(
+            [*bigmodel(), "train", *overrides, f"run_name=bench-fast-{repeat}"], work, env, args.timeout
+        )
         metrics = json.loads((work / "outputs" / "train" / f"bench-fast-{repeat}" / "metrics.json").read_text())
         result["test_acc"] = float(metrics["test/acc"])
         runs.append(result)
     acc = statistics.median(r["test_acc"] for r in runs)
-    return [row("time to accuracy", f"bigmodel train experiment={FAST_RECIPE}", runs, "wall", "s",
-                test_acc=round(acc, 4), target=0.90, met=acc >= 0.90)]
+    return [
+        row(
+            "time to accuracy",
+            f"bigmodel train experiment={FAST_RECIPE}",
+            runs,
+            "wall",
+            "s",
+            test_acc=round(acc, 4),
+            target=0.90,
+            met=acc >= 0.90,
+        )
+    ]
 
 
 def load_average() -> list[float] | None:
@@ -196,12 +261,14 @@ def load_average() -> list[float] | None:
 
 
 def markdown(rows: list[dict], machine: dict) -> str:
-    lines = [f"bigmodel benchmark: {machine['data']}, {machine['device']}, threads={machine['threads']}, "
-             f"{machine['cpus']} CPUs, load average {machine['load_before']} -> {machine['load_after']}"
-             f"{' (QUICK: tiny sizes, numbers meaningless)' if machine['quick'] else ''}",
-             "",
-             "| section | case | median | runs | vs plain | target | met | peak RSS MiB |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"bigmodel benchmark: {machine['data']}, {machine['device']}, threads={machine['threads']}, "
+        f"{machine['cpus']} CPUs, load average {machine['load_before']} -> {machine['load_after']}"
+        f"{' (QUICK: tiny sizes, numbers meaningless)' if machine['quick'] else ''}",
+        "",
+        "| section | case | median | runs | vs plain | target | met | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         ratio = f"{r['ratio']:.3f}x" if "ratio" in r else ""
         value = f"{r['value']:.3f} {r['unit']}"
@@ -210,17 +277,23 @@ def markdown(rows: list[dict], machine: dict) -> str:
         if "test_acc" in r:
             value += f", test acc {r['test_acc']:.4f}"
         target = r.get("target")
-        target_text = "" if target is None else (f"<= {target}x" if "ratio" in r else
-                                                 f">= {target:.0%} acc" if "test_acc" in r else f"<= {target} s")
+        target_text = (
+            ""
+            if target is None
+            else (f"<= {target}x" if "ratio" in r else f">= {target:.0%} acc" if "test_acc" in r else f"<= {target} s")
+        )
         met = {True: "yes", False: "NO", None: ""}[r.get("met")]
-        lines.append(f"| {r['section']} | {r['case']} | {value} | {len(r['runs'])} | {ratio} | {target_text} | "
-                     f"{met} | {r['peak_rss_mb']:.0f} |")
+        lines.append(
+            f"| {r['section']} | {r['case']} | {value} | {len(r['runs'])} | {ratio} | {target_text} | "
+            f"{met} | {r['peak_rss_mb']:.0f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="bigmodel vs a plain PyTorch loop: start-up, per-epoch "
-                                                 "time, time to accuracy, peak memory")
+    parser = argparse.ArgumentParser(
+        description="bigmodel vs a plain PyTorch loop: start-up, per-epoch time, time to accuracy, peak memory"
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one repeat: proves it works (CI)")
     parser.add_argument("--repeats", type=int, default=None, help="runs per case (default 3, --quick 1)")
     parser.add_argument("--tta-repeats", type=int, default=1, help="runs of the time-to-accuracy recipe")
@@ -238,12 +311,24 @@ def main(argv: list[str] | None = None) -> int:
     args.repeats = args.repeats or (1 if args.quick else 3)
     out_dir = Path(args.out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
-           "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(args.threads),
+        "MKL_NUM_THREADS": str(args.threads),
+        "PYTHONUNBUFFERED": "1",
+    }
     data, data_name = data_overrides(args.quick)
-    machine = {"data": data_name, "device": args.device, "threads": args.threads, "cpus": os.cpu_count(),
-               "quick": args.quick, "python": platform.python_version(), "platform": platform.platform(),
-               "repeats": args.repeats, "load_before": load_average()}
+    machine = {
+        "data": data_name,
+        "device": args.device,
+        "threads": args.threads,
+        "cpus": os.cpu_count(),
+        "quick": args.quick,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "repeats": args.repeats,
+        "load_before": load_average(),
+    }
     sections = set(args.sections.split(","))
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="bigmodel-bench-") as tmp:

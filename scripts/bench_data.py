@@ -38,8 +38,9 @@ def images(count: int):
         train = fashion_mnist("data", False, ["/usr/share/datasets/fashion-mnist"])["train"]
         source = "Fashion-MNIST"
     except Exception:  # noqa: BLE001 - any reason the files are not there
-        train = TensorImages(torch.randint(0, 256, (60000, 1, 28, 28), dtype=torch.uint8),
-                             torch.randint(0, 10, (60000,)))
+        train = TensorImages(
+            torch.randint(0, 256, (60000, 1, 28, 28), dtype=torch.uint8), torch.randint(0, 10, (60000,))
+        )
         source = "random 28x28"
     return TensorImages(train.images[:count], train.labels[:count]), source
 
@@ -54,8 +55,9 @@ def per_sample(data, transforms, batch_size: int, workers: int) -> float:
 
     from bigmodel_cli.data.image import Transformed
 
-    loader = DataLoader(Transformed(data, v2.Compose(transforms)), batch_size=batch_size, shuffle=True,
-                        num_workers=workers)
+    loader = DataLoader(
+        Transformed(data, v2.Compose(transforms)), batch_size=batch_size, shuffle=True, num_workers=workers
+    )
     start = time.perf_counter()
     seen = 0
     for x, _ in loader:
@@ -83,21 +85,27 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=20000)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--augmentations", nargs="+", default=["flip_crop", "standard"])
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads in this process (DataLoader workers use 1 each)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads in this process (DataLoader workers use 1 each)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data, source = images(args.images)
     print(f"{len(data)} {source} images, batch {args.batch_size}, torch threads {torch.get_num_threads()}\n")
-    print("| augmentation | per-sample, 0 workers | per-sample, 2 workers | batched (tensor) | speed-up vs best per-sample |")
+    print(
+        "| augmentation | per-sample, 0 workers | per-sample, 2 workers | batched (tensor) | speed-up vs best per-sample |"
+    )
     print("|---|---:|---:|---:|---:|")
     for option in args.augmentations:
         transforms = augmentation(option)
         batched(data, transforms, args.batch_size)  # warm-up
         rates = [per_sample(data, transforms, args.batch_size, w) for w in (0, 2)]
         fast = batched(data, transforms, args.batch_size)
-        print(f"| {option} | {rates[0]:,.0f} img/s | {rates[1]:,.0f} img/s | {fast:,.0f} img/s | "
-              f"{fast / max(rates):.1f}x |", flush=True)
+        print(
+            f"| {option} | {rates[0]:,.0f} img/s | {rates[1]:,.0f} img/s | {fast:,.0f} img/s | "
+            f"{fast / max(rates):.1f}x |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

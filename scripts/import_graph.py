@@ -19,18 +19,18 @@ ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 
 # Bottom to top: a module may import its own layer and the layers below it, never one above.
 LAYERS = (
-    "errors",             # UserError and how an error is printed as one line
-    "process_state",      # state that crosses processes: environment variables, ranks
-    "config",             # the conf/ tree: catalogue, contracts, resolvers, validation, instantiate
-    "models",             # backbones (nn.Module)
-    "data",               # LightningDataModules and their sources
-    "checkpoints",        # safe checkpoint files
-    "callbacks",          # Lightning callbacks named by conf/
+    "errors",  # UserError and how an error is printed as one line
+    "process_state",  # state that crosses processes: environment variables, ranks
+    "config",  # the conf/ tree: catalogue, contracts, resolvers, validation, instantiate
+    "models",  # backbones (nn.Module)
+    "data",  # LightningDataModules and their sources
+    "checkpoints",  # safe checkpoint files
+    "callbacks",  # Lightning callbacks named by conf/
     "lightning_modules",  # the LightningModules: training loop, optimizers, regularizers, metrics
-    "training",           # a run's pieces assembled from config; strategies
-    "runs",               # run records, failed jobs, resume, DDP job hand-off
-    "commands",           # one module per subcommand, and the Hydra app that runs them
-    "cli",                # start-up: argv, help, dispatch (no torch)
+    "training",  # a run's pieces assembled from config; strategies
+    "runs",  # run records, failed jobs, resume, DDP job hand-off
+    "commands",  # one module per subcommand, and the Hydra app that runs them
+    "cli",  # start-up: argv, help, dispatch (no torch)
     "__main__",
 )
 
@@ -115,8 +115,9 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 def upward(edges: dict[str, set[str]]) -> list[tuple[str, str]]:
     """(importer, imported) pairs where the imported module's layer is above the importer's, or
     either module is in no layer (a new top-level module must be placed in LAYERS)."""
-    return sorted((a, b) for a, targets in edges.items() for b in targets
-                  if rank(a) < 0 or rank(b) < 0 or rank(b) > rank(a))
+    return sorted(
+        (a, b) for a, targets in edges.items() for b in targets if rank(a) < 0 or rank(b) < 0 or rank(b) > rank(a)
+    )
 
 
 def top_level_modules() -> list[str]:
@@ -126,9 +127,14 @@ def top_level_modules() -> list[str]:
 def main() -> int:
     edges = graph()
     found_cycles, found_upward = cycles(edges), upward(edges)
-    rows = [("top-level modules", len(top_level_modules())), ("packages", sum(1 for p in ROOT.glob("*/__init__.py"))),
-            ("modules", len(edges)), ("import edges", sum(map(len, edges.values()))),
-            ("cycles", len(found_cycles)), ("upward imports", len(found_upward))]
+    rows = [
+        ("top-level modules", len(top_level_modules())),
+        ("packages", sum(1 for p in ROOT.glob("*/__init__.py"))),
+        ("modules", len(edges)),
+        ("import edges", sum(map(len, edges.values()))),
+        ("cycles", len(found_cycles)),
+        ("upward imports", len(found_upward)),
+    ]
     width = max(len(name) for name, _ in rows)
     print(f"{'measure':<{width}}  count")
     for name, count in rows:

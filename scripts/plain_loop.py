@@ -29,8 +29,9 @@ def compose(overrides: list[str]):
     register_resolvers()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         # paths.* read Hydra's runtime, which exists only inside a Hydra app: give them directly.
-        return hydra_compose("train", overrides=[*overrides, f"paths.data_dir={os.getcwd()}/data",
-                                                 f"paths.output_dir={os.getcwd()}"])
+        return hydra_compose(
+            "train", overrides=[*overrides, f"paths.data_dir={os.getcwd()}/data", f"paths.output_dir={os.getcwd()}"]
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         for step, first in enumerate(starts):
             if args.steps is not None and step >= args.steps:
                 break
-            index = order[first:first + batch]
+            index = order[first : first + batch]
             loss = criterion(model(normalised(train_x[index])), train_y[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
             for step, first in enumerate(range(0, len(val_y), batch)):
                 if args.val_steps is not None and step >= args.val_steps:
                     break
-                x, y = normalised(val_x[first:first + batch]), val_y[first:first + batch]
+                x, y = normalised(val_x[first : first + batch]), val_y[first : first + batch]
                 correct += (model(x).argmax(-1) == y).sum()
                 seen += len(y)
         accuracies.append(float(correct) / max(seen, 1))

@@ -21,10 +21,14 @@ from bigmodel_cli.config.catalogue import conf_dir
 from bigmodel_cli.config.resolvers import register_resolvers
 
 # Overrides that make any training run take a few steps.
-FAST = ["trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=2",
-        "trainer.limit_test_batches=2", "trainer.limit_predict_batches=2"]
+FAST = [
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=3",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+    "trainer.limit_predict_batches=2",
+]
 TWO_EPOCHS = [*[o for o in FAST if not o.startswith("trainer.max_epochs")], "trainer.max_epochs=2"]
-
 
 
 @contextlib.contextmanager
@@ -47,8 +51,10 @@ def composed(task: str, overrides: list[str], run_dir: Path):
 @pytest.fixture
 def compose_cfg(tmp_path):
     """compose_cfg(task, overrides) -> context manager yielding the config (output in tmp_path/run)."""
+
     def make(task: str = "train", overrides: list[str] | None = None, name: str = "run"):
         return composed(task, list(overrides or []), tmp_path / name)
+
     return make
 
 
@@ -83,6 +89,7 @@ def cli(in_tmp_cwd, capsys):
             code = exc.code or 0
         out = capsys.readouterr()
         return code, out.out, out.err
+
     return call
 
 

@@ -38,7 +38,8 @@ class NonFiniteLossGuard(pl.Callback):
             raise NonFiniteLoss(
                 f"training loss is {value} at step {trainer.global_step} (epoch {trainer.current_epoch}); "
                 f"stopped before the step, last good checkpoint: {last_good_checkpoint(trainer)} (not overwritten); "
-                f"fix: lower optimizer.lr, set trainer.gradient_clip_val=1.0, or check the data")
+                f"fix: lower optimizer.lr, set trainer.gradient_clip_val=1.0, or check the data"
+            )
 
 
 class SaveOnSignal(pl.Callback):
@@ -80,7 +81,8 @@ class SaveOnSignal(pl.Callback):
         trainer.save_checkpoint(self.checkpoint_path)
         raise TrainingInterrupted(
             f"received {name} at step {trainer.global_step} (epoch {trainer.current_epoch}); saved "
-            f"{self.checkpoint_path}; fix: continue with `bigmodel train resume={Path(self.checkpoint_path).parent.parent}`")
+            f"{self.checkpoint_path}; fix: continue with `bigmodel train resume={Path(self.checkpoint_path).parent.parent}`"
+        )
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._check(trainer)

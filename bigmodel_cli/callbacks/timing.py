@@ -41,5 +41,6 @@ class EpochTimer(pl.Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._close_epoch(self._now(pl_module))
         if self.path and trainer.is_global_zero:
-            Path(self.path).write_text(json.dumps({"epoch_seconds": self.seconds,
-                                                   "steps_per_epoch": int(trainer.num_training_batches)}))
+            Path(self.path).write_text(
+                json.dumps({"epoch_seconds": self.seconds, "steps_per_epoch": int(trainer.num_training_batches)})
+            )

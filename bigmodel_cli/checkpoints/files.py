@@ -74,8 +74,9 @@ def _not_readable(path: Path, exc: BaseException) -> CorruptCheckpoint:
     what, say_more = describe_file(path)
     detail = " ".join(str(exc).split())[:120]
     more = f" ({type(exc).__name__}: {detail})" if say_more and detail else ""
-    return CorruptCheckpoint(f"ckpt_path={path} is not a readable checkpoint: it is {what}{more}; "
-                             f"fix: give {CHECKPOINT_HINT}", what=what)
+    return CorruptCheckpoint(
+        f"ckpt_path={path} is not a readable checkpoint: it is {what}{more}; fix: give {CHECKPOINT_HINT}", what=what
+    )
 
 
 def read_checkpoint(path: str | Path, map_location: Any = "cpu", trust: bool | None = None) -> Any:
@@ -87,14 +88,21 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu", trust: bool | N
     if path.is_dir():
         best = path / "checkpoints" / "best.ckpt"
         inside = sorted(p.name for p in path.glob("*.ckpt"))
-        hint = (f"give {best}" if best.is_file() else
-                f"give one of the checkpoints in it ({', '.join(inside[:5])})" if inside else f"give {CHECKPOINT_HINT}")
+        hint = (
+            f"give {best}"
+            if best.is_file()
+            else f"give one of the checkpoints in it ({', '.join(inside[:5])})"
+            if inside
+            else f"give {CHECKPOINT_HINT}"
+        )
         raise UserError(f"ckpt_path={path} is a directory, not a checkpoint file; fix: {hint}")
     if not path.exists():
         raise UserError(f"ckpt_path={path} does not exist; fix: give {CHECKPOINT_HINT}")
     if not path.is_file():  # a device, FIFO or socket: reading it could block or never end
-        raise CorruptCheckpoint(f"ckpt_path={path} is not a regular file (a device, pipe or socket); "
-                                f"fix: give {CHECKPOINT_HINT}", what="not a regular file")
+        raise CorruptCheckpoint(
+            f"ckpt_path={path} is not a regular file (a device, pipe or socket); fix: give {CHECKPOINT_HINT}",
+            what="not a regular file",
+        )
     try:
         with warnings.catch_warnings():  # a plain pickle's protocol is not news to the user
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
@@ -106,7 +114,8 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu", trust: bool | N
         raise UnsafeCheckpoint(
             f"ckpt_path={path} holds objects ({culprit.group(1)}) that need unsafe unpickling, which can run "
             f"arbitrary code; refused. Fix: only load checkpoints written by bigmodel, re-save the weights as a "
-            f"plain state dict, or, if you wrote this file yourself and trust it, pass --trust-checkpoint") from None
+            f"plain state dict, or, if you wrote this file yourself and trust it, pass --trust-checkpoint"
+        ) from None
     except MemoryError:
         raise
     except Exception as exc:
@@ -118,18 +127,30 @@ def load_checkpoint(path: str | Path, trust: bool | None = None) -> dict[str, An
     a state dict, and the run config (with a model and data) it was trained with."""
     checkpoint = read_checkpoint(path, "cpu", trust)
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
-        holds = (f"a {type(checkpoint).__name__}" if not isinstance(checkpoint, dict) else
-                 "a dict with no state_dict" if "state_dict" not in checkpoint else
-                 f"a state_dict that is a {type(checkpoint['state_dict']).__name__}, not a dict of tensors")
-        raise UserError(f"ckpt_path={path} is not a Lightning checkpoint (a torch file holding {holds}); "
-                        f"fix: give {CHECKPOINT_HINT}")
+        holds = (
+            f"a {type(checkpoint).__name__}"
+            if not isinstance(checkpoint, dict)
+            else "a dict with no state_dict"
+            if "state_dict" not in checkpoint
+            else f"a state_dict that is a {type(checkpoint['state_dict']).__name__}, not a dict of tensors"
+        )
+        raise UserError(
+            f"ckpt_path={path} is not a Lightning checkpoint (a torch file holding {holds}); "
+            f"fix: give {CHECKPOINT_HINT}"
+        )
     hyper = checkpoint.get("hyper_parameters")
     config = hyper.get("config") if isinstance(hyper, dict) else None
     model = config.get("model") if isinstance(config, dict) else None
-    if not isinstance(config, dict) or not isinstance(model, dict) or not isinstance(model.get("_target_"), str) \
-            or not isinstance(config.get("data"), dict):
-        raise UserError(f"ckpt_path={path} was not written by bigmodel (no run config with a model and data in its "
-                        f"hyper-parameters); fix: give {CHECKPOINT_HINT}")
+    if (
+        not isinstance(config, dict)
+        or not isinstance(model, dict)
+        or not isinstance(model.get("_target_"), str)
+        or not isinstance(config.get("data"), dict)
+    ):
+        raise UserError(
+            f"ckpt_path={path} was not written by bigmodel (no run config with a model and data in its "
+            f"hyper-parameters); fix: give {CHECKPOINT_HINT}"
+        )
     return checkpoint
 
 
@@ -175,8 +196,10 @@ def newest_good_checkpoint(directory: str | Path) -> Path | None:
         try:
             checkpoint = read_checkpoint(path)
         except CorruptCheckpoint as exc:
-            print(f"warning: skipping unreadable checkpoint {path} ({exc.what}); "
-                  f"falling back to the previous good checkpoint")
+            print(
+                f"warning: skipping unreadable checkpoint {path} ({exc.what}); "
+                f"falling back to the previous good checkpoint"
+            )
             continue
         step = int(checkpoint.get("global_step", 0)) if isinstance(checkpoint, dict) else 0
         epoch = int(checkpoint.get("epoch", 0)) if isinstance(checkpoint, dict) else 0

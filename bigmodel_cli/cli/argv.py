@@ -50,8 +50,13 @@ def rank_argv(args: list[str], subcommands) -> list[str]:
     """The command line this process should run, given how it was launched (step 1)."""
     if is_ddp_child() and (not args or args[0] not in subcommands):
         spec = json.loads(os.environ[DDP_JOB_ENV])  # the parent's job, in its run dir
-        return [spec["command"], *spec["config_source"], *spec["overrides"], f'hydra.run.dir="{spec["run_dir"]}"',
-                *NO_HYDRA_FILES]
+        return [
+            spec["command"],
+            *spec["config_source"],
+            *spec["overrides"],
+            f'hydra.run.dir="{spec["run_dir"]}"',
+            *NO_HYDRA_FILES,
+        ]
     if not is_rank_zero() and args and args[0] in subcommands and not os.environ.get(DDP_JOB_ENV):
         scratch = os.path.join(tempfile.gettempdir(), f"bigmodel-rank{global_rank()}-{os.getpid()}")
         return [*args, f'hydra.run.dir="{scratch}"', *NO_HYDRA_FILES]

@@ -11,8 +11,9 @@ from bigmodel_cli.config import catalogue
 def print_help(subcommands: dict[str, tuple[str, str, str]], tools: dict[str, tuple[str, str]]) -> None:
     console = Console(highlight=False)
     console.print("[bold]bigmodel[/] - config-driven deep-learning experiments (Hydra + PyTorch Lightning)\n")
-    console.print("usage: bigmodel <subcommand> [group=option ...] [key=value ...] [-m] [--cfg job] [--verbose]\n",
-                  markup=False)
+    console.print(
+        "usage: bigmodel <subcommand> [group=option ...] [key=value ...] [-m] [--cfg job] [--verbose]\n", markup=False
+    )
 
     commands = Table(title="subcommands", title_justify="left", show_header=False, box=None, padding=(0, 2))
     for name, (_, _, summary) in subcommands.items():
@@ -37,5 +38,6 @@ def print_help(subcommands: dict[str, tuple[str, str, str]], tools: dict[str, tu
         "  bigmodel test ckpt_path=outputs/train/<run>/checkpoints/best.ckpt\n"
         "  bigmodel train --cfg job                          # print the composed config, run nothing\n"
         "\n`bigmodel <subcommand> --help` shows Hydra's help with the full config.",
-        markup=False, soft_wrap=True,
+        markup=False,
+        soft_wrap=True,
     )

@@ -39,8 +39,10 @@ def dispatch(invocation: Invocation) -> int:
         except UserError as exc:
             return print_error(str(exc), exc if verbose else None)
     if command not in SUBCOMMANDS:
-        return print_error(f"unknown subcommand '{command}'; valid choices: {choices_text([*SUBCOMMANDS, *TOOLS])} "
-                           f"(fix: e.g. `bigmodel train`; `bigmodel --help` lists them)")
+        return print_error(
+            f"unknown subcommand '{command}'; valid choices: {choices_text([*SUBCOMMANDS, *TOOLS])} "
+            f"(fix: e.g. `bigmodel train`; `bigmodel --help` lists them)"
+        )
     from bigmodel_cli.commands.app import run_subcommand
 
     return run_subcommand(command, invocation.arguments, verbose)

@@ -12,18 +12,31 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("train", "bigmodel_cli.commands.train", "fit on train, validate every epoch, test the best checkpoint"),
     "validate": ("validate", "bigmodel_cli.commands.evaluate", "evaluate a checkpoint on the validation split"),
     "test": ("test", "bigmodel_cli.commands.evaluate", "evaluate a checkpoint on the test split"),
-    "predict": ("predict", "bigmodel_cli.commands.predict",
-                "write class predictions of a checkpoint to predictions.csv"),
-    "lr-find": ("lr_find", "bigmodel_cli.commands.lr_find",
-                "learning-rate range test: suggested optimizer.lr and lr_find.png"),
-    "generate": ("generate", "bigmodel_cli.commands.generate",
-                 "sample text from a language-model checkpoint (model=gpt)"),
+    "predict": (
+        "predict",
+        "bigmodel_cli.commands.predict",
+        "write class predictions of a checkpoint to predictions.csv",
+    ),
+    "lr-find": (
+        "lr_find",
+        "bigmodel_cli.commands.lr_find",
+        "learning-rate range test: suggested optimizer.lr and lr_find.png",
+    ),
+    "generate": (
+        "generate",
+        "bigmodel_cli.commands.generate",
+        "sample text from a language-model checkpoint (model=gpt)",
+    ),
 }
 
 # Tools: name -> (module with `main(argv: list[str]) -> int`, one-line summary).
 TOOLS: dict[str, tuple[str, str]] = {
-    "report": ("bigmodel_cli.commands.report",
-               "table, summary.csv/.md and plots of every job in a sweep or runs directory"),
-    "reproduce": ("bigmodel_cli.commands.reproduce",
-                  "re-run a past run from its saved config; --verify compares the metrics"),
+    "report": (
+        "bigmodel_cli.commands.report",
+        "table, summary.csv/.md and plots of every job in a sweep or runs directory",
+    ),
+    "reproduce": (
+        "bigmodel_cli.commands.reproduce",
+        "re-run a past run from its saved config; --verify compares the metrics",
+    ),
 }

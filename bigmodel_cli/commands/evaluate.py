@@ -35,8 +35,11 @@ def data_config(cfg: DictConfig, saved: dict[str, Any]):
                 OmegaConf.update(data, key.removeprefix("data."), OmegaConf.select(cfg, key), force_add=True)
     run = saved["data"]
     # Runs saved before data.split_seed existed carved their splits with data.seed.
-    run_split = {"split_seed": run.get("split_seed", run.get("seed")), "val_fraction": run.get("val_fraction"),
-                 "test_fraction": run.get("test_fraction")}
+    run_split = {
+        "split_seed": run.get("split_seed", run.get("seed")),
+        "val_fraction": run.get("val_fraction"),
+        "test_fraction": run.get("test_fraction"),
+    }
     replaced = []
     for key, value in run_split.items():
         if value is None or key not in data:
@@ -59,8 +62,10 @@ def restore_module(cfg: DictConfig):
         module.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as exc:  # weights of another model than the one its saved config builds
         detail = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), str(exc))
-        raise UserError(f"ckpt_path={cfg.ckpt_path}: its weights do not fit the model its own config builds "
-                        f"({detail[:160]}); fix: give a checkpoint written by bigmodel train, unmodified") from None
+        raise UserError(
+            f"ckpt_path={cfg.ckpt_path}: its weights do not fit the model its own config builds "
+            f"({detail[:160]}); fix: give a checkpoint written by bigmodel train, unmodified"
+        ) from None
     module.on_load_checkpoint(checkpoint)
     return module, checkpoint
 

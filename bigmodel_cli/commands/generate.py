@@ -23,16 +23,25 @@ def pick_device(name: str):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
     if not available.get(name):
-        raise UserError(f"device={name} is not available here; valid choices: "
-                        f"{', '.join(['auto', *(d for d, ok in available.items() if ok)])} (fix: device=auto)")
+        raise UserError(
+            f"device={name} is not available here; valid choices: "
+            f"{', '.join(['auto', *(d for d, ok in available.items() if ok)])} (fix: device=auto)"
+        )
     return torch.device(name)
 
 
 def check_settings(cfg: DictConfig) -> None:
-    if cfg.max_new_tokens < 0 or cfg.num_samples < 1 or cfg.temperature < 0 or (cfg.top_k is not None and cfg.top_k < 1):
-        raise UserError(f"max_new_tokens={cfg.max_new_tokens}, num_samples={cfg.num_samples}, temperature="
-                        f"{cfg.temperature}, top_k={cfg.top_k}: use max_new_tokens >= 0, num_samples >= 1, "
-                        f"temperature >= 0 (0 = greedy) and top_k >= 1 or null")
+    if (
+        cfg.max_new_tokens < 0
+        or cfg.num_samples < 1
+        or cfg.temperature < 0
+        or (cfg.top_k is not None and cfg.top_k < 1)
+    ):
+        raise UserError(
+            f"max_new_tokens={cfg.max_new_tokens}, num_samples={cfg.num_samples}, temperature="
+            f"{cfg.temperature}, top_k={cfg.top_k}: use max_new_tokens >= 0, num_samples >= 1, "
+            f"temperature >= 0 (0 = greedy) and top_k >= 1 or null"
+        )
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
@@ -47,8 +56,10 @@ def run(cfg: DictConfig) -> dict[str, float]:
     backbone = getattr(module, "backbone", None)
     if not hasattr(backbone, "generate") or module.tokenizer_state is None:
         name = type(backbone).__name__
-        raise UserError(f"ckpt_path={cfg.ckpt_path} holds a {name}, which does not generate text; fix: give a "
-                        f"checkpoint of a language model, e.g. from `bigmodel train model=gpt data=char_lm`")
+        raise UserError(
+            f"ckpt_path={cfg.ckpt_path} holds a {name}, which does not generate text; fix: give a "
+            f"checkpoint of a language model, e.g. from `bigmodel train model=gpt data=char_lm`"
+        )
     tokenizer = from_state(module.tokenizer_state)
     device = pick_device(cfg.device)
     backbone.to(device).eval()
@@ -56,7 +67,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     idx = torch.tensor([prompt] * cfg.num_samples, dtype=torch.long, device=device)
     generator = torch.Generator(device=device).manual_seed(seed)
     out = backbone.generate(idx, cfg.max_new_tokens, float(cfg.temperature), cfg.top_k, generator)
-    samples = [tokenizer.decode(row) for row in out[:, 0 if cfg.prompt else 1:].tolist()]
+    samples = [tokenizer.decode(row) for row in out[:, 0 if cfg.prompt else 1 :].tolist()]
     if is_rank_zero():
         separator = "\n" + "-" * 40 + "\n"
         print(separator.join(samples))

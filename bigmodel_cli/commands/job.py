@@ -35,15 +35,20 @@ def prepare(cfg: DictConfig) -> int:
 def require_checkpoint_path(cfg: DictConfig) -> str:
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
         task = cfg.get("task_name", "test")
-        raise UserError(f"bigmodel {task} needs a checkpoint: ckpt_path is not set; fix: bigmodel {task} "
-                        f"ckpt_path=outputs/train/<run>/checkpoints/best.ckpt")
+        raise UserError(
+            f"bigmodel {task} needs a checkpoint: ckpt_path is not set; fix: bigmodel {task} "
+            f"ckpt_path=outputs/train/<run>/checkpoints/best.ckpt"
+        )
     return str(cfg.ckpt_path)
 
 
 def collect(callback_metrics: dict, prefixes: tuple[str, ...] = ("train/", "val/", "test/")) -> dict[str, float]:
     """Plain floats from Lightning's callback_metrics, for metrics.json and the summary table."""
-    return {k: float(v) for k, v in sorted(callback_metrics.items())
-            if k.startswith(prefixes) and not k.endswith(("_step", "_epoch"))}
+    return {
+        k: float(v)
+        for k, v in sorted(callback_metrics.items())
+        if k.startswith(prefixes) and not k.endswith(("_step", "_epoch"))
+    }
 
 
 def print_summary(title: str, metrics: dict[str, float], notes: dict[str, str] | None = None) -> None:

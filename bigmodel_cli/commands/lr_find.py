@@ -35,13 +35,17 @@ def find_lr(cfg: DictConfig, module, datamodule, trainer) -> tuple[float, Path]:
     module.set_learning_rate(settings.get("min_lr", 1e-6))
     finder = Tuner(trainer).lr_find(module, datamodule=datamodule, update_attr=False, **settings)
     if finder is None:
-        raise UserError("the learning-rate finder does not run with trainer.fast_dev_run; fix: drop debug=fdr "
-                        "(or trainer.fast_dev_run) or give optimizer.lr a number")
+        raise UserError(
+            "the learning-rate finder does not run with trainer.fast_dev_run; fix: drop debug=fdr "
+            "(or trainer.fast_dev_run) or give optimizer.lr a number"
+        )
     suggestion = finder.suggestion()
     if suggestion is None:
-        raise UserError(f"the learning-rate finder got too few points ({len(finder.results.get('lr', []))}) to "
-                        f"suggest an lr; fix: raise lr_find.num_training or trainer.max_epochs, or lower "
-                        f"lr_find.early_stop_threshold's strictness (lr_find.early_stop_threshold=null)")
+        raise UserError(
+            f"the learning-rate finder got too few points ({len(finder.results.get('lr', []))}) to "
+            f"suggest an lr; fix: raise lr_find.num_training or trainer.max_epochs, or lower "
+            f"lr_find.early_stop_threshold's strictness (lr_find.early_stop_threshold=null)"
+        )
     return float(suggestion), save_plot(finder, Path(cfg.paths.output_dir) / PLOT)
 
 

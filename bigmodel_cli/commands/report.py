@@ -32,11 +32,19 @@ def load_jobs(root: Path) -> list[dict]:
         if metrics is None:  # still running: the last logged values
             metrics = {k: v[-1][1] for k, v in curves(run_dir).items() if v}
         config = record.get("config") or {}
-        jobs.append({"dir": run_dir, "name": str(run_dir.relative_to(root)) if run_dir != root else run_dir.name,
-                     "status": record.get("status", "?"), "error": record.get("error", ""),
-                     "overrides": dict(o.lstrip("+~").split("=", 1) for o in record.get("overrides", []) if "=" in o),
-                     "metrics": metrics or {}, "duration": duration(record),
-                     "objective": config.get("objective", "val/acc"), "mode": config.get("objective_mode", "max")})
+        jobs.append(
+            {
+                "dir": run_dir,
+                "name": str(run_dir.relative_to(root)) if run_dir != root else run_dir.name,
+                "status": record.get("status", "?"),
+                "error": record.get("error", ""),
+                "overrides": dict(o.lstrip("+~").split("=", 1) for o in record.get("overrides", []) if "=" in o),
+                "metrics": metrics or {},
+                "duration": duration(record),
+                "objective": config.get("objective", "val/acc"),
+                "mode": config.get("objective_mode", "max"),
+            }
+        )
     return jobs
 
 
@@ -75,6 +83,7 @@ def sort_jobs(jobs: list[dict]) -> list[dict]:
         if value is None:
             return (1, 0.0)
         return (0, -value if job["mode"] == "max" else value)
+
     return sorted(jobs, key=key)
 
 
@@ -86,17 +95,23 @@ def differing(jobs: list[dict]) -> list[str]:
 
 def rows(jobs: list[dict], params: list[str]) -> tuple[list[str], list[list[str]]]:
     objective = jobs[0]["objective"] if jobs else "val/acc"
-    metric_keys = [objective] + [m for m in SUMMARY_METRICS if m != objective
-                                 and any(m in job["metrics"] for job in jobs)]
+    metric_keys = [objective] + [
+        m for m in SUMMARY_METRICS if m != objective and any(m in job["metrics"] for job in jobs)
+    ]
     header = ["job", *params, f"{objective} (best)", *metric_keys, "status", "duration_s"]
     table = []
     for job in jobs:
         best = objective_of(job)
-        table.append([job["name"], *(job["overrides"].get(p, "") for p in params),
-                      "" if best is None else f"{best:.4f}",
-                      *("" if job["metrics"].get(m) is None else f"{job['metrics'][m]:.4f}" for m in metric_keys),
-                      job["status"] + (f": {job['error'][:60]}" if job["error"] else ""),
-                      "" if job["duration"] is None else f"{job['duration']:.1f}"])
+        table.append(
+            [
+                job["name"],
+                *(job["overrides"].get(p, "") for p in params),
+                "" if best is None else f"{best:.4f}",
+                *("" if job["metrics"].get(m) is None else f"{job['metrics'][m]:.4f}" for m in metric_keys),
+                job["status"] + (f": {job['error'][:60]}" if job["error"] else ""),
+                "" if job["duration"] is None else f"{job['duration']:.1f}",
+            ]
+        )
     return header, table
 
 
@@ -169,8 +184,10 @@ def main(argv: list[str]) -> int:
         raise UserError(f"{root} is not a directory; fix: give a sweep directory (multirun/train/<id>) or outputs/")
     jobs = sort_jobs(load_jobs(root))
     if not jobs:
-        raise UserError(f"no runs under {root} (no run.json found); fix: give a sweep directory "
-                        f"(multirun/train/<id>) or a runs directory (outputs/train)")
+        raise UserError(
+            f"no runs under {root} (no run.json found); fix: give a sweep directory "
+            f"(multirun/train/<id>) or a runs directory (outputs/train)"
+        )
     params = differing(jobs)
     header, table = rows(jobs, params)
     write_tables(root, header, table)
@@ -185,6 +202,8 @@ def main(argv: list[str]) -> int:
         view.add_row(*row)
     console = Console()
     console.print(view)
-    console.print(f"wrote {root / 'summary.csv'}, {root / 'summary.md'}"
-                  + (f" and {len(plots)} plot(s): {', '.join(p.name for p in plots)}" if plots else ""))
+    console.print(
+        f"wrote {root / 'summary.csv'}, {root / 'summary.md'}"
+        + (f" and {len(plots)} plot(s): {', '.join(p.name for p in plots)}" if plots else "")
+    )
     return 0

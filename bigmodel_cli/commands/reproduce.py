@@ -53,8 +53,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("run_dir", help="a past run directory, e.g. outputs/train/<run>")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides applied on top of the saved config")
     parser.add_argument("--verify", action="store_true", help="compare the new final metrics with the saved ones")
-    parser.add_argument("--tolerance", type=float, default=0.0,
-                        help="largest allowed absolute difference per metric with --verify (default 0: exactly equal)")
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.0,
+        help="largest allowed absolute difference per metric with --verify (default 0: exactly equal)",
+    )
     args = parser.parse_args(argv)
     run = Path(args.run_dir)
     saved_config = run / ".hydra" / "config.yaml"
@@ -72,15 +76,26 @@ def main(argv: list[str]) -> int:
     new_dir = Path("outputs") / task / run_id()
     fresh = [f"{key}=null" for key in ("resume", "run_name") if saved.get(key) is not None]
     print(f"reproducing {run} into {new_dir}")
-    code = run_subcommand(task, ["--config-path", str(run / ".hydra"), "--config-name", "config",
-                                     f"hydra.run.dir={new_dir}", *fresh, *args.overrides])
+    code = run_subcommand(
+        task,
+        [
+            "--config-path",
+            str(run / ".hydra"),
+            "--config-name",
+            "config",
+            f"hydra.run.dir={new_dir}",
+            *fresh,
+            *args.overrides,
+        ],
+    )
     if code != 0 or not args.verify:
         return code
     if not (run / METRICS_FILE).is_file():
         raise UserError(f"--verify needs {run}/{METRICS_FILE}, which is missing (the run did not finish)")
     differences = compare_metrics(read_json(run / METRICS_FILE), read_json(new_dir / METRICS_FILE), args.tolerance)
     if differences:
-        return print_error(f"metrics differ from {run} beyond tolerance {args.tolerance}:\n  "
-                          + "\n  ".join(differences), None, code=1)
+        return print_error(
+            f"metrics differ from {run} beyond tolerance {args.tolerance}:\n  " + "\n  ".join(differences), None, code=1
+        )
     print(f"verified: the final metrics of {new_dir} match {run} (tolerance {args.tolerance})")
     return 0

@@ -26,8 +26,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
     trainer = build_trainer(cfg, plugins=[AtomicCheckpointIO()])
     if is_rank_zero():
         print(global_batch_line(cfg.data.batch_size, trainer, module.full_batch))
-    trainer.callbacks.extend([NonFiniteLossGuard(),
-                              SaveOnSignal(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")])
+    trainer.callbacks.extend(
+        [NonFiniteLossGuard(), SaveOnSignal(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")]
+    )
     trim_csv_logs(trainer, ckpt_path if cfg.get("resume") else None)
     if lr_find.wants_search(cfg):
         lr_find.tune(cfg, module, datamodule, trainer)
@@ -54,8 +55,10 @@ def global_batch_line(batch_size: int, trainer, full_batch: bool = False) -> str
     """How the per-device batch adds up across devices, nodes and gradient accumulation; under
     full-batch gd (one step per epoch) the step's batch is the whole training split."""
     devices, nodes = trainer.num_devices, trainer.num_nodes
-    spread = (f"{batch_size} per device x {devices} device{'s' if devices > 1 else ''} "
-              f"x {nodes} node{'s' if nodes > 1 else ''}")
+    spread = (
+        f"{batch_size} per device x {devices} device{'s' if devices > 1 else ''} "
+        f"x {nodes} node{'s' if nodes > 1 else ''}"
+    )
     if full_batch:
         return f"full batch: one optimizer step per epoch on the whole training split, read in batches of {spread}"
     accumulate = int(getattr(trainer, "accumulate_grad_batches", 1) or 1)

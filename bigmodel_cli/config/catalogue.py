@@ -114,6 +114,8 @@ def check_model_fits_data(config) -> None:
     supported = getattr(get_class(model_target), "modalities", (modality,))
     if modality not in supported:
         data = ", ".join(option for m in supported for option in data_for(m))
-        raise UserError(f"model {model_target.rsplit('.', 1)[-1]} cannot read {modality} data; models that fit: "
-                        f"{', '.join(models_for(modality))} (fix: pick one of them, or data that this model "
-                        f"reads ({'/'.join(supported)}): {data})")
+        raise UserError(
+            f"model {model_target.rsplit('.', 1)[-1]} cannot read {modality} data; models that fit: "
+            f"{', '.join(models_for(modality))} (fix: pick one of them, or data that this model "
+            f"reads ({'/'.join(supported)}): {data})"
+        )

@@ -21,20 +21,26 @@ def hydra_message_to_line(exc: BaseException) -> str | None:
         options = re.findall(r"^\t(\S+)$", text, flags=re.MULTILINE)
         if missing and options:
             group, _, value = missing.group(1).rpartition("/")
-            return (f"unknown option {group}={value}; valid choices: {choices_text(options)} "
-                    f"(fix: pick one, e.g. {group}={options[0]}; `bigmodel --help` lists every group)")
+            return (
+                f"unknown option {group}={value}; valid choices: {choices_text(options)} "
+                f"(fix: pick one, e.g. {group}={options[0]}; `bigmodel --help` lists every group)"
+            )
     in_list = re.search(r"Could not load '([^']+)/([^'/]+)'", text)  # an unknown option inside [a,b]
     if in_list:
         group, value = in_list.groups()
         options = groups(include_plumbing=True).get(group)
         if options:
-            return (f"unknown option {value} in {group}=[...]; valid choices: {choices_text(options)} "
-                    f"(fix: list options of the group, e.g. {group}=[{','.join(options[:2])}])")
+            return (
+                f"unknown option {value} in {group}=[...]; valid choices: {choices_text(options)} "
+                f"(fix: list options of the group, e.g. {group}=[{','.join(options[:2])}])"
+            )
     unknown_key = re.search(r"Could not override '([^']+)'", text)
     if unknown_key:
         key = unknown_key.group(1)
-        return (f"unknown config key '{key}'; check the spelling with `bigmodel train --cfg job`, "
-                f"or add a new key explicitly with +{key}=...")
+        return (
+            f"unknown config key '{key}'; check the spelling with `bigmodel train --cfg job`, "
+            f"or add a new key explicitly with +{key}=..."
+        )
     unknown_delete = re.search(r"Could not delete from config\. '([^']+)'", text)
     if unknown_delete:
         return f"cannot delete '{unknown_delete.group(1)}': no such key in the config (see `bigmodel train --cfg job`)"

@@ -103,14 +103,21 @@ def own_name(obj: Any) -> str:
     raises Refused otherwise (builtins, instances, lambdas, objects claiming another's name)."""
     module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
     if not isinstance(module, str) or not isinstance(qualname, str) or "<" in qualname:
-        raise Refused(f"it locates a {type(obj).__name__} with no importable name of its own "
-                      f"(__module__={module!r}, __qualname__={qualname!r})", found=False)
+        raise Refused(
+            f"it locates a {type(obj).__name__} with no importable name of its own "
+            f"(__module__={module!r}, __qualname__={qualname!r})",
+            found=False,
+        )
     name = f"{module}.{qualname}"
     found: Any = sys.modules.get(module)
     for part in qualname.split("."):
         found = getattr(found, part, None)
-    same = found is obj or (inspect.ismethod(obj) and inspect.ismethod(found)
-                            and found.__func__ is obj.__func__ and found.__self__ is obj.__self__)
+    same = found is obj or (
+        inspect.ismethod(obj)
+        and inspect.ismethod(found)
+        and found.__func__ is obj.__func__
+        and found.__self__ is obj.__self__
+    )
     if not same:
         raise Refused(f"it locates an object that calls itself {name} but is not what that name holds", found=False)
     return name
@@ -189,15 +196,19 @@ def _walk(node: Any, path: str, found: list[Target], ancestors: tuple[int, ...])
         try:
             node = OmegaConf.create(list(node) if isinstance(node, tuple) else node, flags={"allow_objects": True})
         except Exception as exc:  # noqa: BLE001
-            raise UserError(f"the config at {path or '<root>'} cannot be checked for _target_s ({one_line(exc)}); "
-                            f"fix: write it as plain YAML") from None
+            raise UserError(
+                f"the config at {path or '<root>'} cannot be checked for _target_s ({one_line(exc)}); "
+                f"fix: write it as plain YAML"
+            ) from None
     if not isinstance(node, (DictConfig, ListConfig)) or node._is_none() or node._is_missing():
         return
     if id(node) in ancestors:  # an interpolation back into a node being walked
         return
     if len(ancestors) >= MAX_DEPTH:
-        raise UserError(f"the config at {path or '<root>'} is nested more than {MAX_DEPTH} levels deep "
-                        f"(an interpolation that points into itself?); fix: remove the cycle")
+        raise UserError(
+            f"the config at {path or '<root>'} is nested more than {MAX_DEPTH} levels deep "
+            f"(an interpolation that points into itself?); fix: remove the cycle"
+        )
     ancestors = (*ancestors, id(node))
     keys = node.keys() if isinstance(node, DictConfig) else range(len(node))
     for key in keys:
@@ -246,8 +257,9 @@ def check_targets(node: Any, extra_prefixes=()) -> None:
     refused, fixes, unresolvable = [], [], False
     for target in find_targets(node):
         if target.unresolved is not None:
-            refused.append(f"{target.describe()}: the interpolation cannot be resolved to check it "
-                           f"({target.unresolved})")
+            refused.append(
+                f"{target.describe()}: the interpolation cannot be resolved to check it ({target.unresolved})"
+            )
             unresolvable = True
             continue
         try:
@@ -268,8 +280,10 @@ def check_targets(node: Any, extra_prefixes=()) -> None:
             refused += more
             fixes += more_fixes
     if refused:
-        raise UserError(f"refusing to instantiate {'; '.join(refused)} (allowed prefixes: "
-                        f"{', '.join(allowed_prefixes(extra))}); fix: {how_to_fix(fixes, unresolvable)}")
+        raise UserError(
+            f"refusing to instantiate {'; '.join(refused)} (allowed prefixes: "
+            f"{', '.join(allowed_prefixes(extra))}); fix: {how_to_fix(fixes, unresolvable)}"
+        )
 
 
 def how_to_fix(fixes: list[str], unresolvable: bool = False) -> str:
@@ -279,8 +293,10 @@ def how_to_fix(fixes: list[str], unresolvable: bool = False) -> str:
     how = ["write the _target_ as a plain dotted name (or set what its interpolation reads)"] if unresolvable else []
     how += [f for f in fixes if not f.startswith("allow_targets=")]
     if allow or not how:
-        how.append("if you trust it, add its module with allow_targets=[<prefix>]"
-                   + (f", here {', '.join(allow)}" if allow else ""))
+        how.append(
+            "if you trust it, add its module with allow_targets=[<prefix>]"
+            + (f", here {', '.join(allow)}" if allow else "")
+        )
     return "; or ".join(how)
 
 

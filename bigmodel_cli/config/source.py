@@ -49,9 +49,11 @@ def resume_arguments(overrides: list[str]) -> list[str]:
         return overrides
     run = os.path.abspath(resume)
     if not os.path.isfile(os.path.join(run, ".hydra", "config.yaml")):
-        raise UserError(f"resume={resume}: no run there (no {resume}/.hydra/config.yaml); fix: give a run "
-                        f"directory such as outputs/train/<run>, or resume=auto run_name=<name> to start "
-                        f"fresh when there is nothing to resume")
+        raise UserError(
+            f"resume={resume}: no run there (no {resume}/.hydra/config.yaml); fix: give a run "
+            f"directory such as outputs/train/<run>, or resume=auto run_name=<name> to start "
+            f"fresh when there is nothing to resume"
+        )
     overrides = [f"resume={run}" if a.lstrip("+").startswith("resume=") else a for a in overrides]
     if option_value(overrides, *CONFIG_PATH) is None:
         overrides = [CONFIG_PATH[0], os.path.join(run, ".hydra"), CONFIG_NAME[0], "config", *overrides]

@@ -49,8 +49,7 @@ WORD_VALUES: list[tuple[str, tuple[str, ...]]] = [
 
 
 def _is_word_value(key: str, value: Any) -> bool:
-    return isinstance(value, str) and any(fnmatch(key, pattern) and value in words
-                                          for pattern, words in WORD_VALUES)
+    return isinstance(value, str) and any(fnmatch(key, pattern) and value in words for pattern, words in WORD_VALUES)
 
 
 def _leaves(node: Any, prefix: str = ""):
@@ -112,8 +111,11 @@ def reference_config(cfg: DictConfig) -> DictConfig | None:
     if not HydraConfig.initialized():
         return None
     hydra_cfg = HydraConfig.get()
-    choices = [f"{group}={choice}" for group, choice in hydra_cfg.runtime.choices.items()
-               if not group.startswith("hydra") and choice is not None]
+    choices = [
+        f"{group}={choice}"
+        for group, choice in hydra_cfg.runtime.choices.items()
+        if not group.startswith("hydra") and choice is not None
+    ]
     return compose(config_name=hydra_cfg.job.config_name, overrides=choices)
 
 

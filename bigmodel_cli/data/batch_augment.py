@@ -26,8 +26,13 @@ def _fill_value(fill) -> float:
     return float(fill or 0)
 
 
-def random_crop(images: torch.Tensor, size: tuple[int, int], padding: list[int] | None, fill: float = 0.0,
-                padding_mode: str = "constant") -> torch.Tensor:
+def random_crop(
+    images: torch.Tensor,
+    size: tuple[int, int],
+    padding: list[int] | None,
+    fill: float = 0.0,
+    padding_mode: str = "constant",
+) -> torch.Tensor:
     """A random size window of each (padded) image, as v2.RandomCrop does one image at a time."""
     if padding:
         left, top, right, bottom = padding
@@ -55,8 +60,9 @@ def random_flip(images: torch.Tensor, p: float, dim: int = -1) -> torch.Tensor:
     return torch.where(chosen[:, None, None, None], images.flip(dim), images)
 
 
-def random_rotation(images: torch.Tensor, degrees: list[float], fill: float = 0.0,
-                    interpolation: str = "nearest") -> torch.Tensor:
+def random_rotation(
+    images: torch.Tensor, degrees: list[float], fill: float = 0.0, interpolation: str = "nearest"
+) -> torch.Tensor:
     """Rotate each image counter-clockwise by an angle uniform in degrees=[low, high] about its centre,
     keeping the size and filling the corners, like v2.RandomRotation (expand=False)."""
     n, _, height, width = images.shape
@@ -70,8 +76,9 @@ def random_rotation(images: torch.Tensor, degrees: list[float], fill: float = 0.
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     out = F.grid_sample(images.float(), grid, mode=interpolation, padding_mode="zeros", align_corners=False)
     if fill:  # sample a ones channel too, to know which output pixels fell outside the image
-        inside = F.grid_sample(torch.ones_like(out[:, :1]), grid, mode="nearest", padding_mode="zeros",
-                               align_corners=False)
+        inside = F.grid_sample(
+            torch.ones_like(out[:, :1]), grid, mode="nearest", padding_mode="zeros", align_corners=False
+        )
         out = out + (1 - inside) * fill
     return out.round().clamp(0, 255).to(images.dtype) if images.dtype == torch.uint8 else out
 
@@ -79,6 +86,7 @@ def random_rotation(images: torch.Tensor, degrees: list[float], fill: float = 0.
 def _per_sample(transform: Callable) -> Callable[[torch.Tensor], torch.Tensor]:
     def apply(images: torch.Tensor) -> torch.Tensor:
         return torch.stack([transform(image) for image in images])
+
     return apply
 
 
@@ -87,15 +95,20 @@ def batched(transform) -> Callable[[torch.Tensor], torch.Tensor]:
     from torchvision.transforms import InterpolationMode, v2
 
     if isinstance(transform, v2.RandomCrop) and not transform.pad_if_needed:
-        return lambda x: random_crop(x, transform.size, transform.padding, _fill_value(transform.fill),
-                                     transform.padding_mode)
+        return lambda x: random_crop(
+            x, transform.size, transform.padding, _fill_value(transform.fill), transform.padding_mode
+        )
     if isinstance(transform, v2.RandomHorizontalFlip):
         return lambda x: random_flip(x, transform.p, dim=-1)
     if isinstance(transform, v2.RandomVerticalFlip):
         return lambda x: random_flip(x, transform.p, dim=-2)
     mode = InterpolationMode(getattr(transform, "interpolation", "nearest")).value  # v2 may keep a str
-    if (isinstance(transform, v2.RandomRotation) and not transform.expand and transform.center is None
-            and mode in ("nearest", "bilinear")):
+    if (
+        isinstance(transform, v2.RandomRotation)
+        and not transform.expand
+        and transform.center is None
+        and mode in ("nearest", "bilinear")
+    ):
         return lambda x: random_rotation(x, transform.degrees, _fill_value(transform.fill), mode)
     return _per_sample(transform)
 

@@ -32,8 +32,10 @@ def read_texts(path) -> str:
     texts = []
     for p in map(Path, paths):
         if not p.is_file():
-            raise UserError(f"data.path={p} does not exist; fix: give a text file (or a list of them), "
-                            f"or data.path=null for the built-in text")
+            raise UserError(
+                f"data.path={p} does not exist; fix: give a text file (or a list of them), "
+                f"or data.path=null for the built-in text"
+            )
         texts.append(p.read_text(encoding="utf-8", errors="replace"))
     return "\n".join(texts)
 
@@ -49,28 +51,38 @@ class Blocks(Dataset):
 
     def __getitem__(self, index: int):
         start = index * self.block_size
-        chunk = self.ids[start:start + self.block_size + 1]
+        chunk = self.ids[start : start + self.block_size + 1]
         return chunk[:-1], chunk[1:]
 
 
 class CharLMDataModule(SplitLoaders, pl.LightningDataModule):
-    def __init__(self, path=None, level: str = "byte", block_size: int = 128, vocab_size: int = 256,
-                 batch_size: int = 32, val_fraction: float = 0.05, test_fraction: float = 0.05,
-                 num_workers: int = 0, seed: int = 0, modality: str = "tokens",
-                 task: str = "language_modeling", num_classes: int | None = None):
+    def __init__(
+        self,
+        path=None,
+        level: str = "byte",
+        block_size: int = 128,
+        vocab_size: int = 256,
+        batch_size: int = 32,
+        val_fraction: float = 0.05,
+        test_fraction: float = 0.05,
+        num_workers: int = 0,
+        seed: int = 0,
+        modality: str = "tokens",
+        task: str = "language_modeling",
+        num_classes: int | None = None,
+    ):
         # num_classes mirrors vocab_size (one class per next token) for code that reads it.
         super().__init__()
         check_kind(level, ("byte", "char"))
         if level == "byte" and vocab_size != 256:
-            raise UserError(f"data.vocab_size={vocab_size} but byte level has 256 ids; fix: data.vocab_size=256, "
-                            f"or data.level=char for a vocabulary of at most data.vocab_size characters")
+            raise UserError(
+                f"data.vocab_size={vocab_size} but byte level has 256 ids; fix: data.vocab_size=256, "
+                f"or data.level=char for a vocabulary of at most data.vocab_size characters"
+            )
         self.path, self.level, self.block_size, self.vocab_size = path, level, block_size, vocab_size
         self.num_classes = vocab_size
-        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
-        self.val_fraction, self.test_fraction = val_fraction, test_fraction
-        self.modality, self.task = modality, task
+        self.keep_settings(batch_size, num_workers, seed, val_fraction, test_fraction, modality, task)
         self.tokenizer = ByteTokenizer(offset=0) if level == "byte" else None
-        self.datasets: dict[str, Dataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
@@ -84,9 +96,11 @@ class CharLMDataModule(SplitLoaders, pl.LightningDataModule):
         for split, part in parts.items():
             blocks = Blocks(torch.tensor(self.tokenizer.encode(part), dtype=torch.long), self.block_size)
             if len(blocks) == 0:
-                raise UserError(f"the {split} split has {len(part)} characters, fewer than data.block_size="
-                                f"{self.block_size} + 1; fix: a smaller data.block_size, a larger "
-                                f"data.{split}_fraction, or a longer text")
+                raise UserError(
+                    f"the {split} split has {len(part)} characters, fewer than data.block_size="
+                    f"{self.block_size} + 1; fix: a smaller data.block_size, a larger "
+                    f"data.{split}_fraction, or a longer text"
+                )
             self.datasets[split] = blocks
 
     def example_input(self, batch: int = 2) -> torch.Tensor:

@@ -19,13 +19,15 @@ def read_idx(path: Path) -> np.ndarray:
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _DTYPES:
         raise UserError(f"{path} is not an IDX file (bad header); delete it and put the original file there")
     ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     offset = 4 + 4 * ndim
     array = np.frombuffer(data, dtype=_DTYPES[data[2]], offset=offset)
     expected = int(np.prod(dims))
     if array.size != expected:
-        raise UserError(f"{path} is truncated: header says {dims} ({expected} values) but it holds {array.size}; "
-                        f"delete it and put a complete copy there")
+        raise UserError(
+            f"{path} is truncated: header says {dims} ({expected} values) but it holds {array.size}; "
+            f"delete it and put a complete copy there"
+        )
     return array.reshape(dims)
 
 

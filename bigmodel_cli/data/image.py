@@ -44,37 +44,53 @@ class Transformed(Dataset):
 
 
 class ImageDataModule(SplitLoaders, pl.LightningDataModule):
-    def __init__(self, source: Callable[[], dict], num_classes: int, in_channels: int, image_size: int,
-                 mean: list[float], std: list[float], batch_size: int = 128, val_fraction: float = 0.1,
-                 test_fraction: float = 0.2, num_workers: int = 0, seed: int = 0, split_seed: int = 0,
-                 augmentation: dict | None = None, modality: str = "image",
-                 root: str | None = None, download: bool = False, loader: str = "dataloader"):
+    def __init__(
+        self,
+        source: Callable[[], dict],
+        num_classes: int,
+        in_channels: int,
+        image_size: int,
+        mean: list[float],
+        std: list[float],
+        batch_size: int = 128,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.2,
+        num_workers: int = 0,
+        seed: int = 0,
+        split_seed: int = 0,
+        augmentation: dict | None = None,
+        modality: str = "image",
+        root: str | None = None,
+        download: bool = False,
+        loader: str = "dataloader",
+    ):
         # root and download are read by `source` (through interpolation); kept here so the
         # data config and this signature list the same keys.
         super().__init__()
         self.source = source
         self.num_classes, self.in_channels, self.image_size = num_classes, in_channels, image_size
-        self.modality = modality
         # seed: the shuffle order (the run's seed); split_seed: which samples are carved out for val/test
         # (fixed, so runs with different seeds, and evaluating a checkpoint later, see the same splits).
-        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.keep_settings(batch_size, num_workers, seed, val_fraction, test_fraction, modality, "classification")
         self.split_seed = check_split_seed(split_seed)
-        self.val_fraction, self.test_fraction = val_fraction, test_fraction
         if loader not in LOADERS:
-            raise UserError(f"data.loader={loader} is not valid; valid choices: {', '.join(LOADERS)} "
-                            f"(fix: data.loader=tensor for in-memory datasets, else data.loader=dataloader)")
+            raise UserError(
+                f"data.loader={loader} is not valid; valid choices: {', '.join(LOADERS)} "
+                f"(fix: data.loader=tensor for in-memory datasets, else data.loader=dataloader)"
+            )
         self.loader = loader
         transforms = [t for t in (augmentation or {}).values() if t is not None]
         self.augmentation = [t for t in transforms if not is_batch_level(t)]
         self.batch_augment = BatchAugment(self.augmentation) if loader == "tensor" and self.augmentation else None
         self.mixer = batch_mixer([t for t in transforms if is_batch_level(t)])
         self._set_normalisation(mean, std)
-        self.datasets: dict[str, Dataset] = {}
 
     def _set_normalisation(self, mean: list[float], std: list[float]) -> None:
         if len(mean) != self.in_channels or len(std) != self.in_channels:
-            raise UserError(f"data.mean/data.std have {len(mean)}/{len(std)} values but data.in_channels="
-                            f"{self.in_channels}; fix: give one mean and one std per channel")
+            raise UserError(
+                f"data.mean/data.std have {len(mean)}/{len(std)} values but data.in_channels="
+                f"{self.in_channels}; fix: give one mean and one std per channel"
+            )
         self.mean = torch.tensor(mean).view(1, -1, 1, 1)
         self.std = torch.tensor(std).view(1, -1, 1, 1)
 
@@ -91,8 +107,10 @@ class ImageDataModule(SplitLoaders, pl.LightningDataModule):
         if self.loader == "tensor":
             in_memory = [name for name, dataset in splits.items() if not isinstance(dataset, TensorImages)]
             if in_memory:
-                raise UserError(f"data.loader=tensor needs the whole dataset in memory, but the {in_memory[0]} "
-                                f"split is read from files; fix: data.loader=dataloader")
+                raise UserError(
+                    f"data.loader=tensor needs the whole dataset in memory, but the {in_memory[0]} "
+                    f"split is read from files; fix: data.loader=dataloader"
+                )
         elif self.augmentation:
             from torchvision.transforms import v2
 
@@ -103,15 +121,21 @@ class ImageDataModule(SplitLoaders, pl.LightningDataModule):
         image, _ = train[0]
         expected = (self.in_channels, self.image_size, self.image_size)
         if tuple(image.shape) != expected:
-            raise UserError(f"the data's images are {tuple(image.shape)} (C,H,W) but the config says {expected}; "
-                            f"fix: set data.in_channels/data.image_size to match the files")
+            raise UserError(
+                f"the data's images are {tuple(image.shape)} (C,H,W) but the config says {expected}; "
+                f"fix: set data.in_channels/data.image_size to match the files"
+            )
         classes = getattr(train, "classes", None)
         if classes is not None and len(classes) != self.num_classes:
-            raise UserError(f"data.num_classes={self.num_classes} but the training folder has {len(classes)} "
-                            f"classes ({', '.join(classes[:10])}); fix: data.num_classes={len(classes)}")
+            raise UserError(
+                f"data.num_classes={self.num_classes} but the training folder has {len(classes)} "
+                f"classes ({', '.join(classes[:10])}); fix: data.num_classes={len(classes)}"
+            )
         if isinstance(train, TensorImages) and int(train.labels.max()) >= self.num_classes:
-            raise UserError(f"labels go up to {int(train.labels.max())} but data.num_classes={self.num_classes}; "
-                            f"fix: data.num_classes={int(train.labels.max()) + 1}")
+            raise UserError(
+                f"labels go up to {int(train.labels.max())} but data.num_classes={self.num_classes}; "
+                f"fix: data.num_classes={int(train.labels.max()) + 1}"
+            )
 
     def dataloader(self, split: str, shuffle: bool = False):
         trainer = self.trainer
@@ -121,8 +145,15 @@ class ImageDataModule(SplitLoaders, pl.LightningDataModule):
         # Ranks share train/val/test; predictions keep the split's order, whole, on every rank.
         shard = trainer is not None and not trainer.predicting
         rank, world = (trainer.global_rank, trainer.world_size) if shard else (0, 1)
-        return TensorLoader(self.datasets[split], self.batch_size, shuffle=shuffle, seed=self.seed,
-                            device=device, rank=rank, world_size=world)
+        return TensorLoader(
+            self.datasets[split],
+            self.batch_size,
+            shuffle=shuffle,
+            seed=self.seed,
+            device=device,
+            rank=rank,
+            world_size=world,
+        )
 
     def example_input(self, batch: int = 2) -> torch.Tensor:
         """A dummy normalised batch of this data's shape, for checking a model fits before training."""

@@ -29,22 +29,27 @@ def digits() -> Splits:
     return {"train": TensorImages(torch.from_numpy(images), torch.from_numpy(bunch.target).long())}
 
 
-def synthetic(train_samples: int, test_samples: int, num_classes: int, in_channels: int, image_size: int,
-              noise: float, seed: int) -> Splits:
+def synthetic(
+    train_samples: int, test_samples: int, num_classes: int, in_channels: int, image_size: int, noise: float, seed: int
+) -> Splits:
     """Each class is a random prototype image; samples are the prototype plus Gaussian noise."""
     generator = torch.Generator().manual_seed(seed)
     prototypes = torch.rand(num_classes, in_channels, image_size, image_size, generator=generator) * 255
 
     def draw(count: int) -> TensorImages:
         labels = torch.randint(num_classes, (count,), generator=generator)
-        pixels = prototypes[labels] + noise * torch.randn(count, in_channels, image_size, image_size, generator=generator)
+        pixels = prototypes[labels] + noise * torch.randn(
+            count, in_channels, image_size, image_size, generator=generator
+        )
         return TensorImages(pixels.clamp(0, 255).round().to(torch.uint8), labels)
 
     return {"train": draw(train_samples), "test": draw(test_samples)}
 
 
-_IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 
 
 def _idx_dataset(name: str, torchvision_class: str, root: str, download: bool, system_dirs: list[str]) -> Splits:
@@ -57,11 +62,15 @@ def _idx_dataset(name: str, torchvision_class: str, root: str, download: bool, s
         images_path, labels_path = find_idx(directories, images_stem), find_idx(directories, labels_stem)
         if images_path is None or labels_path is None:
             looked = " or ".join(str(d) for d in directories)
-            raise UserError(f"{name} files not found ({images_stem}[.gz], {labels_stem}[.gz]) in {looked}; "
-                            f"fix: put them in {raw}, or run with data.download=true where there is network"
-                            + (", or `apt-get install dataset-fashion-mnist`" if name == "Fashion-MNIST" else ""))
+            raise UserError(
+                f"{name} files not found ({images_stem}[.gz], {labels_stem}[.gz]) in {looked}; "
+                f"fix: put them in {raw}, or run with data.download=true where there is network"
+                + (", or `apt-get install dataset-fashion-mnist`" if name == "Fashion-MNIST" else "")
+            )
         images, labels = read_idx(images_path), read_idx(labels_path)
-        splits[split] = TensorImages(torch.from_numpy(images.copy())[:, None], torch.from_numpy(labels.astype(np.int64)))
+        splits[split] = TensorImages(
+            torch.from_numpy(images.copy())[:, None], torch.from_numpy(labels.astype(np.int64))
+        )
     return splits
 
 
@@ -81,12 +90,16 @@ def _download(torchvision_class: str, root: str) -> None:
         getattr(torchvision.datasets, torchvision_class)(root, train=True, download=True)
         getattr(torchvision.datasets, torchvision_class)(root, train=False, download=True)
     except Exception as exc:  # noqa: BLE001 - any network or archive failure means the same to the user
-        raise UserError(f"could not download {torchvision_class} into {root} ({type(exc).__name__}: {exc}); "
-                        f"fix: copy the dataset's files there by hand and run with data.download=false") from None
+        raise UserError(
+            f"could not download {torchvision_class} into {root} ({type(exc).__name__}: {exc}); "
+            f"fix: copy the dataset's files there by hand and run with data.download=false"
+        ) from None
 
 
-_CIFAR = {10: ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], b"labels", "CIFAR10"),
-          100: ("cifar-100-python", ["train"], ["test"], b"fine_labels", "CIFAR100")}
+_CIFAR = {
+    10: ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], b"labels", "CIFAR10"),
+    100: ("cifar-100-python", ["train"], ["test"], b"fine_labels", "CIFAR100"),
+}
 
 
 def cifar(root: str, download: bool, classes: int) -> Splits:
@@ -101,8 +114,10 @@ def cifar(root: str, download: bool, classes: int) -> Splits:
         for name in files:
             path = base / name
             if not path.is_file():
-                raise UserError(f"CIFAR-{classes} file {path} not found; fix: extract the python version of "
-                                f"the dataset into {base}, or run with data.download=true where there is network")
+                raise UserError(
+                    f"CIFAR-{classes} file {path} not found; fix: extract the python version of "
+                    f"the dataset into {base}, or run with data.download=true where there is network"
+                )
             with open(path, "rb") as f:
                 # The dataset's own format is a pickle of numpy arrays; only read files you put there.
                 batch = pickle.load(f, encoding="bytes")
@@ -119,8 +134,10 @@ def image_folder(root: str, image_size: int, in_channels: int) -> Splits:
 
     base = Path(root)
     if not (base / "train").is_dir():
-        raise UserError(f"no train/ folder in data.root={root}; fix: lay the images out as "
-                        f"{root}/train/<class>/<image>.jpg (val/ and test/ optional) or set data.root")
+        raise UserError(
+            f"no train/ folder in data.root={root}; fix: lay the images out as "
+            f"{root}/train/<class>/<image>.jpg (val/ and test/ optional) or set data.root"
+        )
     mode = {1: "L", 3: "RGB"}.get(in_channels)
     if mode is None:
         raise UserError(f"data.in_channels={in_channels} is not supported for image folders; valid choices: 1, 3")
@@ -131,8 +148,10 @@ def image_folder(root: str, image_size: int, in_channels: int) -> Splits:
         if (base / split).is_dir():
             dataset = ImageFolder(str(base / split), loader=partial(_open_image, mode=mode), transform=to_tensor)
             if classes is not None and dataset.classes != classes:
-                raise UserError(f"{base / split} has class folders {dataset.classes} but train/ has {classes}; "
-                                f"fix: give every split the same class folders")
+                raise UserError(
+                    f"{base / split} has class folders {dataset.classes} but train/ has {classes}; "
+                    f"fix: give every split the same class folders"
+                )
             classes = dataset.classes
             splits[split] = dataset
     return splits

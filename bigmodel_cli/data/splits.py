@@ -14,17 +14,23 @@ def split_off(dataset: Dataset, fraction: float, generator: torch.Generator) -> 
     order = torch.randperm(len(dataset), generator=generator)
     cut = int(round(len(dataset) * fraction))
     if cut == 0 or cut == len(dataset):
-        raise UserError(f"a split fraction of {fraction} leaves an empty split of {len(dataset)} samples; "
-                        f"fix: choose a fraction strictly between {1 / len(dataset):.4f} and {1 - 1 / len(dataset):.4f}")
+        raise UserError(
+            f"a split fraction of {fraction} leaves an empty split of {len(dataset)} samples; "
+            f"fix: choose a fraction strictly between {1 / len(dataset):.4f} and {1 - 1 / len(dataset):.4f}"
+        )
     rest, part = order[cut:], order[:cut]
     if isinstance(dataset, TensorImages):  # stay a whole tensor, so fast paths can use it
-        return (TensorImages(dataset.images[rest], dataset.labels[rest]),
-                TensorImages(dataset.images[part], dataset.labels[part]))
+        return (
+            TensorImages(dataset.images[rest], dataset.labels[rest]),
+            TensorImages(dataset.images[part], dataset.labels[part]),
+        )
     return Subset(dataset, rest.tolist()), Subset(dataset, part.tolist())
 
 
 def check_split_seed(split_seed) -> int:
     if isinstance(split_seed, bool) or not isinstance(split_seed, int) or split_seed < 0:
-        raise UserError(f"data.split_seed={split_seed} is not valid: it must be an integer, 0 or more (the seed "
-                        f"that carves val/test out of train, apart from the run's seed); fix: data.split_seed=0")
+        raise UserError(
+            f"data.split_seed={split_seed} is not valid: it must be an integer, 0 or more (the seed "
+            f"that carves val/test out of train, apart from the run's seed); fix: data.split_seed=0"
+        )
     return split_seed

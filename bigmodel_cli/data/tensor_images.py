@@ -11,8 +11,10 @@ class TensorImages(Dataset):
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor):
         if images.ndim != 4 or images.dtype != torch.uint8 or len(images) != len(labels):
-            raise ValueError(f"expected uint8 (N,C,H,W) images and N labels, got {tuple(images.shape)} "
-                             f"{images.dtype} and {len(labels)} labels")
+            raise ValueError(
+                f"expected uint8 (N,C,H,W) images and N labels, got {tuple(images.shape)} "
+                f"{images.dtype} and {len(labels)} labels"
+            )
         self.images = images
         self.labels = labels
 
@@ -32,8 +34,16 @@ class TensorLoader:
     (padded by wrapping around, as DistributedSampler does, so every rank gets as many batches).
     """
 
-    def __init__(self, dataset: TensorImages, batch_size: int, shuffle: bool = False, seed: int = 0,
-                 device=None, rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        dataset: TensorImages,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        device=None,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         self.dataset = TensorImages(dataset.images.to(device), dataset.labels.to(device)) if device else dataset
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.rank, self.world_size = rank, world_size
@@ -52,7 +62,7 @@ class TensorLoader:
             order = torch.arange(count)
         if self.world_size > 1:
             per_rank = -(-count // self.world_size)
-            order = torch.cat([order, order[: per_rank * self.world_size - count]])[self.rank::self.world_size]
+            order = torch.cat([order, order[: per_rank * self.world_size - count]])[self.rank :: self.world_size]
         return order.to(self.dataset.images.device)
 
     @property
@@ -67,5 +77,5 @@ class TensorLoader:
         order = self.order()
         images, labels = self.dataset.images, self.dataset.labels
         for start in range(0, len(order), self.batch_size):
-            index = order[start:start + self.batch_size]
+            index = order[start : start + self.batch_size]
             yield images[index], labels[index]

@@ -44,7 +44,7 @@ def pad_batch(samples: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, to
     length = max(1, max(len(ids) for ids, _ in samples))
     batch = torch.full((len(samples), length), PAD_ID, dtype=torch.long)
     for row, (ids, _) in enumerate(samples):
-        batch[row, :len(ids)] = ids
+        batch[row, : len(ids)] = ids
     return batch, torch.tensor([label for _, label in samples], dtype=torch.long)
 
 
@@ -55,19 +55,24 @@ def label_indices(splits: dict[str, tuple[list, list]], num_classes: int) -> dic
         mapped = {split: [int(label) for label in labels] for split, (_, labels) in splits.items()}
         found = max(max(labels) for labels in mapped.values()) + 1
         if min(min(labels) for labels in mapped.values()) < 0 or found > num_classes:
-            raise UserError(f"labels go up to {found - 1} but data.num_classes={num_classes}; "
-                            f"fix: data.num_classes={found}")
+            raise UserError(
+                f"labels go up to {found - 1} but data.num_classes={num_classes}; fix: data.num_classes={found}"
+            )
         return mapped
     names = sorted({str(label) for label in train_labels})
     if len(names) != num_classes:
-        raise UserError(f"the training split has {len(names)} label values ({', '.join(names[:10])}) but "
-                        f"data.num_classes={num_classes}; fix: data.num_classes={len(names)}")
+        raise UserError(
+            f"the training split has {len(names)} label values ({', '.join(names[:10])}) but "
+            f"data.num_classes={num_classes}; fix: data.num_classes={len(names)}"
+        )
     index = {name: i for i, name in enumerate(names)}
     for split, (_, labels) in splits.items():
         unknown = sorted({str(label) for label in labels} - index.keys())
         if unknown:
-            raise UserError(f"the {split} split has labels not in the training split: {', '.join(unknown[:5])}; "
-                            f"fix: give every split the same label values")
+            raise UserError(
+                f"the {split} split has labels not in the training split: {', '.join(unknown[:5])}; "
+                f"fix: give every split the same label values"
+            )
     return {split: [index[str(label)] for label in labels] for split, (_, labels) in splits.items()}
 
 
@@ -79,34 +84,49 @@ def carve(count: int, missing: dict[str, float], split_seed: int) -> dict[str, l
     for split in ("test", "val"):
         if split in missing:
             rest, part = split_off(positions["train"], missing[split], generator)
-            positions["train"], positions[split] = ([positions["train"][i] for i in subset.indices]
-                                                    for subset in (rest, part))
+            positions["train"], positions[split] = (
+                [positions["train"][i] for i in subset.indices] for subset in (rest, part)
+            )
     return positions
 
 
 class TextDataModule(SplitLoaders, pl.LightningDataModule):
     collate_fn = staticmethod(pad_batch)
 
-    def __init__(self, source: Callable[[], dict], num_classes: int, vocab_size: int, max_length: int,
-                 tokenizer: str = "word", min_freq: int = 1, unk_token: str = UNK, batch_size: int = 64,
-                 val_fraction: float = 0.1, test_fraction: float = 0.2, num_workers: int = 0, seed: int = 0,
-                 split_seed: int = 0, modality: str = "text", task: str = "classification", **source_settings):
+    def __init__(
+        self,
+        source: Callable[[], dict],
+        num_classes: int,
+        vocab_size: int,
+        max_length: int,
+        tokenizer: str = "word",
+        min_freq: int = 1,
+        unk_token: str = UNK,
+        batch_size: int = 64,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.2,
+        num_workers: int = 0,
+        seed: int = 0,
+        split_seed: int = 0,
+        modality: str = "text",
+        task: str = "classification",
+        **source_settings,
+    ):
         # source_settings (path, columns, ...) are read by `source` through interpolation; kept
         # here so the data config and this signature accept the same keys.
         super().__init__()
         check_kind(tokenizer, ("byte", "word"))
         if tokenizer == "byte" and vocab_size != BYTE_VOCAB:
-            raise UserError(f"data.vocab_size={vocab_size} but the byte tokenizer has {BYTE_VOCAB} ids; "
-                            f"fix: data.vocab_size={BYTE_VOCAB}, or data.tokenizer=word to build a vocabulary "
-                            f"of at most data.vocab_size words")
+            raise UserError(
+                f"data.vocab_size={vocab_size} but the byte tokenizer has {BYTE_VOCAB} ids; "
+                f"fix: data.vocab_size={BYTE_VOCAB}, or data.tokenizer=word to build a vocabulary "
+                f"of at most data.vocab_size words"
+            )
         self.source, self.num_classes, self.vocab_size, self.max_length = source, num_classes, vocab_size, max_length
         self.tokenizer_kind, self.min_freq, self.unk_token = tokenizer, min_freq, unk_token
-        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.keep_settings(batch_size, num_workers, seed, val_fraction, test_fraction, modality, task)
         self.split_seed = check_split_seed(split_seed)
-        self.val_fraction, self.test_fraction = val_fraction, test_fraction
-        self.modality, self.task = modality, task
         self.tokenizer = ByteTokenizer(offset=1) if tokenizer == "byte" else None
-        self.datasets: dict[str, Dataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
@@ -114,17 +134,27 @@ class TextDataModule(SplitLoaders, pl.LightningDataModule):
         splits = dict(self.source())
         labels = label_indices(splits, self.num_classes)
         # The missing val/test splits are carved out of the raw training texts first ...
-        missing = {split: fraction for split, fraction in (("test", self.test_fraction), ("val", self.val_fraction))
-                   if split not in splits}
+        missing = {
+            split: fraction
+            for split, fraction in (("test", self.test_fraction), ("val", self.val_fraction))
+            if split not in splits
+        }
         positions = carve(len(splits["train"][0]), missing, self.split_seed)
         # ... and only then is the vocabulary counted, on what stays in train.
         if self.tokenizer is None:
             train_texts = [splits["train"][0][i] for i in positions["train"]]
-            self.tokenizer = Vocabulary.build(train_texts, "word", self.vocab_size, self.min_freq,
-                                              specials=(PAD, self.unk_token), unk_token=self.unk_token)
+            self.tokenizer = Vocabulary.build(
+                train_texts,
+                "word",
+                self.vocab_size,
+                self.min_freq,
+                specials=(PAD, self.unk_token),
+                unk_token=self.unk_token,
+            )
         datasets: dict[str, Dataset] = {
-            split: TokenSequences([self.tokenizer.encode(t)[:self.max_length] for t in texts], labels[split])
-            for split, (texts, _) in splits.items()}
+            split: TokenSequences([self.tokenizer.encode(t)[: self.max_length] for t in texts], labels[split])
+            for split, (texts, _) in splits.items()
+        }
         pool = datasets["train"]
         datasets.update({split: Subset(pool, indices) for split, indices in positions.items()})
         self.datasets = datasets

@@ -46,13 +46,21 @@ class Vocabulary:
         self.size = len(self.tokens)
 
     @classmethod
-    def build(cls, texts: Iterable[str], level: str, max_size: int, min_freq: int = 1,
-              specials: tuple[str, ...] = (PAD, UNK), unk_token: str = UNK) -> Vocabulary:
+    def build(
+        cls,
+        texts: Iterable[str],
+        level: str,
+        max_size: int,
+        min_freq: int = 1,
+        specials: tuple[str, ...] = (PAD, UNK),
+        unk_token: str = UNK,
+    ) -> Vocabulary:
         """Specials first, then the most frequent units (ties alphabetical) up to max_size in all."""
         counts = Counter(unit for text in texts for unit in split(text, level))
-        ranked = sorted((u for u, c in counts.items() if c >= min_freq and u not in specials),
-                        key=lambda u: (-counts[u], u))
-        return cls([*specials, *ranked][:max(max_size, len(specials))], level, unk_token)
+        ranked = sorted(
+            (u for u, c in counts.items() if c >= min_freq and u not in specials), key=lambda u: (-counts[u], u)
+        )
+        return cls([*specials, *ranked][: max(max_size, len(specials))], level, unk_token)
 
     def encode(self, text: str) -> list[int]:
         return [self.index.get(unit, self.unk) for unit in split(text, self.level)]
@@ -71,8 +79,9 @@ def split(text: str, level: str) -> list[str]:
 
 def check_kind(kind: str, allowed: tuple[str, ...] = KINDS) -> None:
     if kind not in allowed:
-        raise UserError(f"unknown tokenizer '{kind}'; valid choices: {', '.join(allowed)} "
-                        f"(fix: data.tokenizer={allowed[0]})")
+        raise UserError(
+            f"unknown tokenizer '{kind}'; valid choices: {', '.join(allowed)} (fix: data.tokenizer={allowed[0]})"
+        )
 
 
 def from_state(state: dict):

@@ -61,13 +61,17 @@ class BackboneModule(pl.LightningModule):
         epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
         if interval == "epoch" or self.full_batch:
             if epochs is None:
-                raise UserError("a schedule over the whole run needs trainer.max_epochs; fix: set "
-                                "trainer.max_epochs=<n> or give the scheduler's length explicitly")
+                raise UserError(
+                    "a schedule over the whole run needs trainer.max_epochs; fix: set "
+                    "trainer.max_epochs=<n> or give the scheduler's length explicitly"
+                )
             return epochs
         steps = trainer.estimated_stepping_batches
         if steps == float("inf"):
-            raise UserError("a schedule over the whole run needs trainer.max_epochs or trainer.max_steps; fix: "
-                            "set one of them, or give the scheduler's length explicitly")
+            raise UserError(
+                "a schedule over the whole run needs trainer.max_epochs or trainer.max_steps; fix: "
+                "set one of them, or give the scheduler's length explicitly"
+            )
         return int(steps)
 
     # --- regularizers -------------------------------------------------------------------------

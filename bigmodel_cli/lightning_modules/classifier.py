@@ -24,8 +24,12 @@ class ClassificationModule(BackboneModule):
         # updated in batches of steps (BatchedUpdates), evaluation metrics every step.
         self.epoch_means = nn.ModuleDict({name: RunningMean() for name in ("loss", "ce_loss", "val_loss", "test_loss")})
         self.evaluation_logged: set[str] = set()
-        self.metrics = nn.ModuleDict({f"{split}_metrics": classification_metrics(num_classes, split == "train")
-                                      .clone(prefix=f"{split}/") for split in SPLITS})
+        self.metrics = nn.ModuleDict(
+            {
+                f"{split}_metrics": classification_metrics(num_classes, split == "train").clone(prefix=f"{split}/")
+                for split in SPLITS
+            }
+        )
 
     train_metrics_logged = -1  # the epoch whose training metrics were last registered with self.log
 
@@ -56,8 +60,9 @@ class ClassificationModule(BackboneModule):
             return
         if self.train_metrics_logged != trainer.current_epoch:
             self.train_metrics_logged = trainer.current_epoch
-            self.log_dict({f"train/{name}": self.epoch_means[name] for name in ("loss", "ce_loss")},
-                          on_step=False, on_epoch=True)
+            self.log_dict(
+                {f"train/{name}": self.epoch_means[name] for name in ("loss", "ce_loss")}, on_step=False, on_epoch=True
+            )
             self.log_dict(self.metrics_for("train"), on_step=False, on_epoch=True)
         connector = getattr(trainer, "_logger_connector", None)
         if connector is None or connector.should_update_logs:
@@ -74,8 +79,13 @@ class ClassificationModule(BackboneModule):
         self.metrics_for(split).update(logits, hard_labels(y))
         if split not in self.evaluation_logged:  # once per evaluation run, as in training
             self.evaluation_logged.add(split)
-            self.log(f"{split}/loss", self.epoch_means[f"{split}_loss"], on_step=False, on_epoch=True,
-                     prog_bar=split == "val")
+            self.log(
+                f"{split}/loss",
+                self.epoch_means[f"{split}_loss"],
+                on_step=False,
+                on_epoch=True,
+                prog_bar=split == "val",
+            )
             self.log_dict(self.metrics_for(split), on_step=False, on_epoch=True, prog_bar=split == "val")
 
     def on_validation_epoch_start(self) -> None:

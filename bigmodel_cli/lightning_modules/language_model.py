@@ -34,8 +34,7 @@ class LanguageModelModule(BackboneModule):
         loss = criterion(logits.flatten(0, 1), y.flatten())
         on_step = split == "train"
         self.log(f"{split}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, sync_dist=not on_step)
-        self.log(f"{split}/acc", (logits.argmax(-1) == y).float().mean(), on_step=False, on_epoch=True,
-                 sync_dist=True)
+        self.log(f"{split}/acc", (logits.argmax(-1) == y).float().mean(), on_step=False, on_epoch=True, sync_dist=True)
         return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:

@@ -51,8 +51,10 @@ class BatchedUpdates(Metric):
 
 
 def classification_metrics(num_classes: int, batched: bool = False) -> MetricCollection:
-    metrics = {"acc": MulticlassAccuracy(num_classes, average="micro"),
-               "f1": MulticlassF1Score(num_classes, average="macro")}
+    metrics = {
+        "acc": MulticlassAccuracy(num_classes, average="micro"),
+        "f1": MulticlassF1Score(num_classes, average="macro"),
+    }
     if num_classes > 5:
         metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
     if batched:

@@ -72,15 +72,18 @@ def build_optimizer(module: nn.Module, optimizer_cfg: dict[str, Any], allow=(), 
     parameters that take weight decay (default: decided from the module as it is now)."""
     kwargs = {k: v for k, v in optimizer_cfg.items() if k not in OPTIMIZER_RESERVED}
     if not isinstance(kwargs.get("lr", 0.0), (int, float)):
-        raise UserError(f"optimizer.lr={kwargs['lr']!r} is not a number here; fix: give a number, or use "
-                        f"`bigmodel lr-find` / `bigmodel train optimizer.lr=auto` to search for one")
+        raise UserError(
+            f"optimizer.lr={kwargs['lr']!r} is not a number here; fix: give a number, or use "
+            f"`bigmodel lr-find` / `bigmodel train optimizer.lr=auto` to search for one"
+        )
     decayed = decayed_names(module) if decayed is None else decayed
     groups = parameter_groups(module.named_parameters(), decayed, bool(optimizer_cfg.get("no_decay_norm_bias", False)))
     return instantiate(kwargs, allow)(groups)
 
 
-def build_scheduler(optimizer, scheduler_cfg: dict[str, Any] | None, allow=(),
-                    run_length: Callable[[str], int] | None = None) -> dict | None:
+def build_scheduler(
+    optimizer, scheduler_cfg: dict[str, Any] | None, allow=(), run_length: Callable[[str], int] | None = None
+) -> dict | None:
     """Lightning's lr_scheduler dict, or None for scheduler=none.
 
     run_length(interval) is the number of steps or epochs in the run, for RUN_LENGTH_KEYS left null.
@@ -90,15 +93,19 @@ def build_scheduler(optimizer, scheduler_cfg: dict[str, Any] | None, allow=(),
     settings = {k: scheduler_cfg[k] for k in SCHEDULER_RESERVED if k in scheduler_cfg}
     interval = settings.get("interval", "epoch")
     if interval not in INTERVALS:
-        raise UserError(f"scheduler.interval={interval!r} is not valid; valid choices: {', '.join(INTERVALS)} "
-                        f"(fix: scheduler.interval=step or scheduler.interval=epoch)")
+        raise UserError(
+            f"scheduler.interval={interval!r} is not valid; valid choices: {', '.join(INTERVALS)} "
+            f"(fix: scheduler.interval=step or scheduler.interval=epoch)"
+        )
     kwargs = {k: v for k, v in scheduler_cfg.items() if k not in SCHEDULER_RESERVED}
     filled = {}  # passed at call time, so lists stay plain lists
     for key in RUN_LENGTH_KEYS:
         if key in kwargs and kwargs[key] is None:
             if run_length is None:
-                raise UserError(f"scheduler.{key} is null (the whole run) but the run length is unknown here; "
-                                f"fix: scheduler.{key}=<number of {interval}s>")
+                raise UserError(
+                    f"scheduler.{key} is null (the whole run) but the run length is unknown here; "
+                    f"fix: scheduler.{key}=<number of {interval}s>"
+                )
             filled[key] = run_length(interval)
     if "max_lr" in kwargs and kwargs["max_lr"] is None:
         filled["max_lr"] = [group["lr"] for group in optimizer.param_groups]
@@ -106,8 +113,13 @@ def build_scheduler(optimizer, scheduler_cfg: dict[str, Any] | None, allow=(),
     return {"scheduler": instantiate(kwargs, allow)(optimizer, **filled), **settings}
 
 
-def warmup_cosine(optimizer, total_steps: int, warmup_steps: int | None = None, warmup_fraction: float = 0.05,
-                  min_lr_ratio: float = 0.0):
+def warmup_cosine(
+    optimizer,
+    total_steps: int,
+    warmup_steps: int | None = None,
+    warmup_fraction: float = 0.05,
+    min_lr_ratio: float = 0.0,
+):
     """Linear warmup from ~0 to the optimizer's lr, then cosine decay to min_lr_ratio x lr.
 
     Counted in the scheduler's interval (steps or epochs). warmup_steps, when set, wins over
@@ -117,8 +129,10 @@ def warmup_cosine(optimizer, total_steps: int, warmup_steps: int | None = None, 
 
     warmup = int(warmup_steps) if warmup_steps is not None else int(round(warmup_fraction * total_steps))
     if warmup < 0 or total_steps < 1:
-        raise UserError(f"warmup_cosine needs total_steps >= 1 and warmup >= 0 (got {total_steps}, {warmup}); "
-                        f"fix: scheduler.warmup_steps=<a count below the run's length>")
+        raise UserError(
+            f"warmup_cosine needs total_steps >= 1 and warmup >= 0 (got {total_steps}, {warmup}); "
+            f"fix: scheduler.warmup_steps=<a count below the run's length>"
+        )
 
     def factor(step: int) -> float:
         if step < warmup:

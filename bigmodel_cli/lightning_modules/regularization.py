@@ -43,16 +43,21 @@ class Regularization:
         known = [f.name for f in fields(cls)]
         unknown = [key for key in node if key not in known]
         if unknown:
-            raise UserError(f"regularizer.{unknown[0]} is not a regularizer setting; valid keys: "
-                            f"{choices_text(known)} (fix: pick regularizer options from conf/regularizer)")
+            raise UserError(
+                f"regularizer.{unknown[0]} is not a regularizer setting; valid keys: "
+                f"{choices_text(known)} (fix: pick regularizer options from conf/regularizer)"
+            )
         return cls(**{key: node[key] for key in node})
 
     def notes(self, model_config) -> list[str]:
         """What the backbone will not honour: a model key set here that the model does not take."""
         model = str(model_config.get("_target_", "?")).rsplit(".", 1)[-1]
-        return [f"note: model {model} has no {key} setting; regularizer.{key} is ignored (read by "
-                f"{', '.join(m for m in groups()['model'] if key in option_yaml('model', m))})"
-                for key in MODEL_KEYS if getattr(self, key) and key not in model_config]
+        return [
+            f"note: model {model} has no {key} setting; regularizer.{key} is ignored (read by "
+            f"{', '.join(m for m in groups()['model'] if key in option_yaml('model', m))})"
+            for key in MODEL_KEYS
+            if getattr(self, key) and key not in model_config
+        ]
 
     def criterion(self) -> nn.Module:
         # Targets may be class indices or probabilities (mixup/cutmix): CrossEntropyLoss takes both.

@@ -12,14 +12,25 @@ from bigmodel_cli.models.layers import make_activation
 class CNN(nn.Module):
     modalities = ("image",)
 
-    def __init__(self, num_classes: int, in_channels: int, image_size: int, channels: list[int],
-                 convs_per_stage: int = 1, hidden: int = 128, batch_norm: bool = True,
-                 activation: str = "relu", dropout: float = 0.0):
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        image_size: int,
+        channels: list[int],
+        convs_per_stage: int = 1,
+        hidden: int = 128,
+        batch_norm: bool = True,
+        activation: str = "relu",
+        dropout: float = 0.0,
+    ):
         super().__init__()
         if image_size >> len(channels) < 1:
-            raise UserError(f"model.channels has {len(channels)} stages, each halving the image, but "
-                            f"data.image_size={image_size} allows at most {image_size.bit_length() - 1}; "
-                            f"fix: use fewer stages, e.g. model.channels=[32,64]")
+            raise UserError(
+                f"model.channels has {len(channels)} stages, each halving the image, but "
+                f"data.image_size={image_size} allows at most {image_size.bit_length() - 1}; "
+                f"fix: use fewer stages, e.g. model.channels=[32,64]"
+            )
         layers: list[nn.Module] = []
         width = in_channels
         for out in channels:

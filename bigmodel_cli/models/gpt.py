@@ -18,15 +18,25 @@ from bigmodel_cli.models.transformer import Block
 class GPT(nn.Module):
     modalities = ("tokens",)
 
-    def __init__(self, vocab_size: int, block_size: int, dim: int = 128, depth: int = 4, heads: int = 4,
-                 mlp_ratio: float = 4.0, dropout: float = 0.0, stochastic_depth: float = 0.0):
+    def __init__(
+        self,
+        vocab_size: int,
+        block_size: int,
+        dim: int = 128,
+        depth: int = 4,
+        heads: int = 4,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.0,
+        stochastic_depth: float = 0.0,
+    ):
         super().__init__()
         self.block_size = block_size
         self.tokens = nn.Embedding(vocab_size, dim)
         self.positions = nn.Embedding(block_size, dim)
         self.drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio, dropout, "gelu", rate)
-                                    for rate in depth_rates(stochastic_depth, depth))
+        self.blocks = nn.ModuleList(
+            Block(dim, heads, mlp_ratio, dropout, "gelu", rate) for rate in depth_rates(stochastic_depth, depth)
+        )
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, vocab_size, bias=False)
         self.head.weight = self.tokens.weight  # tied embeddings
@@ -45,19 +55,27 @@ class GPT(nn.Module):
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         length = idx.shape[1]
         if length > self.block_size:
-            raise UserError(f"a sequence of {length} tokens is longer than model.block_size={self.block_size}; "
-                            f"fix: data.block_size<={self.block_size}")
+            raise UserError(
+                f"a sequence of {length} tokens is longer than model.block_size={self.block_size}; "
+                f"fix: data.block_size<={self.block_size}"
+            )
         h = self.drop(self.tokens(idx) + self.positions(torch.arange(length, device=idx.device)))
         for block in self.blocks:
             h = block(h, causal=True)
         return self.head(self.norm(h))
 
     @torch.no_grad()
-    def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
-                 top_k: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    def generate(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """Append max_new_tokens sampled tokens to idx (B, T); temperature 0 means greedy."""
         for _ in range(max_new_tokens):
-            logits = self(idx[:, -self.block_size:])[:, -1]
+            logits = self(idx[:, -self.block_size :])[:, -1]
             if temperature <= 0:
                 next_id = logits.argmax(-1, keepdim=True)
             else:

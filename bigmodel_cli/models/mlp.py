@@ -10,8 +10,16 @@ from bigmodel_cli.models.layers import make_activation
 class MLP(nn.Module):
     modalities = ("image",)
 
-    def __init__(self, num_classes: int, in_channels: int, image_size: int, hidden: list[int],
-                 activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False):
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        image_size: int,
+        hidden: list[int],
+        activation: str = "relu",
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+    ):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         width = in_channels * image_size * image_size

@@ -38,12 +38,24 @@ class RecurrentConv(nn.Module):
 class RCNN(nn.Module):
     modalities = ("image",)
 
-    def __init__(self, num_classes: int, in_channels: int, image_size: int, channels: int = 32,
-                 depth: int = 4, steps: int = 3, pool_every: int = 2, dropout: float = 0.0,
-                 stochastic_depth: float = 0.0):
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        image_size: int,
+        channels: int = 32,
+        depth: int = 4,
+        steps: int = 3,
+        pool_every: int = 2,
+        dropout: float = 0.0,
+        stochastic_depth: float = 0.0,
+    ):
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
-                                   nn.BatchNorm2d(channels), nn.ReLU()]
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(),
+        ]
         side = image_size
         for i, rate in enumerate(depth_rates(stochastic_depth, depth)):
             layers.append(RecurrentConv(channels, channels, steps, drop_path=rate))
@@ -51,8 +63,9 @@ class RCNN(nn.Module):
                 layers.append(nn.MaxPool2d(2))
                 side //= 2
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Dropout(dropout),
-                                  nn.Linear(channels, num_classes))
+        self.head = nn.Sequential(
+            nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels, num_classes)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

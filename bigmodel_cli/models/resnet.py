@@ -23,15 +23,25 @@ SMALL_IMAGE = 64
 class ResNet(nn.Module):
     modalities = ("image",)
 
-    def __init__(self, num_classes: int, in_channels: int, image_size: int, arch: str = "resnet18",
-                 small_stem: bool | None = None, weights: str | None = None, dropout: float = 0.0,
-                 stochastic_depth: float = 0.0):
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        image_size: int,
+        arch: str = "resnet18",
+        small_stem: bool | None = None,
+        weights: str | None = None,
+        dropout: float = 0.0,
+        stochastic_depth: float = 0.0,
+    ):
         super().__init__()
         import torchvision.models
 
         if arch not in ARCHS:
-            raise UserError(f"model.arch={arch} is not a ResNet here; valid choices: {choices_text(ARCHS)} "
-                            f"(fix: model.arch=resnet18)")
+            raise UserError(
+                f"model.arch={arch} is not a ResNet here; valid choices: {choices_text(ARCHS)} "
+                f"(fix: model.arch=resnet18)"
+            )
         net = getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
         if small_stem is None:
             small_stem = image_size <= SMALL_IMAGE

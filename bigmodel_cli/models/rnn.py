@@ -18,10 +18,20 @@ CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 class RNN(nn.Module):
     modalities = ("image", "text")
 
-    def __init__(self, num_classes: int, modality: str = "image", in_channels: int | None = None,
-                 image_size: int | None = None, vocab_size: int | None = None, cell: str = "lstm",
-                 hidden: int = 64, layers: int = 1, bidirectional: bool = False, embed_dim: int = 64,
-                 dropout: float = 0.0):
+    def __init__(
+        self,
+        num_classes: int,
+        modality: str = "image",
+        in_channels: int | None = None,
+        image_size: int | None = None,
+        vocab_size: int | None = None,
+        cell: str = "lstm",
+        hidden: int = 64,
+        layers: int = 1,
+        bidirectional: bool = False,
+        embed_dim: int = 64,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         check_choice("cell", cell, tuple(CELLS))
         self.modality = modality
@@ -29,8 +39,14 @@ class RNN(nn.Module):
             self.embed, features = None, in_channels * image_size
         else:
             self.embed, features = nn.Embedding(vocab_size, embed_dim, padding_idx=0), embed_dim
-        self.rnn = CELLS[cell](features, hidden, num_layers=layers, batch_first=True,
-                               bidirectional=bidirectional, dropout=dropout if layers > 1 else 0.0)
+        self.rnn = CELLS[cell](
+            features,
+            hidden,
+            num_layers=layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if layers > 1 else 0.0,
+        )
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(hidden * (2 if bidirectional else 1), num_classes)
 

@@ -25,8 +25,10 @@ class SelfAttention(nn.Module):
     def __init__(self, dim: int, heads: int, dropout: float = 0.0):
         super().__init__()
         if dim % heads:
-            raise UserError(f"model.dim={dim} is not divisible by model.heads={heads}; "
-                            f"fix: a dim that is a multiple of heads, e.g. model.dim={heads * max(1, dim // heads)}")
+            raise UserError(
+                f"model.dim={dim} is not divisible by model.heads={heads}; "
+                f"fix: a dim that is a multiple of heads, e.g. model.dim={heads * max(1, dim // heads)}"
+            )
         self.heads, self.dropout = heads, dropout
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
@@ -36,8 +38,9 @@ class SelfAttention(nn.Module):
         b, length, dim = x.shape
         q, k, v = self.qkv(x).view(b, length, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
         attn_mask = None if mask is None else mask[:, None, None, :]
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=causal,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, is_causal=causal, dropout_p=self.dropout if self.training else 0.0
+        )
         return self.out(y.transpose(1, 2).reshape(b, length, dim))
 
 
@@ -45,15 +48,23 @@ class Block(nn.Module):
     """Pre-norm: x + attn(norm(x)), then x + mlp(norm(x)); each branch dropped per sample with
     probability drop_path in training (stochastic depth)."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, dropout: float = 0.0, activation: str = "gelu",
-                 drop_path: float = 0.0):
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.0,
+        activation: str = "gelu",
+        drop_path: float = 0.0,
+    ):
         super().__init__()
         self.drop_path = DropPath(drop_path)
         hidden = int(dim * mlp_ratio)
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.attn = SelfAttention(dim, heads, dropout)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), make_activation(activation), nn.Linear(hidden, dim),
-                                 nn.Dropout(dropout))
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, hidden), make_activation(activation), nn.Linear(hidden, dim), nn.Dropout(dropout)
+        )
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x, mask=None, causal: bool = False):
@@ -66,25 +77,41 @@ def sinusoidal(length: int, dim: int) -> torch.Tensor:
     frequency = torch.exp(torch.arange(0, dim, 2) * (-math.log(10000.0) / dim))
     table = torch.zeros(length, dim)
     table[:, 0::2] = torch.sin(position * frequency)
-    table[:, 1::2] = torch.cos(position * frequency)[:, :dim // 2]
+    table[:, 1::2] = torch.cos(position * frequency)[:, : dim // 2]
     return table
 
 
 def check_patch_size(patch_size: int, image_size: int) -> None:
     if patch_size < 1 or image_size % patch_size:
         fits = [p for p in range(1, image_size + 1) if image_size % p == 0]
-        raise UserError(f"model.patch_size={patch_size} does not divide data.image_size={image_size}; valid "
-                        f"choices: {choices_text(fits)} (fix: model.patch_size={fits[len(fits) // 2]})")
+        raise UserError(
+            f"model.patch_size={patch_size} does not divide data.image_size={image_size}; valid "
+            f"choices: {choices_text(fits)} (fix: model.patch_size={fits[len(fits) // 2]})"
+        )
 
 
 class Transformer(nn.Module):
     modalities = ("image", "text")
 
-    def __init__(self, num_classes: int, modality: str = "image", in_channels: int | None = None,
-                 image_size: int | None = None, patch_size: int = 4, vocab_size: int | None = None,
-                 max_length: int | None = None, dim: int = 64, depth: int = 2, heads: int = 4,
-                 mlp_ratio: float = 2.0, positions: str = "learned", pooling: str = "cls",
-                 dropout: float = 0.0, activation: str = "gelu", stochastic_depth: float = 0.0):
+    def __init__(
+        self,
+        num_classes: int,
+        modality: str = "image",
+        in_channels: int | None = None,
+        image_size: int | None = None,
+        patch_size: int = 4,
+        vocab_size: int | None = None,
+        max_length: int | None = None,
+        dim: int = 64,
+        depth: int = 2,
+        heads: int = 4,
+        mlp_ratio: float = 2.0,
+        positions: str = "learned",
+        pooling: str = "cls",
+        dropout: float = 0.0,
+        activation: str = "gelu",
+        stochastic_depth: float = 0.0,
+    ):
         super().__init__()
         check_choice("positions", positions, POSITIONS)
         check_choice("pooling", pooling, POOLING)
@@ -103,8 +130,9 @@ class Transformer(nn.Module):
         else:
             self.register_buffer("positions", sinusoidal(length, dim)[None], persistent=False)
         self.drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio, dropout, activation, rate)
-                                    for rate in depth_rates(stochastic_depth, depth))
+        self.blocks = nn.ModuleList(
+            Block(dim, heads, mlp_ratio, dropout, activation, rate) for rate in depth_rates(stochastic_depth, depth)
+        )
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, num_classes)
 
@@ -118,7 +146,7 @@ class Transformer(nn.Module):
             tokens = torch.cat([self.cls.expand(len(tokens), -1, -1), tokens], dim=1)
             if mask is not None:
                 mask = torch.cat([mask.new_ones(len(mask), 1), mask], dim=1)
-        h = self.drop(tokens + self.positions[:, :tokens.shape[1]])
+        h = self.drop(tokens + self.positions[:, : tokens.shape[1]])
         for block in self.blocks:
             h = block(h, mask)
         h = self.norm(h)

@@ -20,15 +20,26 @@ def layer_table(arch: str) -> list:
     name = arch.removesuffix("_bn")
     if name not in ARCHS:
         valid = [f"{a}{bn}" for a in ARCHS for bn in ("_bn", "")]
-        raise UserError(f"model.arch={arch} is not a VGG; valid choices: {choices_text(valid)} (fix: model.arch=vgg11_bn)")
+        raise UserError(
+            f"model.arch={arch} is not a VGG; valid choices: {choices_text(valid)} (fix: model.arch=vgg11_bn)"
+        )
     return list(cfgs[ARCHS[name]])
 
 
 class VGG(nn.Module):
     modalities = ("image",)
 
-    def __init__(self, num_classes: int, in_channels: int, image_size: int, arch: str = "vgg11_bn",
-                 width: int = 64, hidden: int = 512, weights: str | None = None, dropout: float = 0.0):
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        image_size: int,
+        arch: str = "vgg11_bn",
+        width: int = 64,
+        hidden: int = 512,
+        weights: str | None = None,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         table = layer_table(arch)
         pools = sum(1 for v in table if v == "M")
@@ -48,9 +59,15 @@ class VGG(nn.Module):
             layers.append(nn.ReLU(inplace=True))
             channels = out
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
-                                  nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
-                                  nn.Linear(hidden, num_classes))
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(channels, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
+        )
         if weights:
             load_weights(self, weights)
 

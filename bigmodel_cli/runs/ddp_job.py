@@ -27,9 +27,14 @@ def export_job(command: str, config_source: list[str]) -> None:
     if "LOCAL_RANK" in os.environ or not HydraConfig.initialized():
         return
     hydra_cfg = HydraConfig.get()
-    os.environ[DDP_JOB_ENV] = json.dumps({"command": command, "config_source": config_source,
-                                          "overrides": list(hydra_cfg.overrides.task),
-                                          "run_dir": hydra_cfg.runtime.output_dir})
+    os.environ[DDP_JOB_ENV] = json.dumps(
+        {
+            "command": command,
+            "config_source": config_source,
+            "overrides": list(hydra_cfg.overrides.task),
+            "run_dir": hydra_cfg.runtime.output_dir,
+        }
+    )
 
 
 def release() -> None:

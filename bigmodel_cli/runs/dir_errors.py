@@ -9,9 +9,16 @@ import traceback
 
 # Code that creates or writes the run directory (and the sweep directory) around a job: Hydra's
 # run_job/_save_config, its launchers, and bigmodel's run records.
-RUN_DIR_WRITERS = ("hydra/core/utils.py", "hydra/_internal/core_plugins/", "hydra_plugins/", "bigmodel_cli/runs/records.py")
-RUN_DIR_FIX = ("fix: run from a directory you can write to, or pick one with hydra.run.dir=<writable dir> "
-               "(hydra.sweep.dir=<writable dir> with --multirun)")
+RUN_DIR_WRITERS = (
+    "hydra/core/utils.py",
+    "hydra/_internal/core_plugins/",
+    "hydra_plugins/",
+    "bigmodel_cli/runs/records.py",
+)
+RUN_DIR_FIX = (
+    "fix: run from a directory you can write to, or pick one with hydra.run.dir=<writable dir> "
+    "(hydra.sweep.dir=<writable dir> with --multirun)"
+)
 
 
 def blocker(path: str, exc: OSError) -> str:

@@ -118,9 +118,15 @@ class RunRecorder(Callback):
             if done is not None:
                 SKIPPED[str(run_dir)] = {**done[1], "run_dir": str(done[0])}
                 if done[0].resolve() != run_dir.resolve():
-                    write_json(run_dir / RUN_FILE, {"status": "skipped", "same_as": str(done[0]),
-                                                    "overrides": list(config.hydra.overrides.task),
-                                                    "config_hash": fingerprint})
+                    write_json(
+                        run_dir / RUN_FILE,
+                        {
+                            "status": "skipped",
+                            "same_as": str(done[0]),
+                            "overrides": list(config.hydra.overrides.task),
+                            "config_hash": fingerprint,
+                        },
+                    )
                 return
         previous = read_json(run_dir / RUN_FILE) if config.get("resume") and (run_dir / RUN_FILE).is_file() else {}
         now = datetime.now().isoformat(timespec="milliseconds")

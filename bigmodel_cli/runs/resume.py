@@ -24,15 +24,19 @@ def checkpoint_to_resume(cfg: DictConfig) -> str | None:
         return cfg.get("ckpt_path")
     run_dir = Path(cfg.paths.output_dir)
     if str(resume) != "auto" and not Path(resume).is_dir():
-        raise UserError(f"resume={resume}: no run there; fix: give a run directory such as "
-                        f"outputs/train/<run>, or resume=auto run_name=<name>")
+        raise UserError(
+            f"resume={resume}: no run there; fix: give a run directory such as "
+            f"outputs/train/<run>, or resume=auto run_name=<name>"
+        )
     found = newest_good_checkpoint(run_dir / "checkpoints")
     if found is None:
         if str(resume) == "auto":
             print(f"resume=auto: no checkpoint in {run_dir}/checkpoints yet; starting fresh")
             return cfg.get("ckpt_path")
-        raise UserError(f"resume={resume}: no readable checkpoint in {run_dir}/checkpoints, so there is "
-                        f"nothing to continue; fix: start a new run without resume=")
+        raise UserError(
+            f"resume={resume}: no readable checkpoint in {run_dir}/checkpoints, so there is "
+            f"nothing to continue; fix: start a new run without resume="
+        )
     checkpoint = read_checkpoint(found)
     print(f"resuming {run_dir} from {found} (epoch {checkpoint.get('epoch')}, step {checkpoint.get('global_step')})")
     return str(found)

@@ -55,15 +55,17 @@ def build_module(config: dict[str, Any]):
     check_model_fits_data(config)
     task = config["data"].get("task", "classification")
     if task not in TASK_MODULES:
-        raise UserError(f"data.task={task} is not known; valid choices: {', '.join(TASK_MODULES)} "
-                        f"(fix: data.task=classification)")
+        raise UserError(
+            f"data.task={task} is not known; valid choices: {', '.join(TASK_MODULES)} (fix: data.task=classification)"
+        )
     try:
         return get_class(TASK_MODULES[task])(config)
     except InstantiationException as exc:
         if isinstance(exc.__cause__, UserError):
             modality = config["data"].get("modality", "image")
-            raise UserError(f"{exc.__cause__}; models that fit {modality} data: "
-                            f"{', '.join(models_for(modality))}") from None
+            raise UserError(
+                f"{exc.__cause__}; models that fit {modality} data: {', '.join(models_for(modality))}"
+            ) from None
         raise
 
 
@@ -77,14 +79,18 @@ def probe(module, datamodule) -> None:
         with torch.no_grad():
             out = module(example)
     except RuntimeError as exc:
-        raise UserError(f"the model cannot read this data's inputs of shape {tuple(example.shape)}: "
-                        f"{str(exc).splitlines()[0]}; fix: adjust the model's sizes or pick another model") from None
+        raise UserError(
+            f"the model cannot read this data's inputs of shape {tuple(example.shape)}: "
+            f"{str(exc).splitlines()[0]}; fix: adjust the model's sizes or pick another model"
+        ) from None
     finally:
         module.train()
     expected = datamodule.num_classes
     if out.shape[-1] != expected:
-        raise UserError(f"the model outputs {out.shape[-1]} classes but the data has {expected}; "
-                        f"fix: model.num_classes=${{data.num_classes}}")
+        raise UserError(
+            f"the model outputs {out.shape[-1]} classes but the data has {expected}; "
+            f"fix: model.num_classes=${{data.num_classes}}"
+        )
     module.example_input_array = example
 
 
@@ -123,9 +129,11 @@ def build_trainer(cfg: DictConfig, **overrides):
         t = cfg.trainer
         strategy = t.get("strategy")
         strategy = strategy.get("_target_", strategy) if isinstance(strategy, DictConfig) else strategy
-        raise UserError(f"trainer settings accelerator={t.get('accelerator')} devices={t.get('devices')} "
-                        f"strategy={strategy} precision={t.get('precision')} cannot run here: {str(exc.__cause__).splitlines()[0]}; "
-                        f"fix: change that setting (accelerator=cpu or auto when the hardware is missing)") from None
+        raise UserError(
+            f"trainer settings accelerator={t.get('accelerator')} devices={t.get('devices')} "
+            f"strategy={strategy} precision={t.get('precision')} cannot run here: {str(exc.__cause__).splitlines()[0]}; "
+            f"fix: change that setting (accelerator=cpu or auto when the hardware is missing)"
+        ) from None
 
 
 def quiet_defaults(cfg: DictConfig, callbacks: list) -> dict[str, bool]:
@@ -135,5 +143,8 @@ def quiet_defaults(cfg: DictConfig, callbacks: list) -> dict[str, bool]:
     from pytorch_lightning.callbacks import ModelSummary, ProgressBar
 
     wanted = {"enable_progress_bar": ProgressBar, "enable_model_summary": ModelSummary}
-    return {flag: False for flag, kind in wanted.items()
-            if cfg.trainer.get(flag) is None and not any(isinstance(c, kind) for c in callbacks)}
+    return {
+        flag: False
+        for flag, kind in wanted.items()
+        if cfg.trainer.get(flag) is None and not any(isinstance(c, kind) for c in callbacks)
+    }

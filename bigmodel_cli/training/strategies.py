@@ -17,8 +17,10 @@ def wrap_classes(auto_wrap, extra_prefixes=()) -> set[type]:
     against the allowlist plus allow_targets) before it is used."""
     refused, fixes = check_class_names(auto_wrap, "trainer.strategy.auto_wrap", extra_prefixes)
     if refused:
-        raise UserError(f"refusing {'; '.join(refused)} (allowed prefixes: "
-                        f"{', '.join(allowed_prefixes(extra_prefixes))}); fix: {how_to_fix(fixes)}")
+        raise UserError(
+            f"refusing {'; '.join(refused)} (allowed prefixes: "
+            f"{', '.join(allowed_prefixes(extra_prefixes))}); fix: {how_to_fix(fixes)}"
+        )
     return {locate_allowed(name, extra_prefixes)[0] for name in auto_wrap}
 
 

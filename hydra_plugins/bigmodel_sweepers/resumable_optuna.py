@@ -63,11 +63,16 @@ class ResumableOptunaSweeper(OptunaSweeper):
         done = sum(t.state in finished and not t.system_attrs.get(INTERRUPTED) for t in trials)
         to_go = max(0, impl.n_trials - done)
         seed_note = self._reseed(len(trials))
-        log.info(f"Resuming study {impl.study_name}: {len(trials)} trial(s) there, {done} finished; "
-                 f"running {to_go} more{seed_note}")
-        print(f"resuming optuna study '{impl.study_name}' in {impl.storage}: {done} trial(s) already run, "
-              f"{to_go} to go" + (f"; {len(interrupted)} interrupted trial(s) marked FAIL and replaced"
-                                  if interrupted else "") + seed_note)
+        log.info(
+            f"Resuming study {impl.study_name}: {len(trials)} trial(s) there, {done} finished; "
+            f"running {to_go} more{seed_note}"
+        )
+        print(
+            f"resuming optuna study '{impl.study_name}' in {impl.storage}: {done} trial(s) already run, "
+            f"{to_go} to go"
+            + (f"; {len(interrupted)} interrupted trial(s) marked FAIL and replaced" if interrupted else "")
+            + seed_note
+        )
         impl.job_idx = len(trials)  # after every job directory the study's trials may have
         impl.n_trials = to_go
 

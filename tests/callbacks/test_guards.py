@@ -30,13 +30,17 @@ WALKAROUNDS = [
 def wrap_training_step(monkeypatch, after) -> None:
     """Make ClassificationModule.training_step return after(module, batch_idx, loss)."""
     original = ClassificationModule.training_step
-    monkeypatch.setattr(ClassificationModule, "training_step",
-                        lambda self, batch, batch_idx: after(self, batch_idx, original(self, batch, batch_idx)))
+    monkeypatch.setattr(
+        ClassificationModule,
+        "training_step",
+        lambda self, batch, batch_idx: after(self, batch_idx, original(self, batch, batch_idx)),
+    )
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(compose_cfg, tmp_path, monkeypatch):
-    wrap_training_step(monkeypatch, after=lambda self, batch_idx, loss:
-                       loss * float("nan") if self.current_epoch >= 1 else loss)
+    wrap_training_step(
+        monkeypatch, after=lambda self, batch_idx, loss: loss * float("nan") if self.current_epoch >= 1 else loss
+    )
     with compose_cfg("train", [*TWO_EPOCHS, "accelerator=cpu"]) as cfg:
         with pytest.raises(NonFiniteLoss, match=r"loss is nan at step 3 \(epoch 1\).*last\.ckpt \(not overwritten\)"):
             train.run(cfg)

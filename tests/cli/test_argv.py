@@ -19,8 +19,12 @@ def test_own_flags_come_out_wherever_they_are():
 
 
 def test_a_ddp_child_runs_its_parents_job(monkeypatch):
-    job = {"command": "train", "config_source": ["--config-path", "/runs/a/.hydra"], "overrides": ["model=mlp"],
-           "run_dir": "/runs/a"}
+    job = {
+        "command": "train",
+        "config_source": ["--config-path", "/runs/a/.hydra"],
+        "overrides": ["model=mlp"],
+        "run_dir": "/runs/a",
+    }
     monkeypatch.setenv(DDP_JOB_ENV, json.dumps(job))
     monkeypatch.setenv("LOCAL_RANK", "1")
     # Lightning re-runs the script with the overrides Hydra saw, without the subcommand.

@@ -44,20 +44,23 @@ def test_help_and_cfg_job_import_no_torch():
     assert "optimizer:" in probe["out"], "--cfg job printed no config"
 
 
-@pytest.mark.parametrize(("argv", "expected"), [
-    (["train", "model=nonexistent"], ["model=nonexistent", "valid choices", "cnn", "mlp"]),
-    (["train", "optimizer.lr=abc"], ["optimizer.lr", "abc", "number"]),
-    (["train", "no_such_key=1"], ["no_such_key", "+no_such_key"]),
-    (["train", "optimizer.lr=-1"], ["optimizer.lr=-1", "positive"]),
-    (["train", "regularizer=dropout", "regularizer.dropout=1.5"], ["regularizer.dropout=1.5", "[0, 1)"]),
-    (["train", "data.val_fraction=0"], ["data.val_fraction=0", "between 0 and 1"]),
-    (["train", "trainer.max_epochs=two"], ["trainer.max_epochs", "integer"]),
-    (["train", "model._target_=os.system"], ["os.system", "refusing"]),
-    (["test"], ["ckpt_path", "bigmodel test ckpt_path="]),
-    (["test", "ckpt_path=missing.ckpt"], ["missing.ckpt", "does not exist"]),
-    (["predict", "ckpt_path=missing.ckpt"], ["missing.ckpt", "does not exist"]),
-    (["frobnicate"], ["frobnicate", "train"]),
-])
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["train", "model=nonexistent"], ["model=nonexistent", "valid choices", "cnn", "mlp"]),
+        (["train", "optimizer.lr=abc"], ["optimizer.lr", "abc", "number"]),
+        (["train", "no_such_key=1"], ["no_such_key", "+no_such_key"]),
+        (["train", "optimizer.lr=-1"], ["optimizer.lr=-1", "positive"]),
+        (["train", "regularizer=dropout", "regularizer.dropout=1.5"], ["regularizer.dropout=1.5", "[0, 1)"]),
+        (["train", "data.val_fraction=0"], ["data.val_fraction=0", "between 0 and 1"]),
+        (["train", "trainer.max_epochs=two"], ["trainer.max_epochs", "integer"]),
+        (["train", "model._target_=os.system"], ["os.system", "refusing"]),
+        (["test"], ["ckpt_path", "bigmodel test ckpt_path="]),
+        (["test", "ckpt_path=missing.ckpt"], ["missing.ckpt", "does not exist"]),
+        (["predict", "ckpt_path=missing.ckpt"], ["missing.ckpt", "does not exist"]),
+        (["frobnicate"], ["frobnicate", "train"]),
+    ],
+)
 def test_user_errors_are_one_line(cli, argv, expected):
     code, out, err = cli(*argv)
     assert code == 2, (out, err)
@@ -178,8 +181,10 @@ def one_line_error(err: str) -> str:
     return lines[0]
 
 
-RUN_DIR_FIX = ("fix: run from a directory you can write to, or pick one with hydra.run.dir=<writable dir> "
-               "(hydra.sweep.dir=<writable dir> with --multirun)")
+RUN_DIR_FIX = (
+    "fix: run from a directory you can write to, or pick one with hydra.run.dir=<writable dir> "
+    "(hydra.sweep.dir=<writable dir> with --multirun)"
+)
 
 
 def test_outputs_that_is_a_file_is_one_line(cli, in_tmp_cwd):
@@ -244,10 +249,13 @@ def test_report_prints_user_text_literally(capsys):
     assert capsys.readouterr().err == f"error: {LITERAL}\n"
 
 
-@pytest.mark.parametrize(("argv", "literal"), [
-    (["train", "regularizer=[l2,dropout]]"], "Error parsing override 'regularizer=[l2,dropout]]'"),
-    (["test", "ckpt_path='[/__w/x/pair.cc:561]'"], "ckpt_path=[/__w/x/pair.cc:561] does not exist"),
-])
+@pytest.mark.parametrize(
+    ("argv", "literal"),
+    [
+        (["train", "regularizer=[l2,dropout]]"], "Error parsing override 'regularizer=[l2,dropout]]'"),
+        (["test", "ckpt_path='[/__w/x/pair.cc:561]'"], "ckpt_path=[/__w/x/pair.cc:561] does not exist"),
+    ],
+)
 def test_errors_with_brackets_print_literally(cli, argv, literal):
     code, _, err = cli(*argv)
     assert code == 2

@@ -42,8 +42,9 @@ def my_pkg(tmp_path, monkeypatch):
         package = tmp_path / "pkgs" / name
         package.mkdir(parents=True)
         (package / "__init__.py").write_text("")
-        (package / "models.py").write_text("import os\n\nclass Net:\n    def __init__(self, width=1):\n"
-                                           "        self.width = width\n")
+        (package / "models.py").write_text(
+            "import os\n\nclass Net:\n    def __init__(self, width=1):\n        self.width = width\n"
+        )
     monkeypatch.syspath_prepend(str(tmp_path / "pkgs"))
     yield
     for name in [m for m in sys.modules if m.split(".")[0] in ("my_pkg", "my_pkgx")]:
@@ -74,11 +75,14 @@ def test_allowlist_checks_what_a_target_resolves_to(target, resolves_to):
     assert "(allowed prefixes: bigmodel_cli., hydra_plugins.bigmodel_sweepers., torch.nn., " in line
     if resolves_to:
         assert f"resolves to {resolves_to}, which is not under an allowed prefix" in line
-        assert line.endswith("fix: if you trust it, add its module with allow_targets=[<prefix>], here "
-                             f"allow_targets=[{resolves_to.rsplit('.', 1)[0]}.]")
+        assert line.endswith(
+            "fix: if you trust it, add its module with allow_targets=[<prefix>], here "
+            f"allow_targets=[{resolves_to.rsplit('.', 1)[0]}.]"
+        )
     else:  # allow_targets would not help: nothing importable and nameable is there
-        assert line.endswith("fix: check the spelling: a _target_ names an importable class or function, "
-                             "e.g. torch.nn.Linear")
+        assert line.endswith(
+            "fix: check the spelling: a _target_ names an importable class or function, e.g. torch.nn.Linear"
+        )
 
 
 def test_allowlist_accepts_what_allowed_names_resolve_to():
@@ -125,17 +129,26 @@ def test_allowlist_checks_interpolated_targets(monkeypatch):
         "node": {"evil": {"_target_": "os.system"}, "trainer": {"strategy": "${evil}"}},
         "decoded": {"trainer": {"strategy": "${oc.decode:'{_target_: torch.nn.functional.torch.load}'}"}},
     }
-    with pytest.raises(UserError, match=r"m\._target_=\$\{oc.env:BIGMODEL_TEST_TARGET\} \(interpolated: "
-                                         r"torch\.nn\.functional\.torch\.load\): it resolves to torch\.serialization\.load"):
+    with pytest.raises(
+        UserError,
+        match=r"m\._target_=\$\{oc.env:BIGMODEL_TEST_TARGET\} \(interpolated: "
+        r"torch\.nn\.functional\.torch\.load\): it resolves to torch\.serialization\.load",
+    ):
         check_targets(cases["env"])
-    with pytest.raises(UserError, match=r"m\._target_=\$\{name\} \(interpolated: bigmodel_cli.runs.records.subprocess.run\): "
-                                         r"it resolves to subprocess\.run"):
+    with pytest.raises(
+        UserError,
+        match=r"m\._target_=\$\{name\} \(interpolated: bigmodel_cli.runs.records.subprocess.run\): "
+        r"it resolves to subprocess\.run",
+    ):
         check_targets(cases["key"])
     # Checked as the node that is instantiated: the interpolation is followed into what it resolves to.
     with pytest.raises(UserError, match=r"refusing to instantiate strategy\._target_=os\.system"):
         check_targets(OmegaConf.create(cases["node"]).trainer)
-    with pytest.raises(UserError, match=r"trainer\.strategy\._target_=torch.nn.functional.torch.load: "
-                                         r"it resolves to torch\.serialization\.load"):
+    with pytest.raises(
+        UserError,
+        match=r"trainer\.strategy\._target_=torch.nn.functional.torch.load: "
+        r"it resolves to torch\.serialization\.load",
+    ):
         check_targets(cases["decoded"])
     monkeypatch.setenv("BIGMODEL_TEST_TARGET", "torch.nn.Linear")
     assert instantiate(cases["env"]["m"] | {"in_features": 2, "out_features": 1}).out_features == 1
@@ -147,8 +160,10 @@ def test_unresolvable_interpolated_target_is_refused(monkeypatch):
         check_targets({"callbacks": {"x": {"_target_": "${oc.env:BIGMODEL_UNSET_TARGET}"}}})
     line = str(refused.value)
     assert "\n" not in line
-    assert line.startswith("refusing to instantiate callbacks.x._target_=${oc.env:BIGMODEL_UNSET_TARGET}: "
-                           "the interpolation cannot be resolved to check it")
+    assert line.startswith(
+        "refusing to instantiate callbacks.x._target_=${oc.env:BIGMODEL_UNSET_TARGET}: "
+        "the interpolation cannot be resolved to check it"
+    )
     assert "fix: write the _target_ as a plain dotted name" in line
 
 
@@ -181,13 +196,24 @@ def test_every_target_in_conf_is_allowed():
 def test_fsdp_auto_wrap_names_are_checked_by_what_they_resolve_to():
     from bigmodel_cli.models.transformer import Block
 
-    with pytest.raises(UserError, match=r"auto_wrap: torch\.nn\.modules\.module\.torch\.Tensor: it resolves to "
-                                         r"torch\.Tensor, which is not under an allowed prefix.*allow_targets=\[torch\.\]"):
+    with pytest.raises(
+        UserError,
+        match=r"auto_wrap: torch\.nn\.modules\.module\.torch\.Tensor: it resolves to "
+        r"torch\.Tensor, which is not under an allowed prefix.*allow_targets=\[torch\.\]",
+    ):
         strategies.fsdp(auto_wrap=["torch.nn.modules.module.torch.Tensor"])
     assert strategies.wrap_classes(["bigmodel_cli.models.transformer.Block"]) == {Block}
-    node = {"strategy": {"_target_": "bigmodel_cli.training.strategies.fsdp", "auto_wrap": ["torch.nn.functional.torch.load"]}}
-    with pytest.raises(UserError, match=r"strategy\.auto_wrap: torch\.nn\.functional\.torch\.load: it resolves to "
-                                         r"torch\.serialization\.load"):
+    node = {
+        "strategy": {
+            "_target_": "bigmodel_cli.training.strategies.fsdp",
+            "auto_wrap": ["torch.nn.functional.torch.load"],
+        }
+    }
+    with pytest.raises(
+        UserError,
+        match=r"strategy\.auto_wrap: torch\.nn\.functional\.torch\.load: it resolves to "
+        r"torch\.serialization\.load",
+    ):
         check_targets(node)
 
 
@@ -213,15 +239,21 @@ def test_cli_refuses_an_attribute_walkaround_before_instantiating_anything(cli, 
     code, _, err = cli("train", *FAST, "+callbacks.x._target_=torch.nn.functional.torch.load")
     assert code == 2
     line = one_error_line(err)
-    assert line.startswith("error: refusing to instantiate callbacks.x._target_=torch.nn.functional.torch.load: "
-                           "it resolves to torch.serialization.load")
+    assert line.startswith(
+        "error: refusing to instantiate callbacks.x._target_=torch.nn.functional.torch.load: "
+        "it resolves to torch.serialization.load"
+    )
     assert "allow_targets=[torch.serialization.]" in line
     # Only Hydra's own run callback (run.json) was built: no datamodule, model, trainer or callback.
     assert [node.get("_target_") for node in instantiated] == ["bigmodel_cli.runs.records.RunRecorder"]
 
 
 def test_cli_checks_fsdp_auto_wrap_names(cli):
-    code, _, err = cli("train", *FAST, "accelerator=fsdp", "trainer.strategy.auto_wrap=[torch.nn.modules.module.torch.Tensor]")
+    code, _, err = cli(
+        "train", *FAST, "accelerator=fsdp", "trainer.strategy.auto_wrap=[torch.nn.modules.module.torch.Tensor]"
+    )
     assert code == 2
-    assert "trainer.strategy.auto_wrap: torch.nn.modules.module.torch.Tensor: it resolves to torch.Tensor," \
+    assert (
+        "trainer.strategy.auto_wrap: torch.nn.modules.module.torch.Tensor: it resolves to torch.Tensor,"
         in one_error_line(err)
+    )

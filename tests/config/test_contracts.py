@@ -15,8 +15,7 @@ from bigmodel_cli.errors import UserError
 from bigmodel_cli.lightning_modules.regularization import Regularization
 
 META_KEYS = {"_target_", "_partial_"}
-OPTIONS = [(group, option) for group, options in catalogue.groups(include_plumbing=True).items()
-           for option in options]
+OPTIONS = [(group, option) for group, options in catalogue.groups(include_plumbing=True).items() for option in options]
 
 
 def arguments(target: str) -> set[str] | None:

@@ -27,12 +27,27 @@ from tests.conftest import FAST, fitted, record_batches
 
 EFFECTS: dict[str, str] = {
     # accelerator: the trainer runs the named strategy, or fails with one line where the hardware is missing
-    **{f"accelerator={o}": "config.test_option_effects::test_accelerator_options_choose_their_strategy"
-       for o in ("auto", "cpu", "ddp", "ddp_spawn", "gpu", "mps", "fsdp")},
+    **{
+        f"accelerator={o}": "config.test_option_effects::test_accelerator_options_choose_their_strategy"
+        for o in ("auto", "cpu", "ddp", "ddp_spawn", "gpu", "mps", "fsdp")
+    },
     # augmentation: training batches change, validation and test batches never do
-    **{f"augmentation={o}": "config.test_option_effects::test_augmentation_changes_training_batches_only"
-       for o in ("autoaugment", "color_jitter", "cutmix", "flip_crop", "mixup", "none", "randaugment",
-                 "random_erasing", "rotation", "standard", "trivialaugment")},
+    **{
+        f"augmentation={o}": "config.test_option_effects::test_augmentation_changes_training_batches_only"
+        for o in (
+            "autoaugment",
+            "color_jitter",
+            "cutmix",
+            "flip_crop",
+            "mixup",
+            "none",
+            "randaugment",
+            "random_erasing",
+            "rotation",
+            "standard",
+            "trivialaugment",
+        )
+    },
     "callbacks=default": "config.test_option_effects::test_callback_presets_shape_the_run",
     "callbacks=eval": "config.test_option_effects::test_callback_presets_shape_the_run",
     "callbacks=minimal": "config.test_option_effects::test_callback_presets_shape_the_run",
@@ -49,20 +64,38 @@ EFFECTS: dict[str, str] = {
     "data=ag_news": "models.test_models::test_imdb_loads_through_hugging_face_datasets",
     "data=char_lm": "models.test_models::test_char_lm_blocks_and_tail_split",
     **{f"debug={o}": "config.test_option_effects::test_debug_options" for o in ("fdr", "limit", "overfit", "profiler")},
-    **{f"experiment={o}": "config.test_option_effects::test_experiment_recipes_choose_their_groups"
-       for o in ("char_lm_gpt", "digits_mlp", "digits_rcnn", "digits_resnet", "digits_rnn", "digits_vgg",
-                 "digits_vit", "fashion_mnist_cnn", "fashion_mnist_fast")},
+    **{
+        f"experiment={o}": "config.test_option_effects::test_experiment_recipes_choose_their_groups"
+        for o in (
+            "char_lm_gpt",
+            "digits_mlp",
+            "digits_rcnn",
+            "digits_resnet",
+            "digits_rnn",
+            "digits_vgg",
+            "digits_vit",
+            "fashion_mnist_cnn",
+            "fashion_mnist_fast",
+        )
+    },
     "hparams_search=optuna": "runs.test_sweeps::test_optuna_search_resumes_its_study",
     "launcher=basic": "config.test_option_effects::test_basic_launcher_runs_jobs_one_after_another",
     "launcher=joblib": "training.test_distributed::test_joblib_launcher_runs_jobs_in_parallel",
     "launcher=submitit_local": "training.test_distributed::test_submitit_local_launcher",
     "launcher=submitit_slurm": "training.test_distributed::test_submitit_slurm_config_composes",
-    **{f"logger={o}": "config.test_option_effects::test_logger_options_write_their_files" for o in ("csv", "tensorboard", "none")},
+    **{
+        f"logger={o}": "config.test_option_effects::test_logger_options_write_their_files"
+        for o in ("csv", "tensorboard", "none")
+    },
     # model: each family trains and overfits a fixed batch of every modality it reads
-    **{f"model={o}": "models.test_models::test_model_overfits_a_batch"
-       for o in ("cnn", "gpt", "mlp", "rcnn", "resnet", "rnn", "transformer", "vgg", "vit")},
-    **{f"optimizer={o}": "config.test_option_effects::test_optimizers_update_differently"
-       for o in ("adagrad", "adam", "adamw", "nesterov", "rmsprop", "sgd")},
+    **{
+        f"model={o}": "models.test_models::test_model_overfits_a_batch"
+        for o in ("cnn", "gpt", "mlp", "rcnn", "resnet", "rnn", "transformer", "vgg", "vit")
+    },
+    **{
+        f"optimizer={o}": "config.test_option_effects::test_optimizers_update_differently"
+        for o in ("adagrad", "adam", "adamw", "nesterov", "rmsprop", "sgd")
+    },
     "optimizer=gd": "lightning_modules.test_techniques::test_gd_takes_one_optimizer_step_per_epoch",
     "regularizer=none": "lightning_modules.test_regularizers::test_penalties_and_decay_shrink_the_weights",
     "regularizer=l1": "lightning_modules.test_regularizers::test_penalties_and_decay_shrink_the_weights",
@@ -75,8 +108,10 @@ EFFECTS: dict[str, str] = {
     "regularizer=ema": "lightning_modules.test_techniques::test_ema_weights_are_validated_and_saved",
     "regularizer=early_stopping": "config.test_option_effects::test_early_stopping_stops_on_a_plateau",
     "trainer=default": "config.test_option_effects::test_trainer_settings_reach_lightning",
-    **{f"scheduler={o}": "config.test_option_effects::test_schedule_lr_has_its_shape"
-       for o in ("cosine", "exponential", "multistep", "none", "onecycle", "plateau", "step", "warmup_cosine")},
+    **{
+        f"scheduler={o}": "config.test_option_effects::test_schedule_lr_has_its_shape"
+        for o in ("cosine", "exponential", "multistep", "none", "onecycle", "plateau", "step", "warmup_cosine")
+    },
 }
 
 OPTIONS = [f"{group}={option}" for group, options in catalogue.groups().items() for option in options]
@@ -84,12 +119,16 @@ OPTIONS = [f"{group}={option}" for group, options in catalogue.groups().items() 
 
 def test_every_option_has_an_effect_test():
     missing = sorted(set(OPTIONS) - EFFECTS.keys())
-    assert not missing, f"options without an effect test (add them to EFFECTS with a test that fails if the option did nothing): {missing}"
+    assert not missing, (
+        f"options without an effect test (add them to EFFECTS with a test that fails if the option did nothing): {missing}"
+    )
     stale = sorted(EFFECTS.keys() - set(OPTIONS))
     assert not stale, f"EFFECTS names options that no longer exist: {stale}"
     for option, test in EFFECTS.items():
         module, function = test.split("::")
-        assert callable(getattr(importlib.import_module(f"tests.{module}"), function, None)), f"{option}: no test {test}"
+        assert callable(getattr(importlib.import_module(f"tests.{module}"), function, None)), (
+            f"{option}: no test {test}"
+        )
 
 
 def options_of(group: str) -> list[str]:
@@ -98,12 +137,15 @@ def options_of(group: str) -> list[str]:
 
 # --- optimizer ----------------------------------------------------------------------------------
 
+
 def test_optimizers_update_differently(compose_cfg):
     """From the same weights and batch, three steps of each optimizer end in different weights
     (nesterov differs from plain sgd momentum, adamw's decoupled decay from adam, ...)."""
     ends = {}
     for option in [o for o in options_of("optimizer") if o != "gd"]:
-        with compose_cfg("train", ["model=mlp", f"optimizer={option}", "optimizer.weight_decay=0.01"], name=option) as cfg:
+        with compose_cfg(
+            "train", ["model=mlp", f"optimizer={option}", "optimizer.weight_decay=0.01"], name=option
+        ) as cfg:
             datamodule = build_datamodule(cfg.data)
             torch.manual_seed(0)
             module = build_module(plain(cfg))
@@ -118,11 +160,12 @@ def test_optimizers_update_differently(compose_cfg):
         ends[option] = torch.cat([p.detach().flatten() for p in module.parameters()])
         assert not torch.equal(ends[option], start), f"optimizer={option} did not move the weights"
     names = list(ends)
-    same = [(a, b) for i, a in enumerate(names) for b in names[i + 1:] if torch.allclose(ends[a], ends[b])]
+    same = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :] if torch.allclose(ends[a], ends[b])]
     assert not same, f"these optimizers updated identically: {same}"
 
 
 # --- scheduler ----------------------------------------------------------------------------------
+
 
 def lr_curve(run_dir: Path) -> list[float]:
     """The learning rates the lr monitor logged to the CSV log, in order."""
@@ -133,15 +176,22 @@ def lr_curve(run_dir: Path) -> list[float]:
 
 
 # plateau: a 10% improvement threshold that a tiny lr cannot reach, so every epoch is flat.
-SCHEDULE_SETTINGS = {"multistep": ["scheduler.milestones=[2,4]"],
-                     "plateau": ["scheduler.patience=0", "scheduler.threshold=0.1", "optimizer.lr=1e-5"]}
+SCHEDULE_SETTINGS = {
+    "multistep": ["scheduler.milestones=[2,4]"],
+    "plateau": ["scheduler.patience=0", "scheduler.threshold=0.1", "optimizer.lr=1e-5"],
+}
 
 
 @pytest.mark.parametrize("option", options_of("scheduler"))
 def test_schedule_lr_has_its_shape(option, compose_cfg, monkeypatch):
-    overrides = [*[o for o in FAST if not o.startswith("trainer.max_epochs")], "trainer.max_epochs=5",
-                 "trainer.log_every_n_steps=1", "test_after_fit=false", f"scheduler={option}",
-                 *SCHEDULE_SETTINGS.get(option, [])]
+    overrides = [
+        *[o for o in FAST if not o.startswith("trainer.max_epochs")],
+        "trainer.max_epochs=5",
+        "trainer.log_every_n_steps=1",
+        "test_after_fit=false",
+        f"scheduler={option}",
+        *SCHEDULE_SETTINGS.get(option, []),
+    ]
     with compose_cfg("train", overrides) as cfg:
         _, trainer, _ = fitted(cfg, monkeypatch)
         lrs = lr_curve(Path(cfg.paths.output_dir))
@@ -149,7 +199,9 @@ def test_schedule_lr_has_its_shape(option, compose_cfg, monkeypatch):
         start = float(cfg.optimizer.lr)
     per_epoch = interval == "epoch"
     if option != "none":  # a schedule's lr is logged at its own interval (with none, at every one)
-        assert len(lrs) == (5 if per_epoch else trainer.global_step), f"lr logged {len(lrs)} times at interval={interval}"
+        assert len(lrs) == (5 if per_epoch else trainer.global_step), (
+            f"lr logged {len(lrs)} times at interval={interval}"
+        )
     ratios = [b / a for a, b in zip(lrs, lrs[1:])]
     if option == "none":
         assert set(lrs) == {start}
@@ -174,6 +226,7 @@ def test_schedule_lr_has_its_shape(option, compose_cfg, monkeypatch):
 
 # --- augmentation -------------------------------------------------------------------------------
 
+
 def batches_seen(cfg, monkeypatch) -> dict[str, torch.Tensor]:
     """Every (normalised, augmented) batch each step function received in a short run, concatenated
     (a batch-level mixer may leave one batch untouched: CutMix's box can be empty)."""
@@ -195,17 +248,24 @@ def test_augmentation_changes_training_batches_only(option, compose_cfg, monkeyp
     if option == "none":
         assert torch.equal(plain_batches["training"], augmented["training"])
     else:
-        assert not torch.equal(plain_batches["training"], augmented["training"]), \
+        assert not torch.equal(plain_batches["training"], augmented["training"]), (
             f"augmentation={option} left the training batches unchanged"
+        )
 
 
 # --- regularizer/callbacks early stopping ---------------------------------------------------------
 
+
 def test_early_stopping_stops_on_a_plateau(compose_cfg, monkeypatch):
     # lr 1e-9: the objective cannot improve, so training stops after `patience` flat validations.
-    overrides = [*[o for o in FAST if not o.startswith("trainer.max_epochs")], "trainer.max_epochs=20",
-                 "optimizer.lr=1e-9", "scheduler=none", "regularizer=early_stopping",
-                 "regularizer.callbacks.early_stopping.patience=2"]
+    overrides = [
+        *[o for o in FAST if not o.startswith("trainer.max_epochs")],
+        "trainer.max_epochs=20",
+        "optimizer.lr=1e-9",
+        "scheduler=none",
+        "regularizer=early_stopping",
+        "regularizer.callbacks.early_stopping.patience=2",
+    ]
     with compose_cfg("train", overrides) as cfg:
         _, trainer, _ = fitted(cfg, monkeypatch)
     assert trainer.current_epoch <= 4, f"early stopping ran {trainer.current_epoch} of 20 epochs on a flat objective"
@@ -213,8 +273,12 @@ def test_early_stopping_stops_on_a_plateau(compose_cfg, monkeypatch):
 
 # --- accelerator ----------------------------------------------------------------------------------
 
-EXPECTED_STRATEGY = {"auto": "SingleDeviceStrategy", "cpu": "SingleDeviceStrategy", "ddp": "DDPStrategy",
-                     "ddp_spawn": "DDPStrategy"}
+EXPECTED_STRATEGY = {
+    "auto": "SingleDeviceStrategy",
+    "cpu": "SingleDeviceStrategy",
+    "ddp": "DDPStrategy",
+    "ddp_spawn": "DDPStrategy",
+}
 HARDWARE = {"gpu", "mps", "fsdp"}  # refused with one line on a machine without that hardware
 
 
@@ -224,8 +288,11 @@ def test_accelerator_options_choose_their_strategy(option, compose_cfg):
 
     with compose_cfg("train", [f"accelerator={option}"]) as cfg:
         wanted = str(cfg.trainer.accelerator)
-        has_hardware = torch.cuda.is_available() if wanted == "gpu" else (
-            torch.backends.mps.is_available() if wanted == "mps" else True)
+        has_hardware = (
+            torch.cuda.is_available()
+            if wanted == "gpu"
+            else (torch.backends.mps.is_available() if wanted == "mps" else True)
+        )
         if option in HARDWARE and not has_hardware:
             with pytest.raises(UserError, match=f"accelerator={wanted}.*cannot run here"):
                 build_trainer(cfg)
@@ -241,6 +308,7 @@ def test_accelerator_options_choose_their_strategy(option, compose_cfg):
 
 
 # --- callbacks, logger, debug ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("option", ["default", "minimal", "eval"])
 def test_callback_presets_shape_the_run(option, compose_cfg, monkeypatch, capsys):
@@ -307,6 +375,7 @@ def test_debug_options(option, compose_cfg, monkeypatch, caplog):
 
 # --- experiment, launcher -------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("option", options_of("experiment"))
 def test_experiment_recipes_choose_their_groups(option, compose_cfg):
     """A recipe's `override /group: option` lines and values reach the composed job (a recipe that
@@ -314,8 +383,13 @@ def test_experiment_recipes_choose_their_groups(option, compose_cfg):
     from hydra.core.hydra_config import HydraConfig
 
     recipe = yaml.safe_load((conf_dir() / "experiment" / f"{option}.yaml").read_text())
-    overrides = {k.split("/")[-1]: v for entry in recipe.get("defaults", []) if isinstance(entry, dict)
-                 for k, v in entry.items() if k.startswith("override")}
+    overrides = {
+        k.split("/")[-1]: v
+        for entry in recipe.get("defaults", [])
+        if isinstance(entry, dict)
+        for k, v in entry.items()
+        if k.startswith("override")
+    }
     with compose_cfg("train", [f"experiment={option}"]) as cfg:
         choices = HydraConfig.get().runtime.choices
         for group, chosen in overrides.items():
@@ -344,8 +418,14 @@ def test_basic_launcher_runs_jobs_one_after_another(cli, in_tmp_cwd):
 def test_trainer_settings_reach_lightning(compose_cfg, monkeypatch):
     """The trainer group's keys drive Lightning's loop: 2 epochs of 6 batches accumulated 3 at a
     time are 4 optimizer steps, validated every second epoch only."""
-    overrides = ["trainer.max_epochs=2", "trainer.limit_train_batches=6", "trainer.limit_val_batches=1",
-                 "trainer.accumulate_grad_batches=3", "trainer.check_val_every_n_epoch=2", "test_after_fit=false"]
+    overrides = [
+        "trainer.max_epochs=2",
+        "trainer.limit_train_batches=6",
+        "trainer.limit_val_batches=1",
+        "trainer.accumulate_grad_batches=3",
+        "trainer.check_val_every_n_epoch=2",
+        "test_after_fit=false",
+    ]
     with compose_cfg("train", overrides) as cfg:
         _, trainer, _ = fitted(cfg, monkeypatch)
         rows = list(csv.DictReader(open(Path(cfg.paths.output_dir) / "csv" / "metrics.csv")))

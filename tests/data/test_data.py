@@ -64,14 +64,27 @@ def test_cifar_batches(tmp_path, classes):
 
 def test_image_folder_and_class_count_check(tmp_path):
     write_image_folder(tmp_path, per_class=4, size=20)
-    dm = module(lambda: sources.image_folder(str(tmp_path), image_size=16, in_channels=3), num_classes=3,
-                in_channels=3, image_size=16, mean=[0.5] * 3, std=[0.5] * 3, val_fraction=0.25)
+    dm = module(
+        lambda: sources.image_folder(str(tmp_path), image_size=16, in_channels=3),
+        num_classes=3,
+        in_channels=3,
+        image_size=16,
+        mean=[0.5] * 3,
+        std=[0.5] * 3,
+        val_fraction=0.25,
+    )
     dm.setup("fit")
     assert set(dm.datasets) == {"train", "val", "test"} and len(dm.datasets["test"]) == 12
     image, label = dm.datasets["train"][0]
     assert image.shape == (3, 16, 16) and image.dtype == torch.uint8
-    wrong = module(lambda: sources.image_folder(str(tmp_path), image_size=16, in_channels=3), num_classes=5,
-                   in_channels=3, image_size=16, mean=[0.5] * 3, std=[0.5] * 3)
+    wrong = module(
+        lambda: sources.image_folder(str(tmp_path), image_size=16, in_channels=3),
+        num_classes=5,
+        in_channels=3,
+        image_size=16,
+        mean=[0.5] * 3,
+        std=[0.5] * 3,
+    )
     with pytest.raises(UserError, match="data.num_classes=3"):
         wrong.setup("fit")
 
@@ -116,6 +129,7 @@ def test_synthetic_is_learnable_and_seeded():
 
 # --- the val/test split is the run's own: data.split_seed, apart from the run's seed ------------------
 
+
 def split_tensors(dataset) -> tuple[torch.Tensor, torch.Tensor]:
     """A split's samples as (inputs, labels) tensors: images as they are, token sequences padded."""
     if isinstance(dataset, TensorImages):
@@ -130,9 +144,12 @@ def test_runs_that_differ_only_in_seed_share_val_and_test(option, compose_cfg, t
     from bigmodel_cli.training.assembly import build_datamodule
     from tests.support.data_files import write_text_table
 
-    extra = {"synthetic": ["data.source.train_samples=200", "data.source.test_samples=50", "data.image_size=8"],
-             "text_csv": [f"data.path={tmp_path / 'reviews.csv'}"]}.get(option, [])
+    extra = {
+        "synthetic": ["data.source.train_samples=200", "data.source.test_samples=50", "data.image_size=8"],
+        "text_csv": [f"data.path={tmp_path / 'reviews.csv'}"],
+    }.get(option, [])
     write_text_table(tmp_path / "reviews.csv", rows=100)
+
     def splits(name: str, overrides: list[str]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         with compose_cfg("train", [f"data={option}", *overrides, *extra], name=name) as cfg:
             dm = build_datamodule(cfg.data)

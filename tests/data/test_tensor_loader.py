@@ -50,11 +50,15 @@ def landing(images: torch.Tensor) -> torch.Tensor:
     return counts / len(images)
 
 
-@pytest.mark.parametrize("transforms", [
-    [v2.RandomCrop(8, padding=1), v2.RandomHorizontalFlip(0.5)],
-    [v2.RandomCrop(8, padding=1), v2.RandomHorizontalFlip(0.5), v2.RandomRotation(10)],
-    [v2.RandomRotation(30)],
-], ids=["flip_crop", "standard", "rotation"])
+@pytest.mark.parametrize(
+    "transforms",
+    [
+        [v2.RandomCrop(8, padding=1), v2.RandomHorizontalFlip(0.5)],
+        [v2.RandomCrop(8, padding=1), v2.RandomHorizontalFlip(0.5), v2.RandomRotation(10)],
+        [v2.RandomRotation(30)],
+    ],
+    ids=["flip_crop", "standard", "rotation"],
+)
 def test_batched_augmentation_matches_per_sample(transforms):
     torch.manual_seed(0)
     count = 6000

@@ -48,12 +48,13 @@ def test_words_only_in_val_or_test_texts_are_unknown(compose_cfg, tmp_path):
 
 # --- Hugging Face datasets from local files in the library's own formats ---------------------------
 
+
 def review_rows(count: int, num_classes: int, seed: int) -> dict[str, list]:
     rng = random.Random(seed)
     cues = POSITIVE + NEGATIVE
     per_class = len(cues) // num_classes
     labels = [rng.randrange(num_classes) for _ in range(count)]
-    texts = [" ".join(rng.sample(FILLER, 4) + rng.sample(cues[c * per_class:(c + 1) * per_class], 2)) for c in labels]
+    texts = [" ".join(rng.sample(FILLER, 4) + rng.sample(cues[c * per_class : (c + 1) * per_class], 2)) for c in labels]
     return {"text": texts, "label": labels}
 
 
@@ -117,8 +118,10 @@ def test_a_folder_that_is_not_a_saved_dataset_is_a_clear_error(cli, in_tmp_cwd):
 
 # Two kinds of real English: sentences of the docstrings of Python's own arithmetic modules and of
 # its network-protocol modules (they ship with every Python, so this works offline).
-KINDS = {"arithmetic": ("_pydecimal", "statistics", "fractions"),
-         "networking": ("smtplib", "imaplib", "ftplib", "http.client", "email.message")}
+KINDS = {
+    "arithmetic": ("_pydecimal", "statistics", "fractions"),
+    "networking": ("smtplib", "imaplib", "ftplib", "http.client", "email.message"),
+}
 
 
 def docstring_sentences(module_name: str) -> list[str]:
@@ -158,8 +161,15 @@ def test_text_csv_defaults_learn_real_sentences(cli, in_tmp_cwd, compose_cfg):
     majority = max(Counter(test_labels).values()) / len(test_labels)
 
     # Three epochs on sentences cut at 48 words keep this short; the tokenizer settings are the defaults.
-    code, _, err = cli("train", "model=transformer", "data=text_csv", f"data.path={path}", "data.max_length=48",
-                       "trainer.max_epochs=3", "run_name=words")
+    code, _, err = cli(
+        "train",
+        "model=transformer",
+        "data=text_csv",
+        f"data.path={path}",
+        "data.max_length=48",
+        "trainer.max_epochs=3",
+        "run_name=words",
+    )
     assert code == 0, err
     metrics = json.loads((in_tmp_cwd / "outputs" / "train" / "words" / "metrics.json").read_text())
     assert metrics["test/acc"] >= majority + 0.2, (metrics["test/acc"], majority)

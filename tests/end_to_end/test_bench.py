@@ -13,15 +13,23 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_bench_quick_writes_every_row(tmp_path):
     out = tmp_path / "bench"
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--out-dir", str(out)],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--out-dir", str(out)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     report = json.loads((out / "bench.json").read_text())
     cases = [row["case"] for row in report["rows"]]
     expected = ["bigmodel --help", "bigmodel train --cfg job", "bigmodel train debug=fdr"]
     for model in ("mlp", "cnn"):
-        expected += [f"{model}: plain PyTorch loop", f"{model}: bigmodel train (defaults)",
-                     f"{model}: bigmodel train (minimal)"]
+        expected += [
+            f"{model}: plain PyTorch loop",
+            f"{model}: bigmodel train (defaults)",
+            f"{model}: bigmodel train (minimal)",
+        ]
     expected.append("bigmodel train experiment=fashion_mnist_fast")
     assert cases == expected
     for row in report["rows"]:

@@ -29,7 +29,7 @@ SKIPPED = {
     "accelerator=gpu": "needs a CUDA GPU",
     "accelerator=fsdp": "needs CUDA GPUs (FSDP is GPU-only in Lightning)",
     r"data=imdb(?!.*data\.path=)": "downloads IMDB from the Hugging Face hub, and this machine has no "
-                                    "network (the same loader reads local copies in tests/test_text_data.py)",
+    "network (the same loader reads local copies in tests/test_text_data.py)",
 }
 TRAINING = ("train", "validate", "test", "predict", "lr-find")
 
@@ -74,8 +74,12 @@ def as_run(argv: list[str]) -> list[str]:
 
 
 def needs_processes(command: str) -> bool:
-    return (command.startswith("python ") or "launcher=" in command or "accelerator=ddp" in command
-            or re.search(r"trainer\.devices=[2-9]", command) is not None)
+    return (
+        command.startswith("python ")
+        or "launcher=" in command
+        or "accelerator=ddp" in command
+        or re.search(r"trainer\.devices=[2-9]", command) is not None
+    )
 
 
 def newest_run(cwd: Path) -> str:

@@ -23,11 +23,23 @@ from tests.conftest import FAST, fitted
 # One short run per task module: the default classifier, and a tiny GPT on the built-in text.
 TASKS = {
     "classifier": ["model=mlp"],
-    "language_model": ["data=char_lm", "model=gpt", "model.dim=32", "model.depth=1", "model.heads=2",
-                       "data.block_size=32"],
+    "language_model": [
+        "data=char_lm",
+        "model=gpt",
+        "model.dim=32",
+        "model.depth=1",
+        "model.heads=2",
+        "data.block_size=32",
+    ],
 }
-SHORT = [*[o for o in FAST if not o.startswith("trainer.max_epochs")], "trainer.max_epochs=2", "test_after_fit=false",
-         "scheduler=none", "optimizer=sgd", "optimizer.momentum=0.0"]
+SHORT = [
+    *[o for o in FAST if not o.startswith("trainer.max_epochs")],
+    "trainer.max_epochs=2",
+    "test_after_fit=false",
+    "scheduler=none",
+    "optimizer=sgd",
+    "optimizer.momentum=0.0",
+]
 
 
 def train(compose_cfg, monkeypatch, overrides: list[str], name: str):
@@ -37,21 +49,33 @@ def train(compose_cfg, monkeypatch, overrides: list[str], name: str):
 
 
 def decayed_weight_norm(module, p: int) -> float:
-    return float(sum(w.detach().abs().pow(p).sum() for w in decayed_parameters(module.named_parameters(), module.decayed)))
+    return float(
+        sum(w.detach().abs().pow(p).sum() for w in decayed_parameters(module.named_parameters(), module.decayed))
+    )
 
 
 @pytest.mark.parametrize("task", TASKS)
-@pytest.mark.parametrize(("option", "norm", "logged"), [("l1", 1, ["train/l1_penalty"]),
-                                                         ("l2", 2, ["train/l2_penalty"]),
-                                                         ("elastic", 2, ["train/l1_penalty", "train/l2_penalty"]),
-                                                         ("weight_decay", 2, [])])
+@pytest.mark.parametrize(
+    ("option", "norm", "logged"),
+    [
+        ("l1", 1, ["train/l1_penalty"]),
+        ("l2", 2, ["train/l2_penalty"]),
+        ("elastic", 2, ["train/l1_penalty", "train/l2_penalty"]),
+        ("weight_decay", 2, []),
+    ],
+)
 def test_penalties_and_decay_shrink_the_weights(task, option, norm, logged, compose_cfg, monkeypatch):
-    strong = {"l1": ["regularizer.l1=0.05"], "l2": ["regularizer.l2=0.5"], "weight_decay": ["regularizer.weight_decay=5.0"],
-              "elastic": ["regularizer.l1=0.05", "regularizer.l2=0.5"]}[option]
+    strong = {
+        "l1": ["regularizer.l1=0.05"],
+        "l2": ["regularizer.l2=0.5"],
+        "weight_decay": ["regularizer.weight_decay=5.0"],
+        "elastic": ["regularizer.l1=0.05", "regularizer.l2=0.5"],
+    }[option]
     _, plain_module = train(compose_cfg, monkeypatch, TASKS[task], "none")
     metrics, regularized = train(compose_cfg, monkeypatch, [*TASKS[task], f"regularizer={option}", *strong], option)
-    assert decayed_weight_norm(regularized, norm) < 0.9 * decayed_weight_norm(plain_module, norm), \
+    assert decayed_weight_norm(regularized, norm) < 0.9 * decayed_weight_norm(plain_module, norm), (
         f"{option} did not shrink the weights of the {task} module"
+    )
     for key in logged:
         assert metrics[key] > 0, f"{key} not logged: {sorted(metrics)}"
 
@@ -87,6 +111,7 @@ def test_full_batch_weights_use_this_ranks_shard():
 
 
 # --- dropout and stochastic depth: random in training, deterministic in eval ------------------
+
 
 def models_reading(key: str) -> list[str]:
     return [m for m in catalogue.groups()["model"] if key in option_yaml("model", m)]
@@ -138,6 +163,7 @@ def test_models_without_residual_branches_say_stochastic_depth_is_ignored(compos
 
 # --- weight-decay groups survive FSDP's flattening --------------------------------------------
 
+
 def test_decay_groups_by_module_type_not_shape():
     net = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.BatchNorm1d(8), nn.Linear(8, 2))
     assert decayed_names(net) == {"0.weight", "3.weight"}
@@ -161,8 +187,9 @@ def _fsdp_worker(rank: int, world: int, port: int, results) -> None:
         model = Transformer(num_classes=10, in_channels=1, image_size=8, patch_size=2, dim=16, depth=2, heads=2)
         decayed = decayed_names(model)  # decided before wrapping, as BackboneModule does
         full_l2 = float(sum(p.detach().pow(2).sum() for n, p in model.named_parameters() if n in decayed))
-        wrapped = FSDP(model, auto_wrap_policy=ModuleWrapPolicy({Block}), use_orig_params=True,
-                       device_id=torch.device("cpu"))
+        wrapped = FSDP(
+            model, auto_wrap_policy=ModuleWrapPolicy({Block}), use_orig_params=True, device_id=torch.device("cpu")
+        )
         named = list(wrapped.named_parameters())
         assert all(p.ndim <= 1 for _, p in named), "FSDP did not flatten: the test shows nothing"
         decay, exempt = parameter_groups(named, decayed, no_decay_norm_bias=True)
@@ -187,7 +214,8 @@ def test_decay_groups_and_penalties_under_torch_fsdp_over_gloo():
     mp.start_processes(_fsdp_worker, args=(2, port, results), nprocs=2, start_method="spawn")
     decay_numel = sum(r[0] for r in results.values())
     model = __import__("bigmodel_cli.models.transformer", fromlist=["Transformer"]).Transformer(
-        num_classes=10, in_channels=1, image_size=8, patch_size=2, dim=16, depth=2, heads=2)
+        num_classes=10, in_channels=1, image_size=8, patch_size=2, dim=16, depth=2, heads=2
+    )
     expected = sum(p.numel() for n, p in model.named_parameters() if n in decayed_names(model))
     assert decay_numel == expected, f"decayed shards hold {decay_numel} values, the weights {expected}"
     assert all(r[1] > 0 for r in results.values()), "norms and biases lost their no-decay group"

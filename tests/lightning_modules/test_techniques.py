@@ -45,7 +45,7 @@ def test_gd_gradient_is_the_full_batch_gradient(compose_cfg):
     expected = [p.grad.clone() for p in module.parameters()]
     module.zero_grad()
     for start in range(0, len(labels), 500):
-        xb, yb = x[start:start + 500], labels[start:start + 500]
+        xb, yb = x[start : start + 500], labels[start : start + 500]
         weighted = torch.nn.functional.cross_entropy(module(xb), yb) * module.full_batch_weight(len(xb))
         (weighted / FakeTrainer.num_training_batches).backward()  # Lightning's division by the accumulation
     for got, want in zip((p.grad for p in module.parameters()), expected):
@@ -77,13 +77,21 @@ def test_soft_target_loss_and_metrics(compose_cfg):
 
 
 def test_ema_weights_are_validated_and_saved(compose_cfg, monkeypatch):
-    with compose_cfg("train", ["regularizer=ema", "regularizer.callbacks.ema.decay=0.9", "trainer.max_epochs=2",
-                               "test_after_fit=false", *QUICK]) as cfg:
+    with compose_cfg(
+        "train",
+        [
+            "regularizer=ema",
+            "regularizer.callbacks.ema.decay=0.9",
+            "trainer.max_epochs=2",
+            "test_after_fit=false",
+            *QUICK,
+        ],
+    ) as cfg:
         _, trainer, module = fitted(cfg, monkeypatch)
         last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
     checkpoint = torch.load(last, weights_only=True)
     ema = next(c for c in trainer.callbacks if type(c).__name__ == "EMAWeightAveraging")
-    averaged = {k[len("module."):]: v for k, v in ema._average_model.state_dict().items() if k.startswith("module.")}
+    averaged = {k[len("module.") :]: v for k, v in ema._average_model.state_dict().items() if k.startswith("module.")}
     raw = checkpoint["current_model_state"]
     assert set(checkpoint["state_dict"]) == set(raw)
     differs = False
@@ -108,8 +116,9 @@ def test_adamw_exempts_norms_and_biases_from_decay(compose_cfg):
     assert len(decay["params"]) + len(exempt["params"]) == len(list(module.parameters()))
 
 
-@pytest.mark.parametrize(("option", "interval"), [("warmup_cosine", "step"), ("onecycle", "step"),
-                                                   ("plateau", "epoch"), ("cosine", "epoch")])
+@pytest.mark.parametrize(
+    ("option", "interval"), [("warmup_cosine", "step"), ("onecycle", "step"), ("plateau", "epoch"), ("cosine", "epoch")]
+)
 def test_schedules_step_at_their_interval(option, interval, compose_cfg, monkeypatch):
     with compose_cfg("train", [f"scheduler={option}", "trainer.max_epochs=2", "test_after_fit=false", *QUICK]) as cfg:
         _, trainer, _ = fitted(cfg, monkeypatch)
@@ -154,8 +163,10 @@ def test_train_with_lr_auto_trains_with_the_suggestion(compose_cfg, monkeypatch)
         return found[-1], Path("plot.png")
 
     monkeypatch.setattr(lr_find, "find_lr", spy)
-    with compose_cfg("train", ["optimizer.lr=auto", "lr_find.num_training=20", "trainer.max_epochs=1",
-                               "test_after_fit=false", *SHORT]) as cfg:
+    with compose_cfg(
+        "train",
+        ["optimizer.lr=auto", "lr_find.num_training=20", "trainer.max_epochs=1", "test_after_fit=false", *SHORT],
+    ) as cfg:
         _, trainer, module = fitted(cfg, monkeypatch)
     assert found and cfg.optimizer.lr == found[0]
     assert module.hparams["config"]["optimizer"]["lr"] == found[0]
@@ -177,8 +188,10 @@ def test_lr_auto_keeps_the_first_epochs_training_metrics(compose_cfg, monkeypatc
     its training metrics (they were once taken as already registered, and lost)."""
     import csv
 
-    with compose_cfg("train", ["optimizer.lr=auto", "lr_find.num_training=20", "trainer.max_epochs=2",
-                               "test_after_fit=false", *SHORT]) as cfg:
+    with compose_cfg(
+        "train",
+        ["optimizer.lr=auto", "lr_find.num_training=20", "trainer.max_epochs=2", "test_after_fit=false", *SHORT],
+    ) as cfg:
         fitted(cfg, monkeypatch)
         rows = list(csv.DictReader(open(Path(cfg.paths.output_dir) / "csv" / "metrics.csv")))
     epochs_with_train_acc = sorted({int(r["epoch"]) for r in rows if r.get("train/acc")})

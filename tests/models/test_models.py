@@ -77,7 +77,9 @@ def test_model_overfits_a_batch(model, modality, compose_cfg, tmp_path):
         losses.append(float(loss.detach()))
         if losses[-1] < 0.6 * losses[0]:
             break
-    assert losses[-1] < 0.6 * losses[0], f"{model} on {modality} did not fit one batch: {losses[0]:.3f} -> {losses[-1]:.3f}"
+    assert losses[-1] < 0.6 * losses[0], (
+        f"{model} on {modality} did not fit one batch: {losses[0]:.3f} -> {losses[-1]:.3f}"
+    )
 
 
 @pytest.mark.parametrize(("model", "modality"), FITS, ids=[f"{m}-{d}" for m, d in FITS])
@@ -107,8 +109,11 @@ def test_patch_size_that_does_not_divide_the_image(compose_cfg):
     from bigmodel_cli.commands import train
 
     with compose_cfg("train", ["model=transformer", "model.patch_size=3", *FAST]) as cfg:
-        with pytest.raises(UserError, match=r"patch_size=3 does not divide data.image_size=8; valid choices: 1, 2, 4, 8"
-                                            r".*models that fit image data: .*cnn"):
+        with pytest.raises(
+            UserError,
+            match=r"patch_size=3 does not divide data.image_size=8; valid choices: 1, 2, 4, 8"
+            r".*models that fit image data: .*cnn",
+        ):
             train.run(cfg)
 
 
@@ -130,8 +135,9 @@ def test_rnn_packs_padding_away(compose_cfg, tmp_path):
 
 @pytest.mark.parametrize("pooling", ["cls", "mean"])
 def test_transformer_masks_padding(pooling, compose_cfg):
-    with compose_cfg("train", ["model=transformer", "data=text_csv", f"model.pooling={pooling}",
-                               "model.positions=sinusoidal"]) as cfg:
+    with compose_cfg(
+        "train", ["model=transformer", "data=text_csv", f"model.pooling={pooling}", "model.positions=sinusoidal"]
+    ) as cfg:
         model = build_module(plain(cfg)).backbone.eval()
     assert torch.allclose(model(torch.tensor([[5, 6, 7]])), model(torch.tensor([[5, 6, 7, 0, 0]])), atol=1e-5)
 
@@ -143,8 +149,11 @@ def test_resnet_small_stem_channels_and_local_weights(compose_cfg, tmp_path):
     assert isinstance(model.net.maxpool, torch.nn.Identity)
     path = tmp_path / "weights.pt"
     torch.save(model.state_dict(), path)
-    with compose_cfg("train", ["model=resnet", "data=synthetic", "data.in_channels=2", "data.image_size=16",
-                               f"model.weights={path}"], name="again") as cfg:
+    with compose_cfg(
+        "train",
+        ["model=resnet", "data=synthetic", "data.in_channels=2", "data.image_size=16", f"model.weights={path}"],
+        name="again",
+    ) as cfg:
         loaded = build_module(plain(cfg)).backbone
     assert torch.equal(loaded.net.conv1.weight, model.net.conv1.weight)
     with compose_cfg("train", ["model=resnet", f"model.weights={path}"], name="misfit") as cfg:
@@ -160,6 +169,7 @@ def test_vgg_keeps_only_the_pools_the_image_allows(compose_cfg):
 
 
 # --- text data -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl"])
 def test_text_csv_reads_each_format_with_seeded_splits(suffix, compose_cfg, tmp_path):
@@ -180,23 +190,39 @@ def test_text_csv_reads_each_format_with_seeded_splits(suffix, compose_cfg, tmp_
 def test_word_vocabulary_from_training_split_and_split_files(compose_cfg, tmp_path):
     write_text_table(tmp_path / "train.csv", rows=60)
     write_text_table(tmp_path / "test.csv", rows=20, seed=1)
-    with compose_cfg("train", ["data=text_csv", f"data.path={tmp_path / 'train.csv'}",
-                               f"data.test_path={tmp_path / 'test.csv'}", "data.tokenizer=word",
-                               "data.vocab_size=12", "data.min_freq=2"]) as cfg:
+    with compose_cfg(
+        "train",
+        [
+            "data=text_csv",
+            f"data.path={tmp_path / 'train.csv'}",
+            f"data.test_path={tmp_path / 'test.csv'}",
+            "data.tokenizer=word",
+            "data.vocab_size=12",
+            "data.min_freq=2",
+        ],
+    ) as cfg:
         dm = build_datamodule(cfg.data)
         dm.setup()
     assert len(dm.datasets["test"]) == 20 and len(dm.datasets["train"]) + len(dm.datasets["val"]) == 60
     assert dm.tokenizer.size == 12 and dm.tokenizer.tokens[:2] == ["<pad>", "<unk>"]
-    assert dm.tokenizer.encode("zzzz-never-seen") [0] == 1
+    assert dm.tokenizer.encode("zzzz-never-seen")[0] == 1
 
 
 def test_text_errors_name_the_fix(compose_cfg, tmp_path):
     path = tmp_path / "t.csv"
     write_text_table(path, rows=30, num_classes=3)
-    cases = [(["data=text_csv"], "data.path is not set"),
-             (["data=text_csv", f"data.path={path}"], "labels go up to 2 but data.num_classes=2"),
-             (["data=text_csv", f"data.path={path}", "data.label_column=stars"], "no column 'stars'; valid choices: text, label"),
-             (["data=text_csv", f"data.path={path}", "data.tokenizer=byte", "data.vocab_size=100"], "byte tokenizer has 257 ids")]
+    cases = [
+        (["data=text_csv"], "data.path is not set"),
+        (["data=text_csv", f"data.path={path}"], "labels go up to 2 but data.num_classes=2"),
+        (
+            ["data=text_csv", f"data.path={path}", "data.label_column=stars"],
+            "no column 'stars'; valid choices: text, label",
+        ),
+        (
+            ["data=text_csv", f"data.path={path}", "data.tokenizer=byte", "data.vocab_size=100"],
+            "byte tokenizer has 257 ids",
+        ),
+    ]
     for i, (overrides, message) in enumerate(cases):
         with compose_cfg("train", overrides, name=f"case{i}") as cfg:
             with pytest.raises(UserError, match=message):
@@ -243,22 +269,35 @@ def test_char_lm_blocks_and_tail_split(level, compose_cfg):
         dm.setup()
     x, y = dm.datasets["train"][3]
     assert x.shape == y.shape == (16,) and torch.equal(x[1:], y[:-1])
-    assert int(dm.datasets["val"].ids[0]) == int(dm.tokenizer.encode(dm.tokenizer.decode([int(dm.datasets["val"].ids[0])]))[0])
+    assert int(dm.datasets["val"].ids[0]) == int(
+        dm.tokenizer.encode(dm.tokenizer.decode([int(dm.datasets["val"].ids[0])]))[0]
+    )
     assert max(int(ds.ids.max()) for ds in dm.datasets.values()) < cfg.data.vocab_size
     assert len(dm.datasets["train"]) > 10 * len(dm.datasets["test"])
 
 
 # --- the language model and bigmodel generate ------------------------------------------------------
 
+
 def test_gpt_trains_on_char_lm_and_generate_samples_from_its_checkpoint(cli, in_tmp_cwd):
-    code, out, err = cli("train", "model=gpt", "data=char_lm", "data.level=char", "data.vocab_size=96",
-                         "data.block_size=32", "model.dim=32", "model.depth=1", *FAST)
+    code, out, err = cli(
+        "train",
+        "model=gpt",
+        "data=char_lm",
+        "data.level=char",
+        "data.vocab_size=96",
+        "data.block_size=32",
+        "model.dim=32",
+        "model.depth=1",
+        *FAST,
+    )
     assert code == 0, err
     checkpoint = next(Path("outputs/train").glob("*/checkpoints/best.ckpt"))
     saved = torch.load(checkpoint, weights_only=True)
     assert saved["tokenizer"]["kind"] == "char" and len(saved["tokenizer"]["tokens"]) <= 96
-    code, out, err = cli("generate", f"ckpt_path={checkpoint}", "prompt=def", "max_new_tokens=20", "top_k=5",
-                         "num_samples=2")
+    code, out, err = cli(
+        "generate", f"ckpt_path={checkpoint}", "prompt=def", "max_new_tokens=20", "top_k=5", "num_samples=2"
+    )
     assert code == 0, err
     samples = next(Path("outputs/generate").glob("*/samples.txt")).read_text()
     assert samples.startswith("def") and samples.count("def") >= 2
@@ -273,8 +312,9 @@ def test_generate_refuses_a_classifier_checkpoint(cli, in_tmp_cwd):
 
 
 def test_gpt_is_causal_and_ties_embeddings(compose_cfg):
-    with compose_cfg("train", ["model=gpt", "data=char_lm", "model.dim=16", "model.depth=1", "optimizer=adamw",
-                               "scheduler=none"]) as cfg:
+    with compose_cfg(
+        "train", ["model=gpt", "data=char_lm", "model.dim=16", "model.depth=1", "optimizer=adamw", "scheduler=none"]
+    ) as cfg:
         module = build_module(plain(cfg))
     model = module.backbone.eval()
     assert model.head.weight is model.tokens.weight

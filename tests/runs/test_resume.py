@@ -32,8 +32,12 @@ def test_resume_falls_back_from_a_corrupt_last_checkpoint(trained, compose_cfg, 
     run_dir, _ = trained
     last = run_dir / "checkpoints" / "last.ckpt"
     last.write_bytes(last.read_bytes()[:1000])  # truncated, as by a kill mid-write without atomic saves
-    overrides = [*[o for o in TWO_EPOCHS if o != "logger=none"], "accelerator=cpu", "trainer.max_epochs=3",
-                 f"resume={run_dir}"]
+    overrides = [
+        *[o for o in TWO_EPOCHS if o != "logger=none"],
+        "accelerator=cpu",
+        "trainer.max_epochs=3",
+        f"resume={run_dir}",
+    ]
     with compose_cfg("train", overrides, name="trained") as cfg:
         train.run(cfg)
     out = capsys.readouterr().out

@@ -14,8 +14,16 @@ import time
 
 import pytest
 
-ARGS = ["data=synthetic", "data.source.train_samples=1024", "data.source.test_samples=256", "model=mlp",
-        "accelerator=cpu", "trainer.max_epochs=6", "trainer.limit_test_batches=2", "deterministic=true"]
+ARGS = [
+    "data=synthetic",
+    "data.source.train_samples=1024",
+    "data.source.test_samples=256",
+    "model=mlp",
+    "accelerator=cpu",
+    "trainer.max_epochs=6",
+    "trainer.limit_test_batches=2",
+    "deterministic=true",
+]
 
 
 def val_epochs(run_dir) -> list[int]:
@@ -27,8 +35,12 @@ def val_epochs(run_dir) -> list[int]:
 def test_sigkill_then_resume_matches_an_uninterrupted_run(cli, in_tmp_cwd):
     run_dir = in_tmp_cwd / "outputs" / "train" / "killed"
     last = run_dir / "checkpoints" / "last.ckpt"
-    process = subprocess.Popen([sys.executable, "-m", "bigmodel_cli", "train", *ARGS, "run_name=killed"],
-                               cwd=in_tmp_cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bigmodel_cli", "train", *ARGS, "run_name=killed"],
+        cwd=in_tmp_cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 240
         while not last.exists() and process.poll() is None and time.time() < deadline:

@@ -28,8 +28,16 @@ def test_train_writes_a_complete_run_directory(cli, in_tmp_cwd):
     code, out, err = cli("train", *QUICK, "model=mlp")
     assert code == 0, err
     (run,) = run_dirs(in_tmp_cwd)
-    for name in (".hydra/config.yaml", ".hydra/overrides.yaml", ".hydra/hydra.yaml", "metrics.json", "run.json",
-                 "checkpoints/best.ckpt", "checkpoints/last.ckpt", "csv/metrics.csv"):
+    for name in (
+        ".hydra/config.yaml",
+        ".hydra/overrides.yaml",
+        ".hydra/hydra.yaml",
+        "metrics.json",
+        "run.json",
+        "checkpoints/best.ckpt",
+        "checkpoints/last.ckpt",
+        "csv/metrics.csv",
+    ):
         assert (run / name).is_file(), f"{name} missing from {run}"
     record = json.loads((run / "run.json").read_text())
     assert record["status"] == "completed"
@@ -82,7 +90,9 @@ def test_checkpoints_eval_and_predict(cli, in_tmp_cwd):
     (test_run,) = run_dirs(in_tmp_cwd, "test")
     trained = json.loads((run / "metrics.json").read_text())
     tested = json.loads((test_run / "metrics.json").read_text())
-    assert tested["test/acc"] == pytest.approx(trained["test/acc"]) and tested["test/loss"] == pytest.approx(trained["test/loss"])
+    assert tested["test/acc"] == pytest.approx(trained["test/acc"]) and tested["test/loss"] == pytest.approx(
+        trained["test/loss"]
+    )
 
     code, _, err = cli("validate", f"ckpt_path={best}", "data.batch_size=7")
     assert code == 0, err

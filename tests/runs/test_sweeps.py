@@ -57,8 +57,11 @@ def test_skip_completed_and_report(cli, in_tmp_cwd):
 def test_report_reads_a_sweep_that_is_still_running(cli, in_tmp_cwd):
     job = in_tmp_cwd / "sweep" / "0"
     (job / "csv").mkdir(parents=True)
-    (job / "run.json").write_text(json.dumps({"status": "running", "overrides": ["optimizer.lr=0.1"],
-                                              "start_time": "2026-01-01T00:00:00", "config": {}}))
+    (job / "run.json").write_text(
+        json.dumps(
+            {"status": "running", "overrides": ["optimizer.lr=0.1"], "start_time": "2026-01-01T00:00:00", "config": {}}
+        )
+    )
     (job / "csv" / "metrics.csv").write_text("epoch,step,val/acc\n0,3,0.5\n1,7,0.6\n")
     code, out, err = cli("report", "sweep", "--no-plots")
     assert code == 0, err

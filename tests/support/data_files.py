@@ -36,7 +36,11 @@ def write_mnist_like(raw: Path, train: int = 96, test: int = 32, seed: int = 0, 
 def write_cifar(root: Path, classes: int, per_file: int = 40, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     if classes == 10:
-        folder, files, key = root / "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"], b"labels"
+        folder, files, key = (
+            root / "cifar-10-batches-py",
+            [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"],
+            b"labels",
+        )
     else:
         folder, files, key = root / "cifar-100-python", ["train", "test"], b"fine_labels"
     folder.mkdir(parents=True, exist_ok=True)
@@ -47,8 +51,9 @@ def write_cifar(root: Path, classes: int, per_file: int = 40, seed: int = 0) -> 
             pickle.dump({b"data": data, key: labels.tolist()}, f)
 
 
-def write_image_folder(root: Path, classes=("cat", "dog", "fox"), per_class: int = 12, size: int = 20,
-                       splits=("train", "test")) -> None:
+def write_image_folder(
+    root: Path, classes=("cat", "dog", "fox"), per_class: int = 12, size: int = 20, splits=("train", "test")
+) -> None:
     from PIL import Image
 
     rng = np.random.default_rng(0)
@@ -79,7 +84,7 @@ def write_text_table(path: Path, rows: int = 160, num_classes: int = 2, seed: in
     for i in range(rows):
         label = i % num_classes
         words = list(rng.choice(FILLER, rng.integers(3, 12)))
-        words += list(rng.choice(cues[label * per_class:(label + 1) * per_class], 2))
+        words += list(rng.choice(cues[label * per_class : (label + 1) * per_class], 2))
         rng.shuffle(words)
         records.append({"text": " ".join(words), "label": label})
     path.parent.mkdir(parents=True, exist_ok=True)

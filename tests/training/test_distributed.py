@@ -26,10 +26,13 @@ BIGMODEL = shutil.which("bigmodel") or "bigmodel"
 QUICK = ["trainer.max_epochs=2"]
 
 
-def run_cli(args: list[str], cwd: Path, timeout: int = 420, command: list[str] | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    args: list[str], cwd: Path, timeout: int = 420, command: list[str] | None = None
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    result = subprocess.run(command or [BIGMODEL, *args], cwd=cwd, capture_output=True, text=True,
-                            timeout=timeout, env=env)
+    result = subprocess.run(
+        command or [BIGMODEL, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
 
@@ -63,8 +66,9 @@ def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path, compose_cfg):
     # appears more than once in the final defaults list").
     reproduced = run_cli(["reproduce", str(run), "trainer.max_epochs=1"], tmp_path)
     assert "global batch 64 = 32 per device x 2 devices" in reproduced.stdout
-    again = run_cli(["train", "--config-path", str(run / ".hydra"), "--config-name", "config",
-                     "trainer.max_epochs=1"], tmp_path)
+    again = run_cli(
+        ["train", "--config-path", str(run / ".hydra"), "--config-name", "config", "trainer.max_epochs=1"], tmp_path
+    )
     assert "global batch 64 = 32 per device x 2 devices" in again.stdout
     runs = [p for p in (tmp_path / "outputs" / "train").iterdir() if p != run]
     assert len(runs) == 2 and all(json.loads((p / "run.json").read_text())["status"] == "completed" for p in runs)
@@ -93,9 +97,17 @@ def free_port() -> int:
 
 def run_together(commands: list[tuple[list[str], dict]], cwd: Path) -> list[str]:
     """Start every (argv, extra env) at once, as a launcher would; all must exit 0. Their outputs."""
-    processes = [subprocess.Popen(argv, cwd=cwd, env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                 for argv, env in commands]
+    processes = [
+        subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for argv, env in commands
+    ]
     outputs = []
     try:
         for process in processes:
@@ -112,10 +124,16 @@ def test_two_node_torchrun_on_loopback(tmp_path):
     """Two torchrun agents, node_rank 0 and 1, one CPU process each: Lightning's TorchElastic
     environment sees a world of two nodes."""
     port = str(free_port())
-    common = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
-              "--master_addr=127.0.0.1", f"--master_port={port}"]
-    args = ["-m", "bigmodel_cli", "train", "accelerator=cpu", "trainer.num_nodes=2", "trainer.devices=1",
-            "debug=limit"]
+    common = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes=2",
+        "--nproc_per_node=1",
+        "--master_addr=127.0.0.1",
+        f"--master_port={port}",
+    ]
+    args = ["-m", "bigmodel_cli", "train", "accelerator=cpu", "trainer.num_nodes=2", "trainer.devices=1", "debug=limit"]
     outputs = run_together([([*common, f"--node_rank={rank}", *args], {}) for rank in (0, 1)], tmp_path)
     assert "global batch 128 = 64 per device x 1 device x 2 nodes" in outputs[0]
     run = only_run_dir(tmp_path / "outputs" / "train")
@@ -123,8 +141,17 @@ def test_two_node_torchrun_on_loopback(tmp_path):
 
 
 def test_joblib_launcher_runs_jobs_in_parallel(tmp_path):
-    run_cli(["train", "-m", "launcher=joblib", "hydra.launcher.n_jobs=2", "optimizer=sgd,adam,adamw,rmsprop",
-             "debug=limit"], tmp_path)
+    run_cli(
+        [
+            "train",
+            "-m",
+            "launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            "optimizer=sgd,adam,adamw,rmsprop",
+            "debug=limit",
+        ],
+        tmp_path,
+    )
     sweep = only_run_dir(tmp_path / "multirun" / "train")
     spans = []
     for job in sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")):
@@ -132,7 +159,7 @@ def test_joblib_launcher_runs_jobs_in_parallel(tmp_path):
         assert record["status"] == "completed"
         spans.append((datetime.fromisoformat(record["start_time"]), datetime.fromisoformat(record["end_time"])))
     assert len(spans) == 4
-    overlapping = [(a, b) for i, a in enumerate(spans) for b in spans[i + 1:] if a[0] < b[1] and b[0] < a[1]]
+    overlapping = [(a, b) for i, a in enumerate(spans) for b in spans[i + 1 :] if a[0] < b[1] and b[0] < a[1]]
     assert overlapping, f"no two jobs ran at the same time: {spans}"
 
 
@@ -144,12 +171,26 @@ def test_submitit_local_launcher(tmp_path):
 
 
 def test_submitit_slurm_config_composes(cli):
-    code, out, err = cli("train", "launcher=submitit_slurm", "hydra.launcher.partition=gpu",
-                         "hydra.launcher.gpus_per_node=4", "hydra.launcher.nodes=2", "--cfg", "hydra")
+    code, out, err = cli(
+        "train",
+        "launcher=submitit_slurm",
+        "hydra.launcher.partition=gpu",
+        "hydra.launcher.gpus_per_node=4",
+        "hydra.launcher.nodes=2",
+        "--cfg",
+        "hydra",
+    )
     assert code == 0, err
     assert "SlurmLauncher" in out and "partition: gpu" in out and "signal_delay_s: 120" in out
-    code, out, err = cli("train", "launcher=submitit_slurm", "hydra.launcher.gpus_per_node=4",
-                         "hydra.launcher.nodes=2", "--cfg", "job", "--resolve")
+    code, out, err = cli(
+        "train",
+        "launcher=submitit_slurm",
+        "hydra.launcher.gpus_per_node=4",
+        "hydra.launcher.nodes=2",
+        "--cfg",
+        "job",
+        "--resolve",
+    )
     assert code == 0, err
     assert "devices: 4" in out and "num_nodes: 2" in out and "accelerator: gpu" in out
 
@@ -159,10 +200,18 @@ def test_srun_style_launch_two_tasks(tmp_path):
     set by hand: no cluster here): Lightning's SLURM environment wires them into one DDP world."""
     port = str(free_port())
     args = [BIGMODEL, "train", "accelerator=cpu", "trainer.devices=2", "debug=limit"]
-    slurm = {"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_NODEID": "0", "SLURM_JOB_ID": "4242",
-             "SLURM_JOB_NAME": "bigmodel", "SLURM_NODELIST": "127.0.0.1", "MASTER_PORT": port}
-    outputs = run_together([(args, {**slurm, "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank)})
-                            for rank in (0, 1)], tmp_path)
+    slurm = {
+        "SLURM_NTASKS": "2",
+        "SLURM_NTASKS_PER_NODE": "2",
+        "SLURM_NODEID": "0",
+        "SLURM_JOB_ID": "4242",
+        "SLURM_JOB_NAME": "bigmodel",
+        "SLURM_NODELIST": "127.0.0.1",
+        "MASTER_PORT": port,
+    }
+    outputs = run_together(
+        [(args, {**slurm, "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank)}) for rank in (0, 1)], tmp_path
+    )
     assert "global batch 128 = 64 per device x 2 devices x 1 node" in outputs[0]
     run = only_run_dir(tmp_path / "outputs" / "train")
     assert json.loads((run / "run.json").read_text())["status"] == "completed"
