@@ -1,4 +1,4 @@
-"""What every task does around its own work: validate, seed, report and record metrics."""
+"""What every subcommand job does around its own work: validate, seed, report and record metrics."""
 
 from __future__ import annotations
 

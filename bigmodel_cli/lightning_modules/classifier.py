@@ -1,4 +1,4 @@
-"""One classification LightningModule around any backbone (see modules/base.py for what it
+"""One classification LightningModule around any backbone (see lightning_modules/base.py for what it
 shares with the other modules: config as the only hyper-parameter, optimizer, schedules,
 regularizers and full-batch gd)."""
 

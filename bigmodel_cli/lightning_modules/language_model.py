@@ -1,7 +1,7 @@
 """The language-modelling LightningModule: next-token cross-entropy around a causal backbone (GPT).
 
 Like the classifier, it is built from the run's resolved config (plain containers) and takes the
-shared regularizers, weight decay groups and full-batch gd from modules/base.py. It logs loss,
+shared regularizers, weight decay groups and full-batch gd from lightning_modules/base.py. It logs loss,
 perplexity and next-token accuracy (`acc`, so the default objective `val/acc` works for every
 task), and stores the data's tokenizer in each checkpoint as plain containers so `bigmodel generate`
 can encode prompts and decode samples.

@@ -23,13 +23,13 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 PLACEHOLDER = re.compile(r"outputs/train/<run>")
 # Lines skipped, by a pattern (regular expression) of the command, with the reason.
 SKIPPED = {
-    "^torchrun --nnodes=2": "needs two machines (tests/test_distributed.py runs two torchrun nodes on loopback)",
-    "^srun ": "needs a SLURM cluster (tests/test_distributed.py simulates srun's two tasks)",
+    "^torchrun --nnodes=2": "needs two machines (tests/training/test_distributed.py runs two torchrun nodes on loopback)",
+    "^srun ": "needs a SLURM cluster (tests/training/test_distributed.py simulates srun's two tasks)",
     "launcher=submitit_slurm": "needs a SLURM cluster (its config is checked by test_submitit_slurm_config_composes)",
     "accelerator=gpu": "needs a CUDA GPU",
     "accelerator=fsdp": "needs CUDA GPUs (FSDP is GPU-only in Lightning)",
     r"data=imdb(?!.*data\.path=)": "downloads IMDB from the Hugging Face hub, and this machine has no "
-    "network (the same loader reads local copies in tests/test_text_data.py)",
+    "network (the same loader reads local copies in tests/data/test_text_data.py)",
 }
 TRAINING = ("train", "validate", "test", "predict", "lr-find")
 
