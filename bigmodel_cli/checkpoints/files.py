@@ -19,6 +19,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from bigmodel_cli.config.renamed import with_current_targets
 from bigmodel_cli.errors import UserError
 from bigmodel_cli.process_state import trusted
 
@@ -155,8 +156,8 @@ def load_checkpoint(path: str | Path, trust: bool | None = None) -> dict[str, An
 
 
 def saved_config(checkpoint: dict[str, Any]) -> dict[str, Any]:
-    """The resolved run config a checkpoint was trained with."""
-    return checkpoint["hyper_parameters"]["config"]
+    """The resolved run config a checkpoint was trained with (targets that moved, at their new place)."""
+    return with_current_targets(checkpoint["hyper_parameters"]["config"])
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 
+import yaml
+
 from bigmodel_cli.config.catalogue import conf_dir
+from bigmodel_cli.config.renamed import moved_target_overrides
 from bigmodel_cli.errors import UserError
 
 CONFIG_PATH = ("--config-path", "-cp")
@@ -85,6 +88,10 @@ def saved_config_arguments(overrides: list[str]) -> list[str]:
             out.append(f"hydra.searchpath=[file://{conf_dir()}]")
         if "+hydra=default" not in out:  # a DDP child's job already carries it
             out.append("+hydra=default")
+        # A run saved before bigmodel_cli's packages moved names old _target_s: point them at the new ones.
+        given = {a.split("=", 1)[0] for a in out}
+        with open(saved) as f:
+            out += [o for o in moved_target_overrides(yaml.safe_load(f) or {}) if o.split("=", 1)[0] not in given]
         # A fixed run_name in the saved config would send this run into the old run's directory.
         if "\nrun_name:" in open(saved).read() and override_value(out, "run_name") is None:
             out.append("run_name=null")

@@ -67,3 +67,19 @@ def test_trust_checkpoint_flag_on_the_cli(cli, trained, in_tmp_cwd):
     assert process_state.TRUST_ENV not in os.environ
     records = [json.loads(p.read_text()) for p in sorted((in_tmp_cwd / "outputs" / "test").glob("*/run.json"))]
     assert sorted(r["trust_checkpoint"] for r in records) == [False, True]  # the refused run, the trusted one
+
+
+def test_a_checkpoint_saved_before_the_package_move_still_tests(cli, trained, in_tmp_cwd):
+    """Its saved config names bigmodel_cli.progress.RichProgressBar, which now lives in callbacks/."""
+    run_dir, _ = trained
+    checkpoint = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
+    config = checkpoint["hyper_parameters"]["config"]
+    config["callbacks"]["progress_bar"]["_target_"] = "bigmodel_cli.progress.RichProgressBar"
+    torch.save(checkpoint, in_tmp_cwd / "old.ckpt")
+    fast = [o for o in FAST if not o.startswith("trainer.max_epochs")]
+    code, _, err = cli("test", "ckpt_path=old.ckpt", *fast)
+    assert code == 0, err
+    config["callbacks"]["progress_bar"]["_target_"] = "bigmodel_cli.nowhere.RichProgressBar"  # not a moved name
+    torch.save(checkpoint, in_tmp_cwd / "bad.ckpt")
+    code, _, err = cli("test", "ckpt_path=bad.ckpt", *fast)
+    assert code == 2 and "bigmodel_cli.nowhere.RichProgressBar" in err
