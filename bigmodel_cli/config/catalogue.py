@@ -81,6 +81,8 @@ def option_yaml(group: str, option: str) -> dict:
 
 
 def merge(base: dict, update: dict) -> dict:
+    """OmegaConf.merge's rule on plain dicts (nested dicts key by key, anything else replaced),
+    without importing OmegaConf on --help's path."""
     out = dict(base)
     for key, value in update.items():
         both_dicts = isinstance(value, dict) and isinstance(out.get(key), dict)

@@ -83,17 +83,26 @@ def saved_config_arguments(overrides: list[str]) -> list[str]:
         else:
             out.append(arg)
     saved = os.path.join(absolute, f"{option_value(out, *CONFIG_NAME) or 'config'}.yaml")
-    if os.path.isfile(saved) and "defaults:" not in open(saved).read():
+    if not os.path.isfile(saved):
+        return out
+    try:
+        with open(saved) as f:
+            node = yaml.safe_load(f) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(
+            f"{saved} is not valid YAML ({str(exc).splitlines()[0]}); fix: give the .hydra folder of a "
+            f"run (outputs/train/<run>/.hydra), or repair the file"
+        ) from None
+    if isinstance(node, dict) and "defaults" not in node:  # a saved (composed) config, not a primary one
         if not any(a.startswith("hydra.searchpath") for a in out):
             out.append(f"hydra.searchpath=[file://{conf_dir()}]")
         if "+hydra=default" not in out:  # a DDP child's job already carries it
             out.append("+hydra=default")
         # A run saved before bigmodel_cli's packages moved names old _target_s: point them at the new ones.
         given = {a.split("=", 1)[0] for a in out}
-        with open(saved) as f:
-            out += [o for o in moved_target_overrides(yaml.safe_load(f) or {}) if o.split("=", 1)[0] not in given]
+        out += [o for o in moved_target_overrides(node) if o.split("=", 1)[0] not in given]
         # A fixed run_name in the saved config would send this run into the old run's directory.
-        if "\nrun_name:" in open(saved).read() and override_value(out, "run_name") is None:
+        if node.get("run_name") is not None and override_value(out, "run_name") is None:
             out.append("run_name=null")
     return out
 

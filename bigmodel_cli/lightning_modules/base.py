@@ -104,8 +104,7 @@ class BackboneModule(pl.LightningModule):
 
     def on_before_optimizer_step(self, optimizer) -> None:
         """regularizer.weight_decay: decoupled decay at every optimizer step, whatever the optimizer."""
-        if self.regularization.weight_decay:
-            self.regularization.decay(optimizer, self.decayed_weights())
+        self.regularization.decay(optimizer, self.decayed_weights())
 
     # --- full-batch gradient descent (optimizer=gd) -------------------------------------------
 

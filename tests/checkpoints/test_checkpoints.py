@@ -13,19 +13,6 @@ from bigmodel_cli import process_state
 from bigmodel_cli.checkpoints import files as checkpoints
 from tests.conftest import FAST
 
-# (spelled target, what it resolves to; None: it cannot even be located through that module)
-WALKAROUNDS = [
-    ("torch.nn.functional.torch.load", "torch.serialization.load"),
-    ("torch.nn.modules.module.torch.load", "torch.serialization.load"),
-    ("bigmodel_cli.runs.records.subprocess.run", "subprocess.run"),
-    ("bigmodel_cli.data.text_sources.json.loads", "json.loads"),
-    ("torchvision.transforms.v2.functional.torch.load", None),
-    ("torchvision.transforms.v2._geometry.torch.load", "torch.serialization.load"),
-    ("pytorch_lightning.callbacks.model_checkpoint.os.system", "posix.system"),
-    ("torch.optim.lr_scheduler.partial", "functools.partial"),
-    ("torch.nn.Module.__init__.__globals__", None),
-]
-
 
 def test_atomic_save_never_leaves_a_truncated_file(tmp_path, monkeypatch):
     path = tmp_path / "last.ckpt"

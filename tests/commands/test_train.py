@@ -7,19 +7,6 @@ import torch
 from bigmodel_cli.commands import train
 from tests.conftest import TWO_EPOCHS
 
-# (spelled target, what it resolves to; None: it cannot even be located through that module)
-WALKAROUNDS = [
-    ("torch.nn.functional.torch.load", "torch.serialization.load"),
-    ("torch.nn.modules.module.torch.load", "torch.serialization.load"),
-    ("bigmodel_cli.runs.records.subprocess.run", "subprocess.run"),
-    ("bigmodel_cli.data.text_sources.json.loads", "json.loads"),
-    ("torchvision.transforms.v2.functional.torch.load", None),
-    ("torchvision.transforms.v2._geometry.torch.load", "torch.serialization.load"),
-    ("pytorch_lightning.callbacks.model_checkpoint.os.system", "posix.system"),
-    ("torch.optim.lr_scheduler.partial", "functools.partial"),
-    ("torch.nn.Module.__init__.__globals__", None),
-]
-
 
 def test_deterministic_training_is_bitwise_identical(compose_cfg, tmp_path):
     results = []
