@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 LAYERS = (
     "errors",  # UserError and how an error is printed as one line
     "process_state",  # state that crosses processes: environment variables, ranks
+    "console",  # what the terminal shows: log filter, number format, progress for slow work
     "config",  # the conf/ tree: catalogue, contracts, resolvers, validation, instantiate
     "models",  # backbones (nn.Module)
     "data",  # LightningDataModules and their sources

@@ -7,6 +7,7 @@ failed and a sweep goes on; what escapes Hydra itself is a composition or run-di
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from importlib import import_module
@@ -43,11 +44,15 @@ def run_subcommand(command: str, overrides: list[str], verbose: bool = False) ->
             print(f"skipped: the same config completed in {done['run_dir']}")
             return objective_value(cfg, done.get("metrics", {}))
         ddp_job.export_job(command, config_source_arguments(overrides))
+        # Warnings (third-party deprecations, Lightning's tips) become log records: the job's log
+        # file keeps them and the console filter (bigmodel_cli.console) keeps them off the terminal.
+        logging.captureWarnings(True)
         try:
             return import_module(task_module).main(cfg)
         except Exception as exc:  # noqa: BLE001 - recorded, so the run is marked failed and a sweep goes on
             return failures.record(exc, show_trace)
         finally:
+            logging.captureWarnings(False)
             ddp_job.release()
 
     app = hydra.main(config_path=str(conf_dir()), config_name=config_name, version_base="1.3")(task_function)

@@ -52,19 +52,31 @@ def collect(callback_metrics: dict, prefixes: tuple[str, ...] = ("train/", "val/
 
 
 def print_summary(title: str, metrics: dict[str, float], notes: dict[str, str] | None = None) -> None:
+    """The final metrics as one table, a row per metric and a column per split (train, val, test),
+    to 4 significant digits; then the notes (paths), one line each."""
     if not is_rank_zero():
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
-    table.add_column("metric", style="cyan")
-    table.add_column("value", justify="right")
+    from bigmodel_cli.console import significant
+
+    splits: dict[str, dict[str, float]] = {}
     for key, value in metrics.items():
-        table.add_row(key, f"{value:.4f}")
+        split, _, name = key.rpartition("/")
+        splits.setdefault(split, {})[name] = value
+    names = list(dict.fromkeys(name for values in splits.values() for name in values))
+    table = Table()
+    table.add_column("metric", style="cyan")
+    for split in splits:
+        table.add_column(split or "value", justify="right")
+    for name in names:
+        table.add_row(name, *(significant(values[name]) if name in values else "" for values in splits.values()))
+    console = Console()
+    console.print(title, highlight=False, soft_wrap=True)
+    console.print(table)
     for key, value in (notes or {}).items():
-        table.add_row(key, value)
-    Console().print(table)
+        console.print(f"{key}: {value}", highlight=False, soft_wrap=True)
 
 
 def task_main(run: Callable[[DictConfig], dict[str, float]], cfg: DictConfig):

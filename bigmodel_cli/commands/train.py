@@ -7,11 +7,11 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from bigmodel_cli.callbacks.guards import NonFiniteLossGuard, SaveOnSignal
+from bigmodel_cli.callbacks.header import RunHeader
 from bigmodel_cli.checkpoints.files import load_checkpoint
 from bigmodel_cli.checkpoints.plugin import AtomicCheckpointIO
 from bigmodel_cli.commands import lr_find
 from bigmodel_cli.commands.job import collect, prepare, print_summary, task_main
-from bigmodel_cli.process_state import is_rank_zero
 from bigmodel_cli.runs import records
 from bigmodel_cli.runs.resume import checkpoint_to_resume, trim_csv_logs
 from bigmodel_cli.training.assembly import allowed, build_datamodule, build_module, build_trainer, plain, probe
@@ -24,8 +24,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
     module = build_module(plain(cfg))
     probe(module, datamodule)
     trainer = build_trainer(cfg, plugins=[AtomicCheckpointIO()])
-    if is_rank_zero():
-        print(global_batch_line(cfg.data.batch_size, trainer, module.full_batch))
+    run_header = RunHeader(cfg.paths.output_dir, hydra_choice("model"), hydra_choice("data"))
+    trainer.callbacks.insert(0, run_header)
     trainer.callbacks.extend(
         [NonFiniteLossGuard(), SaveOnSignal(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")]
     )
@@ -51,19 +51,13 @@ def run(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-def global_batch_line(batch_size: int, trainer, full_batch: bool = False) -> str:
-    """How the per-device batch adds up across devices, nodes and gradient accumulation; under
-    full-batch gd (one step per epoch) the step's batch is the whole training split."""
-    devices, nodes = trainer.num_devices, trainer.num_nodes
-    spread = (
-        f"{batch_size} per device x {devices} device{'s' if devices > 1 else ''} "
-        f"x {nodes} node{'s' if nodes > 1 else ''}"
-    )
-    if full_batch:
-        return f"full batch: one optimizer step per epoch on the whole training split, read in batches of {spread}"
-    accumulate = int(getattr(trainer, "accumulate_grad_batches", 1) or 1)
-    line = f"global batch {batch_size * devices * nodes * accumulate} = {spread}"
-    return line + (f" x {accumulate} accumulated batches" if accumulate > 1 else "")
+def hydra_choice(group: str) -> str | None:
+    """The option picked for a config group (`model=cnn` -> "cnn"); None outside a Hydra app."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    return HydraConfig.get().runtime.choices.get(group)
 
 
 def main(cfg: DictConfig):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from bigmodel_cli.config.catalogue import groups
+from bigmodel_cli.config.keys import closest, closest_key
 from bigmodel_cli.errors import choices_text
 
 
@@ -22,8 +23,10 @@ def hydra_message_to_line(exc: BaseException) -> str | None:
         if missing and options:
             group, _, value = missing.group(1).rpartition("/")
             return (
-                f"unknown option {group}={value}; valid choices: {choices_text(options)} "
-                f"(fix: pick one, e.g. {group}={options[0]}; `bigmodel --help` lists every group)"
+                f"unknown option {group}={value}; {did_you_mean(group + '=', closest(value, options))}"
+                f"valid choices: {choices_text(options)} "
+                f"(fix: pick one, e.g. {group}={closest(value, options) or options[0]}; "
+                f"`bigmodel --help` lists every group)"
             )
     in_list = re.search(r"Could not load '([^']+)/([^'/]+)'", text)  # an unknown option inside [a,b]
     if in_list:
@@ -31,14 +34,14 @@ def hydra_message_to_line(exc: BaseException) -> str | None:
         options = groups(include_plumbing=True).get(group)
         if options:
             return (
-                f"unknown option {value} in {group}=[...]; valid choices: {choices_text(options)} "
+                f"unknown option {value} in {group}=[...]; {did_you_mean('', closest(value, options))}valid choices: {choices_text(options)} "
                 f"(fix: list options of the group, e.g. {group}=[{','.join(options[:2])}])"
             )
     unknown_key = re.search(r"Could not override '([^']+)'", text)
     if unknown_key:
         key = unknown_key.group(1)
         return (
-            f"unknown config key '{key}'; check the spelling with `bigmodel train --cfg job`, "
+            f"unknown config key '{key}'; {did_you_mean('', closest_key(key))}check the spelling with `bigmodel train --cfg job`, "
             f"or add a new key explicitly with +{key}=..."
         )
     unknown_delete = re.search(r"Could not delete from config\. '([^']+)'", text)
@@ -46,3 +49,7 @@ def hydra_message_to_line(exc: BaseException) -> str | None:
         return f"cannot delete '{unknown_delete.group(1)}': no such key in the config (see `bigmodel train --cfg job`)"
     first = text.splitlines()[0] if text else type(exc).__name__
     return f"{first} (run with --verbose for the full trace)"
+
+
+def did_you_mean(prefix: str, suggestion: str | None) -> str:
+    return f"did you mean {prefix}{suggestion}? " if suggestion else ""

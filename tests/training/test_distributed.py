@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from bigmodel_cli.commands import train
+from tests.support.console import assert_quiet_console
 
 pytestmark = pytest.mark.slow
 
@@ -46,6 +47,7 @@ def only_run_dir(root: Path) -> Path:
 def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path, compose_cfg):
     result = run_cli(["train", "accelerator=cpu", "trainer.devices=2", "data.batch_size=32", *QUICK], tmp_path)
     assert "global batch 64 = 32 per device x 2 devices x 1 node" in result.stdout
+    assert_quiet_console(result.stdout + result.stderr, devices=2)  # each line once, no banners
     assert not (tmp_path / "multirun").exists()
     run = only_run_dir(tmp_path / "outputs" / "train")
     files = sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file())

@@ -1,0 +1,63 @@
+"""The dotted config keys the catalogue defines, read from the YAML files alone (no Hydra, no
+torch): what `optimizer.<TAB>` completes to, and where "did you mean ..." finds its suggestion."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from functools import cache
+
+import yaml
+
+from bigmodel_cli.config.catalogue import conf_dir, groups, option_yaml
+
+PACKAGE_LINE = re.compile(r"^# @package (\S+)", re.MULTILINE)
+
+
+def package_of(group: str, option: str) -> str:
+    """Where an option's keys land: its `# @package` line, else the group's own node."""
+    found = PACKAGE_LINE.search((conf_dir() / group / f"{option}.yaml").read_text())
+    return found.group(1) if found else group.replace("/", ".")
+
+
+@cache
+def config_keys(config_name: str = "train") -> tuple[str, ...]:
+    """Every key a user can override in this primary config: its own keys, each group's name and
+    the keys of every option of each group (under the group's package; `_global_` recipes only
+    set keys that exist elsewhere). `_target_`-style private keys are left out."""
+    primary = yaml.safe_load((conf_dir() / f"{config_name}.yaml").read_text()) or {}
+    keys = set(flatten({k: v for k, v in primary.items() if k != "defaults"}))
+    for group, options in groups(include_plumbing=True).items():
+        if group.split("/")[0] == "hydra":
+            continue
+        keys.add(group.replace("/", "."))
+        for option in options:
+            package = package_of(group, option)
+            if package != "_global_":
+                keys.update(flatten(option_yaml(group, option), package.removeprefix("_global_.")))
+    return tuple(sorted(keys))
+
+
+def flatten(node: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key, value in node.items():
+        if not isinstance(key, str) or key.startswith("_"):
+            continue
+        path = f"{prefix}.{key}" if prefix else key
+        out.append(path)
+        if isinstance(value, dict):
+            out.extend(flatten(value, path))
+    return out
+
+
+def closest(word: str, candidates) -> str | None:
+    """The candidate a typo most likely meant (`tranformer` -> `transformer`), or None."""
+    found = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def closest_key(key: str, config_name: str = "train") -> str | None:
+    """The known key `key` most likely meant: among keys of the same depth (`optimizer.lrr` ->
+    `optimizer.lr`)."""
+    depth = key.count(".")
+    return closest(key, (k for k in config_keys(config_name) if k.count(".") == depth))
