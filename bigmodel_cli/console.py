@@ -49,7 +49,7 @@ def slow_progress(items: Iterable[T], description: str, total: int | None = None
                 from rich.console import Console
                 from rich.progress import Progress
 
-                progress = Progress(console=Console(stderr=True), transient=True)
+                progress = Progress(console=Console(stderr=True))
                 progress.start()
                 task = progress.add_task(description, total=total, completed=done)
             if progress is not None:

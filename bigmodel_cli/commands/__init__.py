@@ -39,4 +39,13 @@ TOOLS: dict[str, tuple[str, str]] = {
         "bigmodel_cli.commands.reproduce",
         "re-run a past run from its saved config; --verify compares the metrics",
     ),
+    "runs": (
+        "bigmodel_cli.commands.runs",
+        "list the runs under outputs/ and multirun/: status, overrides, metrics, age; filters, --json",
+    ),
+    "diff": ("bigmodel_cli.commands.diff", "what differs between two runs: config keys, versions, metrics"),
+    "completion": (
+        "bigmodel_cli.commands.completion",
+        "print a shell completion script: bigmodel completion bash|zsh|fish",
+    ),
 }

@@ -7,25 +7,20 @@ from __future__ import annotations
 
 import argparse
 import csv
-from datetime import datetime
 from pathlib import Path
 
+from bigmodel_cli.console import significant, slow_progress
 from bigmodel_cli.errors import UserError
-from bigmodel_cli.runs.records import METRICS_FILE, NOT_PART_OF_THE_JOB, RUN_FILE, read_json
+from bigmodel_cli.runs.index import METRICS_FILE, NOT_PART_OF_THE_JOB, duration, find_records, overrides_of, read_json
 
 SUMMARY_METRICS = ("val/acc", "val/loss", "test/acc", "test/loss", "train/loss")
 
 
 def load_jobs(root: Path) -> list[dict]:
     jobs = []
-    for path in sorted(root.rglob(RUN_FILE)):
-        try:
-            record = read_json(path)
-        except (OSError, ValueError):
-            continue
+    for run_dir, record in slow_progress(find_records(root), "reading runs"):
         if record.get("status") == "skipped":
             continue  # a duplicate of a job listed under its own directory
-        run_dir = path.parent
         metrics = record.get("metrics")
         if metrics is None and (run_dir / METRICS_FILE).is_file():
             metrics = read_json(run_dir / METRICS_FILE)
@@ -38,7 +33,7 @@ def load_jobs(root: Path) -> list[dict]:
                 "name": str(run_dir.relative_to(root)) if run_dir != root else run_dir.name,
                 "status": record.get("status", "?"),
                 "error": record.get("error", ""),
-                "overrides": dict(o.lstrip("+~").split("=", 1) for o in record.get("overrides", []) if "=" in o),
+                "overrides": overrides_of(record),
                 "metrics": metrics or {},
                 "duration": duration(record),
                 "objective": config.get("objective", "val/acc"),
@@ -46,14 +41,6 @@ def load_jobs(root: Path) -> list[dict]:
             }
         )
     return jobs
-
-
-def duration(record: dict) -> float | None:
-    start = record.get("start_time")
-    end = record.get("end_time") or (datetime.now().isoformat() if record.get("status") == "running" else None)
-    if not start or not end:
-        return None
-    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
 def curves(run_dir: Path) -> dict[str, list[tuple[float, float]]]:
@@ -106,10 +93,10 @@ def rows(jobs: list[dict], params: list[str]) -> tuple[list[str], list[list[str]
             [
                 job["name"],
                 *(job["overrides"].get(p, "") for p in params),
-                "" if best is None else f"{best:.4f}",
-                *("" if job["metrics"].get(m) is None else f"{job['metrics'][m]:.4f}" for m in metric_keys),
+                "" if best is None else significant(best),
+                *("" if job["metrics"].get(m) is None else significant(job["metrics"][m]) for m in metric_keys),
                 job["status"] + (f": {job['error'][:60]}" if job["error"] else ""),
-                "" if job["duration"] is None else f"{job['duration']:.1f}",
+                "" if job["duration"] is None else significant(job["duration"], 3),
             ]
         )
     return header, table

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from bigmodel_cli.commands import SUBCOMMANDS
 from bigmodel_cli.errors import UserError, print_error
-from bigmodel_cli.runs.records import METRICS_FILE, RUN_FILE, git_sha, read_json, versions
+from bigmodel_cli.runs.index import METRICS_FILE, RUN_FILE, read_json
+from bigmodel_cli.runs.records import git_sha, versions
 
 
 def environment_differences(record: dict) -> list[str]:

@@ -23,18 +23,28 @@ def package_of(group: str, option: str) -> str:
 @cache
 def config_keys(config_name: str = "train") -> tuple[str, ...]:
     """Every key a user can override in this primary config: its own keys, each group's name and
-    the keys of every option of each group (under the group's package; `_global_` recipes only
-    set keys that exist elsewhere). `_target_`-style private keys are left out."""
+    the keys of every option of each group."""
+    keys = set(primary_keys(config_name))
+    for group in groups(include_plumbing=True):
+        if group.split("/")[0] != "hydra":
+            keys.update(group_keys(group))
+    return tuple(sorted(keys))
+
+
+def primary_keys(config_name: str = "train") -> list[str]:
     primary = yaml.safe_load((conf_dir() / f"{config_name}.yaml").read_text()) or {}
-    keys = set(flatten({k: v for k, v in primary.items() if k != "defaults"}))
-    for group, options in groups(include_plumbing=True).items():
-        if group.split("/")[0] == "hydra":
-            continue
-        keys.add(group.replace("/", "."))
-        for option in options:
-            package = package_of(group, option)
-            if package != "_global_":
-                keys.update(flatten(option_yaml(group, option), package.removeprefix("_global_.")))
+    return flatten({k: v for k, v in primary.items() if k != "defaults"})
+
+
+@cache
+def group_keys(group: str) -> tuple[str, ...]:
+    """The group's name and the keys its options set, under the group's package (`_global_`
+    recipes only set keys that exist elsewhere). Private keys (`_target_`) are left out."""
+    keys = {group.replace("/", ".")}
+    for option in groups(include_plumbing=True).get(group, []):
+        package = package_of(group, option)
+        if package != "_global_":
+            keys.update(flatten(option_yaml(group, option), package.removeprefix("_global_.")))
     return tuple(sorted(keys))
 
 

@@ -17,6 +17,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import Dataset, Subset
 
+from bigmodel_cli.console import slow_progress
 from bigmodel_cli.data.loaders import SplitLoaders
 from bigmodel_cli.data.splits import check_split_seed, split_off
 from bigmodel_cli.data.tokenizers import PAD, UNK, ByteTokenizer, Vocabulary, check_kind
@@ -152,7 +153,13 @@ class TextDataModule(SplitLoaders, pl.LightningDataModule):
                 unk_token=self.unk_token,
             )
         datasets: dict[str, Dataset] = {
-            split: TokenSequences([self.tokenizer.encode(t)[: self.max_length] for t in texts], labels[split])
+            split: TokenSequences(
+                [
+                    self.tokenizer.encode(t)[: self.max_length]
+                    for t in slow_progress(texts, f"tokenising the {split} split", total=len(texts))
+                ],
+                labels[split],
+            )
             for split, (texts, _) in splits.items()
         }
         pool = datasets["train"]

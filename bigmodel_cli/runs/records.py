@@ -25,9 +25,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from bigmodel_cli.process_state import SKIPPED, SUBCOMMAND_ENV, is_rank_zero, trusted
 from bigmodel_cli.runs.failures import JobFailure, stop_if_fail_fast
+from bigmodel_cli.runs.index import METRICS_FILE, NOT_PART_OF_THE_JOB, RUN_FILE, read_json
 
-RUN_FILE = "run.json"
-METRICS_FILE = "metrics.json"
 PACKAGES = ("bigmodel-cli", "torch", "pytorch-lightning", "hydra-core", "omegaconf", "torchvision", "torchmetrics")
 
 
@@ -35,10 +34,6 @@ def write_json(path: Path, payload: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     os.replace(tmp, path)
-
-
-def read_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
 
 
 def versions() -> dict[str, str | None]:
@@ -68,10 +63,6 @@ def command_line() -> list[str]:
 def write_metrics(output_dir: str | Path, metrics: dict[str, float]) -> None:
     if is_rank_zero():
         write_json(Path(output_dir) / METRICS_FILE, metrics)
-
-
-# Keys that do not change what a job computes: ignored when deciding two jobs are the same.
-NOT_PART_OF_THE_JOB = ("skip_completed", "fail_fast", "resume", "run_name")
 
 
 def config_hash(task_cfg: DictConfig) -> str:

@@ -263,6 +263,26 @@ def test_errors_with_brackets_print_literally(cli, argv, literal):
 
 
 def test_unknown_option_inside_a_list_names_the_choices(cli):
-    code, _, err = cli("train", "regularizer=[l2,nope]")
+    code, _, err = cli("train", "regularizer=[l2,xyzzy]")
     assert code == 2 and "Traceback" not in err
-    assert "unknown option nope in regularizer=[...]; valid choices: dropout," in err
+    assert "unknown option xyzzy in regularizer=[...]; valid choices: dropout," in err
+
+
+@pytest.mark.parametrize(
+    "override, suggestion",
+    [
+        ("model=tranformer", "did you mean model=transformer?"),
+        ("regularizer=[l2,dropot]", "did you mean dropout?"),
+        ("optimizer.lrr=0.1", "did you mean optimizer.lr?"),
+        ("trainer.max_epoch=3", "did you mean trainer.max_epochs?"),
+        ("optimizr=adam", "did you mean optimizer?"),
+    ],
+)
+def test_typos_get_a_suggestion(cli, override, suggestion):
+    code, _, err = cli("train", override)
+    assert code == 2 and suggestion in one_line_error(err)
+
+
+def test_no_suggestion_for_a_word_like_nothing_known(cli):
+    code, _, err = cli("train", "zzzz=1")
+    assert code == 2 and "did you mean" not in err and "unknown config key 'zzzz'" in err

@@ -2,7 +2,8 @@
 
 Only a short-run suffix is added (`debug=limit` to training-like commands that pick no debug
 option, `max_new_tokens=` to generate), placeholders such as `outputs/train/<run>` become the newest
-run made by the commands before, and the files a command names (`reviews.csv`) are written first.
+run made by the commands before (`<other run>`: the one before it), and the files a command names
+(`reviews.csv`) are written first.
 The exit code must be the one the README shows (`(exit 2)` after a command), else 0. Lines that
 need what this machine lacks are skipped, each by name in SKIPPED with the reason. Commands that
 start several processes (DDP, launchers, `python -m`) run as processes; the rest in this process.
@@ -21,6 +22,7 @@ import pytest
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 PLACEHOLDER = re.compile(r"outputs/train/<run>")
+OTHER_PLACEHOLDER = re.compile(r"outputs/train/<other run>")
 # Lines skipped, by a pattern (regular expression) of the command, with the reason.
 SKIPPED = {
     "^torchrun --nnodes=2": "needs two machines (tests/training/test_distributed.py runs two torchrun nodes on loopback)",
@@ -82,9 +84,10 @@ def needs_processes(command: str) -> bool:
     )
 
 
-def newest_run(cwd: Path) -> str:
+def newest_run(cwd: Path, rank: int = 0) -> str:
+    """The newest run with a best checkpoint (rank=1: the one before it)."""
     runs = [p for p in (cwd / "outputs" / "train").iterdir() if (p / "checkpoints" / "best.ckpt").is_file()]
-    return str(max(runs, key=lambda p: p.stat().st_mtime).relative_to(cwd))
+    return str(sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)[rank].relative_to(cwd))
 
 
 def write_named_files(cwd: Path) -> None:
@@ -121,6 +124,8 @@ def test_every_readme_command_runs(cli, in_tmp_cwd):
         if reason:
             skipped.append(f"{command}  ({reason})")
             continue
+        if OTHER_PLACEHOLDER.search(command):
+            command = OTHER_PLACEHOLDER.sub(newest_run(in_tmp_cwd, rank=1), command)
         if PLACEHOLDER.search(command):
             command = PLACEHOLDER.sub(newest_run(in_tmp_cwd), command)
         argv = shlex.split(command)
