@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
@@ -29,9 +30,10 @@ class ConsoleFilter(logging.Filter):
 
 def significant(value: float, digits: int = 4) -> str:
     """A number to `digits` significant digits: 0.9861, 1257, 3.142e-05 (no 17-digit floats)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numbers.Real: numpy's too
         return str(value)
-    if isinstance(value, int) or (math.isfinite(value) and value == int(value) and abs(value) < 1e15):
+    value = float(value)
+    if math.isfinite(value) and value == int(value) and abs(value) < 1e15:
         return str(int(value))
     return f"{value:.{digits}g}"
 

@@ -96,7 +96,7 @@ def rows(jobs: list[dict], params: list[str]) -> tuple[list[str], list[list[str]
                 "" if best is None else significant(best),
                 *("" if job["metrics"].get(m) is None else significant(job["metrics"][m]) for m in metric_keys),
                 job["status"] + (f": {job['error'][:60]}" if job["error"] else ""),
-                "" if job["duration"] is None else significant(job["duration"], 3),
+                "" if job["duration"] is None else f"{job['duration']:.1f}",
             ]
         )
     return header, table

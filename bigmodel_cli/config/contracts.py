@@ -46,6 +46,11 @@ CONTRACTS: dict[str, Contract] = {
             "callbacks",
         ),
     ),
+    "finetune": Contract(
+        "callbacks/finetuning.Finetune (the freezing callback, and layer-wise lr in the optimizer)",
+        "keys",
+        keys=("mode", "unfreeze_at_epoch", "backbone_lr_factor", "layer_decay"),
+    ),
     "augmentation": Contract("data/image.ImageDataModule (per sample) and data/batch_augment (per batch)", "named"),
     "trainer": Contract("training/assembly.build_trainer -> pytorch_lightning.Trainer", "target"),
     "accelerator": Contract(
@@ -97,6 +102,8 @@ CONTRACTS: dict[str, Contract] = {
         "every group, through ${paths.output_dir} and ${paths.data_dir}", "keys", keys=("output_dir", "data_dir")
     ),
     "hydra": Contract(
-        "Hydra: run and sweep directories, the run.json recorder", "keys", keys=("run", "sweep", "job", "callbacks")
+        "Hydra: run and sweep directories, the run.json recorder",
+        "keys",
+        keys=("run", "sweep", "job", "callbacks", "job_logging"),
     ),
 }

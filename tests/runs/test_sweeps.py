@@ -65,7 +65,7 @@ def test_report_reads_a_sweep_that_is_still_running(cli, in_tmp_cwd):
     (job / "csv" / "metrics.csv").write_text("epoch,step,val/acc\n0,3,0.5\n1,7,0.6\n")
     code, out, err = cli("report", "sweep", "--no-plots")
     assert code == 0, err
-    assert "running" in (in_tmp_cwd / "sweep" / "summary.csv").read_text() and "0.6000" in out
+    assert "running" in (in_tmp_cwd / "sweep" / "summary.csv").read_text() and "0.6 " in out
 
 
 def test_optuna_search_resumes_its_study(cli, in_tmp_cwd):
