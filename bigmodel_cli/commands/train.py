@@ -12,9 +12,11 @@ from bigmodel_cli.checkpoints.files import load_checkpoint
 from bigmodel_cli.checkpoints.plugin import AtomicCheckpointIO
 from bigmodel_cli.commands import lr_find
 from bigmodel_cli.commands.job import collect, prepare, print_summary, task_main
+from bigmodel_cli.process_state import is_rank_zero
 from bigmodel_cli.runs import records
 from bigmodel_cli.runs.resume import checkpoint_to_resume, trim_csv_logs
 from bigmodel_cli.training.assembly import allowed, build_datamodule, build_module, build_trainer, plain, probe
+from bigmodel_cli.training.init_from import initialise_from, transfer_table
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
@@ -22,6 +24,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
     ckpt_path = checkpoint_to_resume(cfg)
     datamodule = build_datamodule(cfg.data, allowed(cfg))
     module = build_module(plain(cfg))
+    if cfg.get("init_from"):
+        start_from(cfg, module)
     probe(module, datamodule)
     trainer = build_trainer(cfg, plugins=[AtomicCheckpointIO()])
     run_header = RunHeader(cfg.paths.output_dir, hydra_choice("model"), hydra_choice("data"))
@@ -49,6 +53,24 @@ def run(cfg: DictConfig) -> dict[str, float]:
         records.update_run(cfg.paths.output_dir, best_checkpoint=checkpoint.best_model_path)
     print_summary(f"bigmodel train: {cfg.paths.output_dir}", metrics, notes)
     return metrics
+
+
+def start_from(cfg: DictConfig, module) -> None:
+    """init_from=: the matching weights of another run, and one table of what came along."""
+    transfer = initialise_from(module, str(cfg.init_from), plain(cfg))
+    records.update_run(
+        cfg.paths.output_dir,
+        init_from={
+            "source": str(cfg.init_from),
+            "loaded": transfer.loaded,
+            "reinitialised": [name for name, _, _ in transfer.reinitialised],
+            "unused": [name for name, _ in transfer.unused],
+        },
+    )
+    if is_rank_zero():
+        from rich.console import Console
+
+        Console().print(transfer_table(transfer, str(cfg.init_from)))
 
 
 def hydra_choice(group: str) -> str | None:

@@ -17,6 +17,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from bigmodel_cli.callbacks.finetuning import Finetune
 from bigmodel_cli.config.instantiate import instantiate
 from bigmodel_cli.errors import UserError
 from bigmodel_cli.lightning_modules.optim import build_optimizer, build_scheduler, decayed_names, decayed_parameters
@@ -51,7 +52,8 @@ class BackboneModule(pl.LightningModule):
 
     def configure_optimizers(self):
         self._decayed_weights = None  # the strategy has wrapped the model by now: find them again
-        optimizer = build_optimizer(self, self.optimizer_config(), self.allow, self.decayed)
+        lr_scales = Finetune.from_config(self.config).lr_scales(self.backbone)
+        optimizer = build_optimizer(self, self.optimizer_config(), self.allow, self.decayed, lr_scales)
         scheduler = build_scheduler(optimizer, self.config.get("scheduler"), self.allow, self.run_length)
         return {"optimizer": optimizer, "lr_scheduler": scheduler} if scheduler else optimizer
 
@@ -84,6 +86,10 @@ class BackboneModule(pl.LightningModule):
         if self._decayed_weights is None:
             self._decayed_weights = decayed_parameters(self.named_parameters(), self.decayed)
         return self._decayed_weights
+
+    def forget_decayed_weights(self) -> None:
+        """Look the decayed weights up again (parameters were unfrozen: finetune=gradual)."""
+        self._decayed_weights = None
 
     def penalized_weights(self) -> list[nn.Parameter]:
         """What L1/L2 act on: the decayed weights (norms and biases too with penalize_norm_bias).

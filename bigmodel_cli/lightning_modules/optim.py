@@ -67,9 +67,16 @@ def parameter_groups(named_parameters, decayed: set[str], no_decay_norm_bias: bo
     return [g for g in ({"params": decay}, {"params": exempt, "weight_decay": 0.0}) if g["params"]]
 
 
-def build_optimizer(module: nn.Module, optimizer_cfg: dict[str, Any], allow=(), decayed: set[str] | None = None):
+def build_optimizer(
+    module: nn.Module,
+    optimizer_cfg: dict[str, Any],
+    allow=(),
+    decayed: set[str] | None = None,
+    lr_scales: dict[str, float] | None = None,
+):
     """The optimizer over a module's parameters, with the reserved keys applied. `decayed` names the
-    parameters that take weight decay (default: decided from the module as it is now)."""
+    parameters that take weight decay (default: decided from the module as it is now); `lr_scales`
+    multiplies the lr of the named parameters (finetune=layerwise)."""
     kwargs = {k: v for k, v in optimizer_cfg.items() if k not in OPTIMIZER_RESERVED}
     if not isinstance(kwargs.get("lr", 0.0), (int, float)):
         raise UserError(
@@ -77,8 +84,23 @@ def build_optimizer(module: nn.Module, optimizer_cfg: dict[str, Any], allow=(), 
             f"`bigmodel lr-find` / `bigmodel train optimizer.lr=auto` to search for one"
         )
     decayed = decayed_names(module) if decayed is None else decayed
-    groups = parameter_groups(module.named_parameters(), decayed, bool(optimizer_cfg.get("no_decay_norm_bias", False)))
+    named = list(module.named_parameters())
+    groups = parameter_groups(named, decayed, bool(optimizer_cfg.get("no_decay_norm_bias", False)))
+    if lr_scales:
+        groups = scaled_groups(groups, named, lr_scales, float(kwargs.get("lr", 1e-3)))
     return instantiate(kwargs, allow)(groups)
+
+
+def scaled_groups(groups: list, named, lr_scales: dict[str, float], lr: float) -> list[dict]:
+    """Each parameter group split by lr multiplier, with its own lr."""
+    scale_of = {id(p): lr_scales.get(unwrapped_name(name), 1.0) for name, p in named}
+    groups = groups if isinstance(groups[0], dict) else [{"params": groups}]
+    out = []
+    for group in groups:
+        for scale in sorted({scale_of[id(p)] for p in group["params"]}):
+            params = [p for p in group["params"] if scale_of[id(p)] == scale]
+            out.append({**group, "params": params, "lr": lr * scale})
+    return out
 
 
 def build_scheduler(

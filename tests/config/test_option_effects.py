@@ -48,6 +48,11 @@ EFFECTS: dict[str, str] = {
             "trivialaugment",
         )
     },
+    # finetune: what is frozen stays bit for bit, what trains moves, at the lr it says
+    "finetune=none": "callbacks.test_finetuning::test_linear_probe_trains_the_head_only_and_none_trains_all",
+    "finetune=linear_probe": "callbacks.test_finetuning::test_linear_probe_trains_the_head_only_and_none_trains_all",
+    "finetune=gradual": "callbacks.test_finetuning::test_gradual_unfreezes_the_body_at_its_epoch_and_lr",
+    "finetune=layerwise": "callbacks.test_finetuning::test_layerwise_decays_the_lr_layer_by_layer",
     "callbacks=default": "config.test_option_effects::test_callback_presets_shape_the_run",
     "callbacks=eval": "config.test_option_effects::test_callback_presets_shape_the_run",
     "callbacks=minimal": "config.test_option_effects::test_callback_presets_shape_the_run",

@@ -1,0 +1,97 @@
+"""init_from=<checkpoint or run dir>: start a new run from another run's weights (transfer learning).
+
+Only the weights come along: every tensor whose name and shape match the new model is loaded; a
+tensor whose shape differs (a head for 10 classes where 2 are wanted) keeps its fresh
+initialisation; the checkpoint's tensors the new model lacks (a masked-LM head) are left unused.
+No optimizer, scheduler or epoch state is read: that is resume=, which continues the same run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bigmodel_cli.checkpoints.files import CHECKPOINT_HINT, load_checkpoint, saved_config
+from bigmodel_cli.errors import UserError
+
+
+@dataclass
+class Transfer:
+    """What init_from did with each tensor: names, and shapes where they differ."""
+
+    loaded: list[str] = field(default_factory=list)
+    reinitialised: list[tuple[str, tuple, tuple]] = field(default_factory=list)  # name, theirs, ours
+    unused: list[tuple[str, tuple]] = field(default_factory=list)  # in the checkpoint only
+    fresh: list[tuple[str, tuple]] = field(default_factory=list)  # in the new model only
+
+
+def checkpoint_path(source: str) -> Path:
+    """A checkpoint file, or a run directory's best checkpoint."""
+    path = Path(source)
+    if path.is_dir():
+        best = path / "checkpoints" / "best.ckpt"
+        if not best.is_file():
+            raise UserError(
+                f"init_from={source}: a directory without checkpoints/best.ckpt; fix: give a run directory "
+                f"of bigmodel train (outputs/train/<run>) or {CHECKPOINT_HINT}"
+            )
+        return best
+    if not path.exists():
+        raise UserError(f"init_from={source} does not exist; fix: give a run directory or {CHECKPOINT_HINT}")
+    return path
+
+
+def match(ours: dict, theirs: dict) -> Transfer:
+    transfer = Transfer()
+    for name, tensor in ours.items():
+        other = theirs.get(name)
+        if other is None:
+            transfer.fresh.append((name, tuple(tensor.shape)))
+        elif tuple(other.shape) == tuple(tensor.shape):
+            transfer.loaded.append(name)
+        else:
+            transfer.reinitialised.append((name, tuple(other.shape), tuple(tensor.shape)))
+    transfer.unused = [(name, tuple(t.shape)) for name, t in theirs.items() if name not in ours]
+    return transfer
+
+
+def model_name(config: dict) -> str:
+    return str(config.get("model", {}).get("_target_", "?")).rsplit(".", 1)[-1]
+
+
+def initialise_from(module, source: str, config: dict) -> Transfer:
+    """Load the matching weights of `source` into `module` (in place); returns what it did."""
+    path = checkpoint_path(source)
+    checkpoint = load_checkpoint(path)
+    theirs = {k: v for k, v in checkpoint["state_dict"].items() if hasattr(v, "shape")}
+    transfer = match(module.state_dict(), theirs)
+    if not transfer.loaded:
+        raise UserError(
+            f"init_from={source}: none of the {len(theirs)} tensors of its {model_name(saved_config(checkpoint))} "
+            f"matches a tensor of this run's {model_name(config)} by name and shape; fix: initialise from a "
+            f"run of the same model family (model=...), or train without init_from"
+        )
+    module.load_state_dict({name: theirs[name] for name in transfer.loaded}, strict=False)
+    return transfer
+
+
+def transfer_table(transfer: Transfer, source: str):
+    """One table: what was loaded (by module, counted), re-initialised and left unused (each tensor)."""
+    from rich.table import Table
+
+    table = Table(title=f"init_from {source}", title_justify="left")
+    for header in ("tensors", "what", "shape"):
+        table.add_column(header, overflow="fold")
+    groups: dict[str, int] = {}
+    for name in transfer.loaded:
+        prefix = ".".join(name.split(".")[:2])
+        groups[prefix] = groups.get(prefix, 0) + 1
+    for prefix, count in groups.items():
+        table.add_row(f"{prefix}.* ({count})", "loaded", "")
+    for name, theirs, ours in transfer.reinitialised:
+        table.add_row(name, "re-initialised (shape differs)", f"{list(theirs)} -> {list(ours)}")
+    for name, shape in transfer.fresh:
+        table.add_row(name, "new (not in the checkpoint)", str(list(shape)))
+    for name, shape in transfer.unused:
+        table.add_row(name, "unused (not in this model)", str(list(shape)))
+    return table
