@@ -13,6 +13,7 @@ on training batches, giving soft targets.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import pytorch_lightning as pl
 import torch
@@ -20,8 +21,8 @@ from torch.utils.data import Dataset
 
 from bigmodel_cli.data.batch_augment import BatchAugment, batch_mixer, is_batch_level
 from bigmodel_cli.data.loaders import SplitLoaders
-from bigmodel_cli.data.splits import check_split_seed, split_off
-from bigmodel_cli.data.tensor_images import TensorImages, TensorLoader
+from bigmodel_cli.data.splits import check_split_seed, keep_fraction, split_off
+from bigmodel_cli.data.tensor_images import TensorImages, TensorLoader, convert_image, convert_images
 from bigmodel_cli.errors import UserError
 
 SPLITS = ("train", "val", "test")
@@ -63,6 +64,7 @@ class ImageDataModule(SplitLoaders, pl.LightningDataModule):
         root: str | None = None,
         download: bool = False,
         loader: str = "dataloader",
+        train_fraction: float = 1.0,
     ):
         # root and download are read by `source` (through interpolation); kept here so the
         # data config and this signature list the same keys.
@@ -79,6 +81,7 @@ class ImageDataModule(SplitLoaders, pl.LightningDataModule):
                 f"(fix: data.loader=tensor for in-memory datasets, else data.loader=dataloader)"
             )
         self.loader = loader
+        self.train_fraction = float(train_fraction)
         transforms = [t for t in (augmentation or {}).values() if t is not None]
         self.augmentation = [t for t in transforms if not is_batch_level(t)]
         self.batch_augment = BatchAugment(self.augmentation) if loader == "tensor" and self.augmentation else None
@@ -97,13 +100,15 @@ class ImageDataModule(SplitLoaders, pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        splits = dict(self.source())
+        splits = {name: self._to_configured_shape(dataset) for name, dataset in self.source().items()}
         self._check(splits["train"])
         generator = torch.Generator().manual_seed(self.split_seed)
         if "test" not in splits:
             splits["train"], splits["test"] = split_off(splits["train"], self.test_fraction, generator)
         if "val" not in splits:
             splits["train"], splits["val"] = split_off(splits["train"], self.val_fraction, generator)
+        # Low-label experiments: a stratified part of what stays in train (val and test untouched).
+        splits["train"] = keep_fraction(splits["train"], self.train_fraction, generator)
         if self.loader == "tensor":
             in_memory = [name for name, dataset in splits.items() if not isinstance(dataset, TensorImages)]
             if in_memory:
@@ -116,6 +121,18 @@ class ImageDataModule(SplitLoaders, pl.LightningDataModule):
 
             splits["train"] = Transformed(splits["train"], v2.Compose(self.augmentation))
         self.datasets = splits
+
+    def _to_configured_shape(self, dataset: Dataset) -> Dataset:
+        """data.image_size / data.in_channels differing from the source's images: resize, and
+        grey <-> RGB; other channel counts are left for _check to report."""
+        image, _ = dataset[0]
+        channels, size = image.shape[0], image.shape[-1]
+        cheap = channels == self.in_channels or {channels, self.in_channels} == {1, 3}
+        if (channels, size, image.shape[-2]) == (self.in_channels, self.image_size, self.image_size) or not cheap:
+            return dataset
+        if isinstance(dataset, TensorImages):
+            return TensorImages(convert_images(dataset.images, self.in_channels, self.image_size), dataset.labels)
+        return Transformed(dataset, partial(convert_image, channels=self.in_channels, size=self.image_size))
 
     def _check(self, train: Dataset) -> None:
         image, _ = train[0]

@@ -27,6 +27,34 @@ def split_off(dataset: Dataset, fraction: float, generator: torch.Generator) -> 
     return Subset(dataset, rest.tolist()), Subset(dataset, part.tolist())
 
 
+def labels_of(dataset: Dataset) -> torch.Tensor:
+    if isinstance(dataset, TensorImages):
+        return dataset.labels
+    return torch.as_tensor([int(dataset[i][1]) for i in range(len(dataset))])
+
+
+def keep_fraction(dataset: Dataset, fraction: float, generator: torch.Generator) -> Dataset:
+    """A seeded, stratified `fraction` of the samples (each class keeps round(fraction x its
+    count), at least one): the small labeled set of a low-label experiment."""
+    if not 0.0 < fraction <= 1.0:
+        raise UserError(
+            f"data.train_fraction={fraction} is not in (0, 1]; fix: e.g. data.train_fraction=0.1 "
+            f"for 10% of the training labels, 1.0 for all"
+        )
+    if fraction == 1.0:
+        return dataset
+    labels = labels_of(dataset)
+    kept = []
+    for label in labels.unique():
+        members = (labels == label).nonzero().flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        kept.append(members[: max(1, round(len(members) * fraction))])
+    index = torch.cat(kept).sort().values
+    if isinstance(dataset, TensorImages):
+        return TensorImages(dataset.images[index], dataset.labels[index])
+    return Subset(dataset, index.tolist())
+
+
 def check_split_seed(split_seed) -> int:
     if isinstance(split_seed, bool) or not isinstance(split_seed, int) or split_seed < 0:
         raise UserError(

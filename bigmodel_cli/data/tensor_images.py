@@ -79,3 +79,26 @@ class TensorLoader:
         for start in range(0, len(order), self.batch_size):
             index = order[start : start + self.batch_size]
             yield images[index], labels[index]
+
+
+def convert_images(images: torch.Tensor, channels: int, size: int) -> torch.Tensor:
+    """uint8 (N, C, H, W) images at `channels` (grey <-> RGB) and `size` x `size` (bilinear,
+    antialiased), still uint8: how a model pretrained at one shape fine-tunes on data of another."""
+    out = images
+    if out.shape[1] != channels:
+        if out.shape[1] == 1 and channels == 3:
+            out = out.expand(-1, 3, -1, -1)
+        else:  # RGB -> grey: ITU-R 601 luma, as PIL's "L" mode
+            weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+            out = (out.float() * weights).sum(dim=1, keepdim=True).round().to(torch.uint8)
+    if out.shape[-1] != size or out.shape[-2] != size:
+        resized = torch.nn.functional.interpolate(
+            out.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )
+        out = resized.round().clamp_(0, 255).to(torch.uint8)
+    return out.contiguous()
+
+
+def convert_image(image: torch.Tensor, channels: int, size: int) -> torch.Tensor:
+    """One (C, H, W) uint8 image, as convert_images (a per-sample transform for file datasets)."""
+    return convert_images(image.unsqueeze(0), channels, size)[0]
