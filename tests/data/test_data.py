@@ -102,7 +102,8 @@ def test_splits_are_seeded_and_disjoint():
 
 
 def test_shape_mismatch_is_a_clear_error():
-    dm = module(sources.digits, image_size=28)
+    # Size and grey <-> RGB convert (tests/data/test_fine_tuning_data.py); 2 channels from 1 do not.
+    dm = module(sources.digits, in_channels=2, mean=[0.5, 0.5], std=[0.5, 0.5])
     with pytest.raises(UserError, match=r"data.in_channels/data.image_size"):
         dm.setup("fit")
 
