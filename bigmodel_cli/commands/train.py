@@ -16,7 +16,7 @@ from bigmodel_cli.process_state import is_rank_zero
 from bigmodel_cli.runs import records
 from bigmodel_cli.runs.resume import checkpoint_to_resume, trim_csv_logs
 from bigmodel_cli.training.assembly import allowed, build_datamodule, build_module, build_trainer, plain, probe
-from bigmodel_cli.training.init_from import initialise_from, transfer_table
+from bigmodel_cli.training.init_from import hand_over_tokenizer, initialise_from, transfer_table
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
@@ -25,7 +25,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     datamodule = build_datamodule(cfg.data, allowed(cfg))
     module = build_module(plain(cfg))
     if cfg.get("init_from"):
-        start_from(cfg, module)
+        start_from(cfg, module, datamodule)
     probe(module, datamodule)
     trainer = build_trainer(cfg, plugins=[AtomicCheckpointIO()])
     run_header = RunHeader(cfg.paths.output_dir, hydra_choice("model"), hydra_choice("data"))
@@ -55,9 +55,10 @@ def run(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-def start_from(cfg: DictConfig, module) -> None:
-    """init_from=: the matching weights of another run, and one table of what came along."""
+def start_from(cfg: DictConfig, module, datamodule) -> None:
+    """init_from=: the matching weights of another run (and its tokenizer), one table of what came along."""
     transfer = initialise_from(module, str(cfg.init_from), plain(cfg))
+    hand_over_tokenizer(datamodule, transfer, str(cfg.init_from), cfg.data.get("vocab_size"))
     records.update_run(
         cfg.paths.output_dir,
         init_from={

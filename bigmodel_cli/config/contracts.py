@@ -77,6 +77,7 @@ CONTRACTS: dict[str, Contract] = {
             "optimizer",
             "scheduler",
             "regularizer",
+            "finetune",
             "augmentation",
             "trainer",
             "callbacks",

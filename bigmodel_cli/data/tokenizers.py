@@ -19,6 +19,8 @@ from bigmodel_cli.errors import UserError
 
 PAD = "<pad>"
 UNK = "<unk>"
+# Masked-LM input token (data=text_corpus puts it third: <pad> 0, <unk> 1, <mask> 2).
+MASK = "<mask>"
 WORD = re.compile(r"\w+|[^\w\s]")
 KINDS = ("byte", "char", "word")
 

@@ -137,6 +137,17 @@ class Transformer(nn.Module):
         self.head = nn.Linear(dim, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, mask = self.encode(x)
+        if self.cls is not None:
+            return self.head(h[:, 0])
+        if mask is None:
+            return self.head(h.mean(1))
+        weights = mask.unsqueeze(-1).to(h.dtype)
+        return self.head((h * weights).sum(1) / weights.sum(1).clamp(min=1))
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Every position's final hidden state ([CLS] first when pooling=cls), and the mask of
+        real (non-padding) positions for text."""
         if self.modality == "image":
             tokens, mask = self.embed(x).flatten(2).transpose(1, 2), None
         else:
@@ -149,10 +160,4 @@ class Transformer(nn.Module):
         h = self.drop(tokens + self.positions[:, : tokens.shape[1]])
         for block in self.blocks:
             h = block(h, mask)
-        h = self.norm(h)
-        if self.cls is not None:
-            return self.head(h[:, 0])
-        if mask is None:
-            return self.head(h.mean(1))
-        weights = mask.unsqueeze(-1).to(h.dtype)
-        return self.head((h * weights).sum(1) / weights.sum(1).clamp(min=1))
+        return self.norm(h), mask

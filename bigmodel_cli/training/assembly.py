@@ -44,6 +44,7 @@ def build_datamodule(data_cfg, allow=()):
 TASK_MODULES = {
     "classification": "bigmodel_cli.lightning_modules.classifier.ClassificationModule",
     "language_modeling": "bigmodel_cli.lightning_modules.language_model.LanguageModelModule",
+    "masked_lm": "bigmodel_cli.lightning_modules.masked_lm.MaskedLMModule",
 }
 
 

@@ -23,6 +23,7 @@ class Transfer:
     reinitialised: list[tuple[str, tuple, tuple]] = field(default_factory=list)  # name, theirs, ours
     unused: list[tuple[str, tuple]] = field(default_factory=list)  # in the checkpoint only
     fresh: list[tuple[str, tuple]] = field(default_factory=list)  # in the new model only
+    tokenizer: dict | None = None  # the tokenizer the checkpoint was trained with (text models)
 
 
 def checkpoint_path(source: str) -> Path:
@@ -72,7 +73,35 @@ def initialise_from(module, source: str, config: dict) -> Transfer:
             f"run of the same model family (model=...), or train without init_from"
         )
     module.load_state_dict({name: theirs[name] for name in transfer.loaded}, strict=False)
+    transfer.tokenizer = checkpoint.get("tokenizer")
     return transfer
+
+
+def hand_over_tokenizer(datamodule, transfer: Transfer, source: str, vocab_size) -> None:
+    """Text read with the vocabulary the weights were trained with: the checkpoint's tokenizer
+    replaces the one the data would build; a different one already fixed (bytes) is an error."""
+    if transfer.tokenizer is None or not hasattr(datamodule, "tokenizer"):
+        return
+    from bigmodel_cli.data.tokenizers import from_state
+
+    theirs = from_state(transfer.tokenizer)
+    ours = datamodule.tokenizer
+    if ours is not None and ours.state() != transfer.tokenizer:
+        raise UserError(
+            f"init_from={source} was trained with a {describe(theirs)}, this run's data uses a {describe(ours)}; "
+            f"fix: data.tokenizer={transfer.tokenizer['kind']} data.vocab_size={theirs.size}"
+        )
+    if vocab_size is not None and int(vocab_size) != theirs.size:
+        raise UserError(
+            f"init_from={source} was trained with a {describe(theirs)}, this run's data.vocab_size={vocab_size}; "
+            f"fix: data.vocab_size={theirs.size}"
+        )
+    datamodule.tokenizer = theirs
+
+
+def describe(tokenizer) -> str:
+    state = tokenizer.state()
+    return f"{state['kind']} tokenizer of {tokenizer.size} tokens"
 
 
 def transfer_table(transfer: Transfer, source: str):

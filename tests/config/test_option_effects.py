@@ -57,6 +57,7 @@ EFFECTS: dict[str, str] = {
     "callbacks=eval": "config.test_option_effects::test_callback_presets_shape_the_run",
     "callbacks=minimal": "config.test_option_effects::test_callback_presets_shape_the_run",
     # data: each reader loads its real on-disk format (files the tests write, or the real dataset)
+    "data=text_corpus": "lightning_modules.test_masked_lm::test_bert_pretraining_then_fine_tuning_shares_the_vocabulary",
     "data=digits": "end_to_end.test_default_job::test_default_train_reaches_95_percent",
     "data=synthetic": "data.test_data::test_synthetic_is_learnable_and_seeded",
     "data=mnist": "data.test_data::test_mnist_idx_files",
@@ -73,6 +74,10 @@ EFFECTS: dict[str, str] = {
         f"experiment={o}": "config.test_option_effects::test_experiment_recipes_choose_their_groups"
         for o in (
             "char_lm_gpt",
+            "finetune_bert",
+            "finetune_digits",
+            "pretrain_bert",
+            "pretrain_fashion_mnist",
             "digits_mlp",
             "digits_rcnn",
             "digits_resnet",
@@ -95,7 +100,7 @@ EFFECTS: dict[str, str] = {
     # model: each family trains and overfits a fixed batch of every modality it reads
     **{
         f"model={o}": "models.test_models::test_model_overfits_a_batch"
-        for o in ("cnn", "gpt", "mlp", "rcnn", "resnet", "rnn", "transformer", "vgg", "vit")
+        for o in ("bert", "cnn", "gpt", "mlp", "rcnn", "resnet", "rnn", "transformer", "vgg", "vit")
     },
     **{
         f"optimizer={o}": "config.test_option_effects::test_optimizers_update_differently"

@@ -1,0 +1,59 @@
+"""BERT: the encoder-only Transformer of models/transformer.py on text (pre-norm blocks, learned
+positions, [CLS] pooling), for masked-language-model pretraining or classification.
+
+With data.task=masked_lm it has a masked-LM head (a vocabulary-sized prediction at every position)
+and no classifier; with classification, a classifier on [CLS] and no MLM head. So init_from a
+pretraining run loads the embeddings, positions and blocks, leaves the MLM head unused and starts
+the classifier fresh.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bigmodel_cli.models.transformer import Transformer
+
+
+class BERT(Transformer):
+    modalities = ("text",)
+
+    def __init__(
+        self,
+        num_classes: int,
+        vocab_size: int,
+        max_length: int,
+        task: str = "classification",
+        dim: int = 64,
+        depth: int = 2,
+        heads: int = 4,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.0,
+        activation: str = "gelu",
+        stochastic_depth: float = 0.0,
+    ):
+        super().__init__(
+            num_classes=num_classes,
+            modality="text",
+            vocab_size=vocab_size,
+            max_length=max_length,
+            dim=dim,
+            depth=depth,
+            heads=heads,
+            mlp_ratio=mlp_ratio,
+            positions="learned",
+            pooling="cls",
+            dropout=dropout,
+            activation=activation,
+            stochastic_depth=stochastic_depth,
+        )
+        self.masked_lm = task == "masked_lm"
+        if self.masked_lm:
+            del self.head
+            self.mlm_head = nn.Linear(dim, vocab_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.masked_lm:
+            return super().forward(x)
+        h, _ = self.encode(x)
+        return self.mlm_head(h[:, 1:])  # a prediction per input token ([CLS] dropped)
