@@ -123,6 +123,17 @@ class FreezeBody(BaseFinetuning):
         super().__init__()
         self.unfreeze_at_epoch, self.lr_factor = unfreeze_at_epoch, lr_factor
 
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if self.unfreeze_at_epoch is not None and trainer.world_size > 1:
+            # DDP registers the parameters that need gradients when it wraps the model, after this
+            # freeze: a body unfrozen later would train on each rank without its gradients averaged.
+            raise UserError(
+                f"finetune=gradual cannot run on {trainer.world_size} processes: DDP would not average the "
+                f"gradients of layers unfrozen after it started; fix: finetune=linear_probe or "
+                f"finetune=layerwise, or gradual on one device"
+            )
+        super().setup(trainer, pl_module, stage)
+
     def freeze_before_training(self, pl_module) -> None:
         self.freeze(body_modules(pl_module.backbone), train_bn=False)
 

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset, Subset
 
 from bigmodel_cli.console import slow_progress
 from bigmodel_cli.data.loaders import SplitLoaders
-from bigmodel_cli.data.splits import check_split_seed, split_off
+from bigmodel_cli.data.splits import check_split_seed, keep_fraction, split_off
 from bigmodel_cli.data.tokenizers import PAD, UNK, ByteTokenizer, Vocabulary, check_kind
 from bigmodel_cli.errors import UserError
 
@@ -111,6 +111,7 @@ class TextDataModule(SplitLoaders, pl.LightningDataModule):
         split_seed: int = 0,
         modality: str = "text",
         task: str = "classification",
+        train_fraction: float = 1.0,
         **source_settings,
     ):
         # source_settings (path, columns, ...) are read by `source` through interpolation; kept
@@ -127,6 +128,7 @@ class TextDataModule(SplitLoaders, pl.LightningDataModule):
         self.tokenizer_kind, self.min_freq, self.unk_token = tokenizer, min_freq, unk_token
         self.keep_settings(batch_size, num_workers, seed, val_fraction, test_fraction, modality, task)
         self.split_seed = check_split_seed(split_seed)
+        self.train_fraction = float(train_fraction)
         self.tokenizer = ByteTokenizer(offset=1) if tokenizer == "byte" else None
 
     def setup(self, stage: str | None = None) -> None:
@@ -164,6 +166,9 @@ class TextDataModule(SplitLoaders, pl.LightningDataModule):
         }
         pool = datasets["train"]
         datasets.update({split: Subset(pool, indices) for split, indices in positions.items()})
+        # Low-label experiments: a stratified part of the training labels (val and test untouched).
+        generator = torch.Generator().manual_seed(self.split_seed)
+        datasets["train"] = keep_fraction(datasets["train"], self.train_fraction, generator)
         self.datasets = datasets
 
     def example_input(self, batch: int = 2) -> torch.Tensor:

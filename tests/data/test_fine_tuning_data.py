@@ -47,3 +47,20 @@ def test_image_size_and_in_channels_convert_the_images(compose_cfg):
     assert own < 0.5 * others, (own, others)
     grey = convert_images(images, 1, 28)
     assert torch.equal(grey, images[:, :1])  # RGB of equal channels -> the same grey
+
+
+def test_train_fraction_of_text_labels(compose_cfg, tmp_path):
+    rows = [(f"sample {i} about {'cats' if i % 4 else 'dogs'} number {i}", "a" if i % 4 else "b") for i in range(400)]
+    path = tmp_path / "labeled.csv"
+    path.write_text("text,label\n" + "\n".join(f"{t},{label}" for t, label in rows) + "\n")
+    common = ["data=text_csv", f"data.path={path}"]
+    full = datamodule(compose_cfg, common)
+    half = datamodule(compose_cfg, [*common, "data.train_fraction=0.5"])
+
+    def labels(data, split):
+        return torch.tensor([int(data.datasets[split][i][1]) for i in range(len(data.datasets[split]))])
+
+    for split in ("val", "test"):
+        assert torch.equal(labels(full, split), labels(half, split))
+    counts = torch.bincount(labels(full, "train"))
+    assert torch.equal(torch.bincount(labels(half, "train")), (counts.double() * 0.5).round().long())
