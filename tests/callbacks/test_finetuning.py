@@ -89,3 +89,13 @@ def test_layerwise_decays_the_lr_layer_by_layer(compose_cfg, monkeypatch):
         expected = lr * 0.5 ** (len(units) - 1 - depth)
         assert all(lr_of[id(params[n])] == pytest.approx(expected) for n in names), (depth, names)
     assert units[-1] == [n for n in params if n.startswith(head_name(module.backbone) + ".")]
+
+
+def test_gradual_on_several_processes_is_one_clear_line():
+    from types import SimpleNamespace
+
+    from bigmodel_cli.callbacks.finetuning import FreezeBody
+    from bigmodel_cli.errors import UserError
+
+    with pytest.raises(UserError, match="finetune=gradual cannot run on 2 processes"):
+        FreezeBody(unfreeze_at_epoch=1).setup(SimpleNamespace(world_size=2), None, "fit")
