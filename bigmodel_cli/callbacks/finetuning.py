@@ -14,12 +14,13 @@ every other module of the backbone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from pytorch_lightning.callbacks import BaseFinetuning
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from bigmodel_cli.config.contracts import keys_group_settings
 from bigmodel_cli.errors import UserError, choices_text
 
 MODES = ("none", "linear_probe", "gradual", "layerwise")
@@ -34,15 +35,7 @@ class Finetune:
 
     @classmethod
     def from_config(cls, config) -> Finetune:
-        node = dict(config.get("finetune") or {})
-        known = [f.name for f in fields(cls)]
-        unknown = [key for key in node if key not in known]
-        if unknown:
-            raise UserError(
-                f"finetune.{unknown[0]} is not a finetune setting; valid keys: {choices_text(known)} "
-                f"(fix: pick an option of conf/finetune)"
-            )
-        made = cls(**node)
+        made = cls(**keys_group_settings(config, "finetune", cls))
         if made.mode not in MODES:
             raise UserError(
                 f"finetune.mode={made.mode} is not known; valid choices: {choices_text(MODES)} (fix: finetune=gradual)"

@@ -11,7 +11,9 @@ nothing reads (a typo, a leftover) fails the suite. A new group needs a contract
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+
+from bigmodel_cli.errors import UserError, choices_text
 
 # Keys of an optimizer/scheduler node that bigmodel reads (lightning_modules/optim.py).
 OPTIMIZER_RESERVED = ("no_decay_norm_bias", "full_batch")
@@ -108,3 +110,17 @@ CONTRACTS: dict[str, Contract] = {
         keys=("run", "sweep", "job", "callbacks", "job_logging"),
     ),
 }
+
+
+def keys_group_settings(config, group: str, settings_class) -> dict:
+    """A keys group's node from a run config (a plain dict or a DictConfig), as keyword arguments of
+    the dataclass that reads it; a key that is not one of its fields is one clear line."""
+    node = dict(config.get(group) or {})
+    known = [f.name for f in fields(settings_class)]
+    unknown = [key for key in node if key not in known]
+    if unknown:
+        raise UserError(
+            f"{group}.{unknown[0]} is not a {group} setting; valid keys: {choices_text(known)} "
+            f"(fix: pick {group} options from conf/{group})"
+        )
+    return node

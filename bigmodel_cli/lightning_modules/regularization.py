@@ -12,14 +12,14 @@ conf/regularizer options (composable: `regularizer=[l2,dropout,ema]`) may set on
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
 from bigmodel_cli.config.catalogue import groups, option_yaml
-from bigmodel_cli.errors import UserError, choices_text
+from bigmodel_cli.config.contracts import keys_group_settings
 
 # Keys handed to the backbone through its YAML.
 MODEL_KEYS = ("dropout", "stochastic_depth")
@@ -39,15 +39,7 @@ class Regularization:
     @classmethod
     def from_config(cls, config) -> Regularization:
         """From a run config (a plain dict or a DictConfig); an unknown key is one clear line."""
-        node = config.get("regularizer") or {}
-        known = [f.name for f in fields(cls)]
-        unknown = [key for key in node if key not in known]
-        if unknown:
-            raise UserError(
-                f"regularizer.{unknown[0]} is not a regularizer setting; valid keys: "
-                f"{choices_text(known)} (fix: pick regularizer options from conf/regularizer)"
-            )
-        return cls(**{key: node[key] for key in node})
+        return cls(**keys_group_settings(config, "regularizer", cls))
 
     def notes(self, model_config) -> list[str]:
         """What the backbone will not honour: a model key set here that the model does not take."""
