@@ -5,8 +5,8 @@ recipes (conf/experiment/pretrain_* and finetune_*). Every run is the installed 
     python scripts/finetune_bench.py [--seeds 3] [--out-dir outputs/finetune_bench] [--quick]
 
 Vision: a CNN pretrained on Fashion-MNIST (experiment=pretrain_fashion_mnist), fine-tuned on 10% of
-the digits labels at 28x28 (experiment=finetune_digits: gradual unfreezing); scratch: the same
-recipe with finetune=none and no init_from. Text: BERT pretrained by masked LM on Python's
+the digits labels at 28x28 (experiment=finetune_digits: gradual unfreezing), and with every layer
+trained (finetune=none); scratch: the same recipe with finetune=none and no init_from. Text: BERT pretrained by masked LM on Python's
 standard-library sources (experiment=pretrain_bert), fine-tuned to tell which standard-library
 package (email, http, json, xml, ...) a source line comes from, 300 labeled lines
 (experiment=finetune_bert); scratch: the same with finetune=none. Prints a markdown table.

@@ -118,7 +118,14 @@ def models_reading(key: str) -> list[str]:
 
 
 def backbone(compose_cfg, model: str, overrides: list[str]):
-    data = [] if "image" in _modalities(model) else ["data=char_lm", "data.block_size=16"]
+    modalities = _modalities(model)
+    data = (
+        []
+        if "image" in modalities
+        else ["data=char_lm", "data.block_size=16"]
+        if "tokens" in modalities
+        else ["data=text_corpus", "data.max_length=16", "data.vocab_size=256"]
+    )
     with compose_cfg("train", [f"model={model}", *data, *overrides], name=f"{model}-{len(overrides)}") as cfg:
         config = plain(cfg)
     torch.manual_seed(0)
