@@ -37,7 +37,13 @@ class RunHeader(Callback):
         order = sorted(datasets, key=lambda split: SPLIT_ORDER.get(split, len(SPLIT_ORDER)))
         sizes = " / ".join(f"{len(datasets[s]):,} {s}" for s in order if hasattr(datasets[s], "__len__"))
         classes = getattr(datamodule, "num_classes", None)
-        parts = [p for p in (sizes, f"{classes} classes" if classes else "") if p]
+        # A language model's "classes" are its vocabulary.
+        unit = (
+            "classes"
+            if getattr(datamodule, "task", "classification") == "classification"
+            else "tokens in the vocabulary"
+        )
+        parts = [p for p in (sizes, f"{classes} {unit}" if classes else "") if p]
         return f"{name}: {', '.join(parts)}" if parts else name
 
 
