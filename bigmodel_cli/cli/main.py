@@ -3,6 +3,7 @@ its runner. Imports no torch or Lightning: the subcommand's module is loaded onl
 
 from __future__ import annotations
 
+import os
 import sys
 from importlib import import_module
 
@@ -27,8 +28,18 @@ def main(argv: list[str] | None = None) -> None:
     # An environment variable, so that Lightning's DDP children inherit the trust.
     trust = {TRUST_ENV: "1"} if invocation.trust_checkpoint else {}
     with environment(**trust):
-        code = dispatch(invocation)
+        try:
+            code = dispatch(invocation)
+        except BrokenPipeError:
+            code = reader_left()
     sys.exit(code)
+
+
+def reader_left() -> int:
+    """`bigmodel runs --json | head`: the reader closed the pipe. Stop quietly, as Unix tools do
+    (no traceback, and none when Python flushes stdout at exit), with their exit status 141."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 128 + 13  # SIGPIPE
 
 
 def dispatch(invocation: Invocation) -> int:

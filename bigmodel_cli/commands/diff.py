@@ -55,6 +55,7 @@ def main(argv: list[str]) -> int:
     (dir_a, first), (dir_b, second) = run_record(args.first), run_record(args.second)
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = Console()
     console.print(f"A: {dir_a}\nB: {dir_b}", highlight=False, soft_wrap=True)
@@ -75,6 +76,6 @@ def main(argv: list[str]) -> int:
             row = [key, shown(a), shown(b)]
             if title == "metrics":
                 row.append(significant(b - a) if isinstance(a, float) and isinstance(b, float) else "")
-            table.add_row(*row)
+            table.add_row(*map(Text, row))  # config values are user text: no markup
         console.print(table)
     return 0

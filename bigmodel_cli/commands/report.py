@@ -9,9 +9,17 @@ import argparse
 import csv
 from pathlib import Path
 
-from bigmodel_cli.console import significant, slow_progress
+from bigmodel_cli.console import print_fitted_table, short_duration, significant, slow_progress
 from bigmodel_cli.errors import UserError
-from bigmodel_cli.runs.index import METRICS_FILE, NOT_PART_OF_THE_JOB, duration, find_records, overrides_of, read_json
+from bigmodel_cli.runs.index import (
+    METRICS_FILE,
+    NOT_PART_OF_THE_JOB,
+    duration,
+    find_records,
+    overrides_of,
+    read_json,
+    short_name,
+)
 
 SUMMARY_METRICS = ("val/acc", "val/loss", "test/acc", "test/loss", "train/loss")
 
@@ -160,6 +168,34 @@ def plot(root: Path, jobs: list[dict], params: list[str], top: int) -> list[Path
     return written
 
 
+def print_table(console, title: str, header: list[str], table: list[list[str]], jobs: list[dict], n_params: int):
+    """The table on the terminal: the columns that fit its width, the most telling first (job,
+    objective, swept parameters, status, time), rather than every column folded letter by letter;
+    summary.csv has them all. Errors follow the table, one line each."""
+    from rich.text import Text
+
+    header, table = terminal_cells(header, table)
+    # Columns: job, the swept parameters, the objective's best, the metrics, status, time.
+    priority = [0, n_params + 1, *range(1, n_params + 1), header.index("status"), header.index("time")]
+    print_fitted_table(console, header, table, priority, "in summary.csv", title=title, title_justify="left")
+    for job in jobs:
+        if job["error"]:
+            line = Text(f"{short_name(job['name'])} {job['status']}: {job['error']}")
+            console.print(line, no_wrap=True, overflow="ellipsis")
+
+
+def terminal_cells(header: list[str], table: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    """summary.csv's cells, shortened for a terminal: generated run names to their tag, the status
+    without its error (printed under the table), durations as 1m05s."""
+    short = {
+        "job": short_name,
+        "status": lambda cell: cell.split(":", 1)[0],
+        "duration_s": lambda cell: short_duration(float(cell)) if cell else "",
+    }
+    cells = [[short.get(name, str)(cell) for name, cell in zip(header, row)] for row in table]
+    return ["time" if name == "duration_s" else name for name in header], cells
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bigmodel report", description=__doc__)
     parser.add_argument("directory", help="a sweep directory (multirun/train/<id>) or a runs directory (outputs/)")
@@ -180,15 +216,9 @@ def main(argv: list[str]) -> int:
     write_tables(root, header, table)
     plots = [] if args.no_plots else plot(root, jobs, params, args.top)
     from rich.console import Console
-    from rich.table import Table
 
-    view = Table(title=f"{len(jobs)} job(s) in {root}, best first", title_justify="left")
-    for column in header:
-        view.add_column(column, overflow="fold")
-    for row in table:
-        view.add_row(*row)
     console = Console()
-    console.print(view)
+    print_table(console, f"{len(jobs)} job(s) in {root}, best first", header, table, jobs, len(params))
     console.print(
         f"wrote {root / 'summary.csv'}, {root / 'summary.md'}"
         + (f" and {len(plots)} plot(s): {', '.join(p.name for p in plots)}" if plots else "")

@@ -10,13 +10,15 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-from bigmodel_cli.console import significant
+from bigmodel_cli.console import print_fitted_table, short_age, short_duration, significant, slow_progress
 from bigmodel_cli.errors import UserError
 from bigmodel_cli.runs.index import NOT_PART_OF_THE_JOB, RUN_ROOTS, duration, find_records, overrides_of, run_id
 
 STATUSES = ("completed", "failed", "running", "skipped")
 AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 COLUMNS = ("id", "command", "status", "overrides", "objective", "test", "time", "age")
+# What stays on a narrow terminal, most important first (--json has every field).
+PRIORITY = ("id", "overrides", "status", "objective", "test", "command", "age", "time")
 
 
 def summary(run_dir: Path, root: Path, record: dict, now: datetime) -> dict:
@@ -66,23 +68,6 @@ def select(rows: list[dict], status: str | None, since: str | None, match: str |
     return rows
 
 
-def short_age(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.0f}{unit}"
-    return f"{seconds:.0f}s"
-
-
-def short_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
-
-
 def headers(rows: list[dict]) -> list[str]:
     """Column names; the objective and test columns are named by their metric when every run shares it."""
     names = list(COLUMNS)
@@ -126,8 +111,6 @@ def main(argv: list[str]) -> int:
     if missing:
         raise UserError(f"{missing[0]} is not a directory; fix: give a directory of runs, e.g. outputs/")
     now = datetime.now()
-    from bigmodel_cli.console import slow_progress
-
     found = (summary(d, root, r, now) for root in roots for d, r in find_records(root))
     rows = select(list(slow_progress(found, "reading runs")), args.status, args.since, args.match)
     rows.sort(key=lambda r: r["start_time"] or "", reverse=True)
@@ -138,20 +121,29 @@ def main(argv: list[str]) -> int:
         where = ", ".join(map(str, roots)) or "outputs/ or multirun/ (neither exists here)"
         print(f"no runs found in {where}" + (" matching the filters" if argv else ""))
         return 0
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-
     shown = rows[: args.limit] if args.limit > 0 else rows
     more = f", the newest {len(shown)} shown (--limit 0: all)" if len(shown) < len(rows) else ""
-    table = Table(title=f"{len(rows)} run(s), newest first{more}", title_justify="left", box=box.SIMPLE_HEAD)
-    names = headers(shown)
-    for column, name in zip(COLUMNS, names):
-        # The id stays whole (it is what `bigmodel diff` takes); the overrides fold.
-        table.add_column(
-            name, no_wrap=column != "overrides", overflow="fold", min_width=12 if column == "overrides" else None
-        )
-    for row in shown:
-        table.add_row(*cells(row, names))
-    Console().print(table)
+    print_table(shown, f"{len(rows)} run(s), newest first{more}")
     return 0
+
+
+def print_table(rows: list[dict], title: str) -> None:
+    from rich import box
+    from rich.console import Console
+
+    names = headers(rows)
+    priority = [COLUMNS.index(c) for c in PRIORITY]
+    # The id stays whole (it is what `bigmodel diff` takes); the overrides fold.
+    fold = COLUMNS.index("overrides")
+    table_cells = [cells(row, names) for row in rows]
+    print_fitted_table(
+        Console(),
+        names,
+        table_cells,
+        priority,
+        "--json has every field",
+        fold,
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )

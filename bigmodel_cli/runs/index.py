@@ -63,7 +63,13 @@ def run_id(run_dir: Path, root: Path) -> str:
     config/resolvers.run_id) cut to its random tag; `diff` takes it in place of the path."""
     parts = run_dir.relative_to(root).parts if run_dir.is_relative_to(root) else run_dir.parts
     parts = parts[1:] if len(parts) > 1 else parts
-    return "/".join(GENERATED_NAME.sub(r"\1", p) for p in parts) or str(run_dir)
+    return short_name("/".join(parts)) or str(run_dir)
+
+
+def short_name(path: str) -> str:
+    """A path below a run root with each generated directory name cut to its random tag:
+    train/2026-11-24_00-54-20-556-153a86 -> train/153a86."""
+    return "/".join(GENERATED_NAME.sub(r"\1", p) for p in path.split("/"))
 
 
 def resolve_id(run: str) -> Path | None:

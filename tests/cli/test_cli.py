@@ -286,3 +286,37 @@ def test_typos_get_a_suggestion(cli, override, suggestion):
 def test_no_suggestion_for_a_word_like_nothing_known(cli):
     code, _, err = cli("train", "zzzz=1")
     assert code == 2 and "did you mean" not in err and "unknown config key 'zzzz'" in err
+
+
+TOOLS_PROBE = """
+import contextlib, io, json, sys
+from bigmodel_cli.cli.main import main
+for argv in (["runs"], ["diff", "a", "b"], ["completion", "--line", "bigmodel train optimizer."], ["report", "."]):
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            main(argv)
+        except SystemExit:
+            pass
+print(json.dumps(sorted(m for m in ("torch", "pytorch_lightning", "hydra", "matplotlib") if m in sys.modules)))
+"""
+
+
+def test_run_tools_import_no_torch_or_hydra(tmp_path):
+    """runs, diff, completion and report read run.json and conf/ alone: they answer at once."""
+    result = subprocess.run([sys.executable, "-c", TOOLS_PROBE], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+
+
+def test_a_reader_that_leaves_early_is_no_error(tmp_path):
+    """`bigmodel runs --json | head`: no BrokenPipeError traceback when the reader closes the pipe."""
+    for n in range(400):  # more JSON than a pipe buffers
+        (tmp_path / "outputs" / "train" / f"run{n}").mkdir(parents=True)
+        (tmp_path / "outputs" / "train" / f"run{n}" / "run.json").write_text(json.dumps({"status": "completed"}))
+    bigmodel = [sys.executable, "-m", "bigmodel_cli"]
+    process = subprocess.Popen(
+        [*bigmodel, "runs", "--json"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err

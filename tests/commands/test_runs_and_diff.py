@@ -42,6 +42,10 @@ def test_runs_lists_filters_and_diff_compares(cli, in_tmp_cwd, monkeypatch):
     assert [r["id"] for r in json.loads(cli("runs", "--json", "--match", "sgd")[1])] == [sgd.name[-6:]]
     code, out, _ = cli("runs")
     assert code == 0 and "3 run(s)" in out and "failed" in out and "30d" in out and "optimizer=sgd" in out
+    monkeypatch.setenv("COLUMNS", "60")  # a narrow one: whole columns, the most telling first
+    code, out, _ = cli("runs")
+    assert code == 0 and max(map(len, out.splitlines())) <= 60, out
+    assert sgd.name[-6:] in out and "failed" in out and "not shown at this width: command" in out
 
     code, _, err = cli("runs", "--since", "yesterday")
     assert code == 2 and "--since yesterday" in err and "e.g. --since 2d" in err
