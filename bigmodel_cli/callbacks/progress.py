@@ -36,12 +36,17 @@ class RichProgressBar(LightningRichProgressBar):
 
     def get_metrics(self, trainer, pl_module) -> dict:
         metrics = super().get_metrics(trainer, pl_module)
+        # A number logged without prog_bar (the language models' val/acc) is still shown: from the
+        # logged metrics, read only for these keys and only when a redraw is due.
+        logged = trainer.callback_metrics
         checkpoint = trainer.checkpoint_callback
         objective = getattr(checkpoint, "monitor", None) or "val/acc"
         wanted = (("loss", ("train/loss_step", "train/loss")), ("val/loss", ("val/loss",)), (objective, (objective,)))
         shown = {}
         for label, keys in wanted:
             value = next((metrics[k] for k in keys if k in metrics), None)
+            if value is None:
+                value = next((float(logged[k]) for k in keys if k in logged), None)
             if value is not None:
                 shown[label] = value
         return shown
