@@ -25,13 +25,14 @@ FLAGS = ("--help", "--verbose", "--trust-checkpoint", "--fail-fast", "-m", "--cf
 PATH_KEYS = ("ckpt_path", "resume", "init_from", "distill.teacher")
 RUN_TOOLS = ("report", "reproduce", "diff", "runs")
 
+# Also zsh's, through bashcompinit: hence $COMP_POINT and [-1] (zsh arrays start at 1).
 BASH = """\
 _bigmodel() {
-    local line="${COMP_LINE:0:COMP_POINT}"
+    local line="${COMP_LINE:0:$COMP_POINT}"
     local IFS=$'\\n'
     COMPREPLY=($(bigmodel completion --line "$line" --breaks "$COMP_WORDBREAKS" 2>/dev/null))
     # A key (`optimizer.`, `model=`) is completed further, so no space after it.
-    if [[ ${#COMPREPLY[@]} -eq 1 && ${COMPREPLY[0]} == *[=./] ]]; then
+    if [[ ${#COMPREPLY[@]} -eq 1 && ${COMPREPLY[-1]} == *[=./] ]]; then
         compopt -o nospace 2>/dev/null
     fi
 }
