@@ -10,7 +10,10 @@ scheduler's interval (optimizer steps or epochs), and a null `max_lr` gets the o
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +21,7 @@ from torch import nn
 
 from bigmodel_cli.config.contracts import OPTIMIZER_RESERVED, SCHEDULER_RESERVED
 from bigmodel_cli.config.instantiate import instantiate
+from bigmodel_cli.config.keys import closest
 from bigmodel_cli.errors import UserError
 
 RUN_LENGTH_KEYS = ("total_steps", "T_max", "total_iters")
@@ -88,7 +92,8 @@ def build_optimizer(
     groups = parameter_groups(named, decayed, bool(optimizer_cfg.get("no_decay_norm_bias", False)))
     if lr_scales:
         groups = scaled_groups(groups, named, lr_scales, float(kwargs.get("lr", 1e-3)))
-    return instantiate(kwargs, allow)(groups)
+    with arguments_it_takes("optimizer", kwargs["_target_"]):
+        return instantiate(kwargs, allow)(groups)
 
 
 def scaled_groups(groups: list, named, lr_scales: dict[str, float], lr: float) -> list[dict]:
@@ -132,7 +137,35 @@ def build_scheduler(
     if "max_lr" in kwargs and kwargs["max_lr"] is None:
         filled["max_lr"] = [group["lr"] for group in optimizer.param_groups]
     kwargs = {k: v for k, v in kwargs.items() if k not in filled}
-    return {"scheduler": instantiate(kwargs, allow)(optimizer, **filled), **settings}
+    with arguments_it_takes("scheduler", kwargs["_target_"]):
+        return {"scheduler": instantiate(kwargs, allow)(optimizer, **filled), **settings}
+
+
+UNEXPECTED_ARGUMENT = re.compile(r"got an unexpected keyword argument '(\w+)'")
+
+
+@contextlib.contextmanager
+def arguments_it_takes(group: str, target: str):
+    """A key added with `+` (`+optimizer.lrr=0.1`) passes the config's typo check and reaches the
+    optimizer or scheduler as an argument it does not take: one line with the likely meant one."""
+    try:
+        yield
+    except TypeError as exc:
+        found = UNEXPECTED_ARGUMENT.search(str(exc))
+        if found is None:
+            raise
+        from hydra.utils import get_object
+
+        key = found.group(1)
+        taken = [
+            p for p in inspect.signature(get_object(target)).parameters if p not in ("self", "params", "optimizer")
+        ]
+        meant = closest(key, taken)
+        raise UserError(
+            f"{group}.{key}: {target} takes no argument '{key}'"
+            + (f"; did you mean {group}.{meant}?" if meant else "")
+            + f" valid: {', '.join(taken)} (fix: drop {group}.{key}, or set one of these)"
+        ) from None
 
 
 def warmup_cosine(

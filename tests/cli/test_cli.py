@@ -276,6 +276,8 @@ def test_unknown_option_inside_a_list_names_the_choices(cli):
         ("optimizer.lrr=0.1", "did you mean optimizer.lr?"),
         ("trainer.max_epoch=3", "did you mean trainer.max_epochs?"),
         ("optimizr=adam", "did you mean optimizer?"),
+        # Added with +, the key passes composition and reaches Adam, which names what it takes.
+        ("+optimizer.lrr=0.1", "did you mean optimizer.lr?"),
     ],
 )
 def test_typos_get_a_suggestion(cli, override, suggestion):
