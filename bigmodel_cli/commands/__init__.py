@@ -27,6 +27,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "bigmodel_cli.commands.generate",
         "sample text from a language-model checkpoint (model=gpt)",
     ),
+    "export": (
+        "export",
+        "bigmodel_cli.commands.export",
+        "a checkpoint as ONNX or torch.export, checked and timed against PyTorch",
+    ),
 }
 
 # Tools: name -> (module with `main(argv: list[str]) -> int`, one-line summary).

@@ -154,9 +154,11 @@ class Transformer(nn.Module):
             tokens, mask = self.embed(x), x != 0
             mask[:, 0] |= ~mask.any(1)  # an empty text still attends to (and pools) one position
         if self.cls is not None:
-            tokens = torch.cat([self.cls.expand(len(tokens), -1, -1), tokens], dim=1)
+            # shape[0], not len(): len() is a plain int, which would fix the batch size of an export.
+            batch = tokens.shape[0]
+            tokens = torch.cat([self.cls.expand(batch, -1, -1), tokens], dim=1)
             if mask is not None:
-                mask = torch.cat([mask.new_ones(len(mask), 1), mask], dim=1)
+                mask = torch.cat([mask.new_ones(batch, 1), mask], dim=1)
         h = self.drop(tokens + self.positions[:, : tokens.shape[1]])
         for block in self.blocks:
             h = block(h, mask)

@@ -1,0 +1,71 @@
+"""bigmodel export: a checkpoint's model as an ONNX file or a torch.export program, with a dynamic
+batch (and text length), checked against PyTorch on the run's own test split."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from bigmodel_cli.commands.evaluate import restore
+from bigmodel_cli.commands.job import prepare, require_checkpoint_path, task_main
+from bigmodel_cli.deploy.export import FORMATS, SUFFIX, deployable, export, runner
+from bigmodel_cli.deploy.inputs import test_inputs
+from bigmodel_cli.deploy.measure import accuracy, latencies, parity, size_mb, torch_size_mb
+from bigmodel_cli.deploy.results import print_rows, results_dir, write_table
+from bigmodel_cli.errors import UserError
+
+EXAMPLE_BATCH = 8
+
+
+def model_name(module) -> str:
+    return module.config["model"]["_target_"].rsplit(".", 1)[-1].lower()
+
+
+def input_text(x, fixed_length: int | None) -> str:
+    dims = ["batch", *map(str, x.shape[1:])]
+    if x.ndim == 2:
+        dims[1] = f"{fixed_length} (pad with 0)" if fixed_length else "length"
+    return f"{str(x.dtype).removeprefix('torch.')} ({', '.join(dims)})"
+
+
+def baseline_row(model, datamodule, inputs, where, repeats: int) -> dict:
+    """The checkpoint's model in PyTorch (eager, CPU): what every other row is compared with."""
+    return {
+        "format": "pytorch",
+        "file": "",
+        "size_mb": torch_size_mb(model, where),
+        "test_acc": accuracy(model, datamodule),
+        **latencies(model, inputs, repeats),
+    }
+
+
+def run(cfg: DictConfig) -> dict[str, float]:
+    require_checkpoint_path(cfg)
+    if cfg.format not in FORMATS:
+        raise UserError(f"format={cfg.format} is not an export format; valid choices: {', '.join(FORMATS)}")
+    prepare(cfg)
+    module, datamodule = restore(cfg)
+    where = results_dir(cfg.ckpt_path, cfg.results_dir, "export")
+    model = deployable(module, datamodule)
+    inputs = test_inputs(datamodule, 64)
+    path = where / f"model{SUFFIX[cfg.format]}"
+    exported = export(
+        model, inputs[:EXAMPLE_BATCH], path, cfg.format, getattr(datamodule, "max_length", None), model_name(module)
+    )
+    candidate = runner(exported)
+    row = {
+        "format": cfg.format,
+        "file": path.name,
+        "inputs": input_text(inputs, exported.fixed_length),
+        "size_mb": size_mb(path),
+        **parity(model, candidate, datamodule),
+        "test_acc": accuracy(candidate, datamodule),
+        **latencies(candidate, inputs, cfg.repeats),
+    }
+    rows = [baseline_row(model, datamodule, inputs, where, cfg.repeats), row]
+    paths = write_table(where, "export", "format", rows)
+    print_rows(f"bigmodel export: {cfg.ckpt_path}", rows, "format", [path, *paths])
+    return {f"export/{k}": float(v) for k, v in row.items() if isinstance(v, (int, float)) and v is not None}
+
+
+def main(cfg: DictConfig):
+    return task_main(run, cfg)

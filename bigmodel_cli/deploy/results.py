@@ -1,0 +1,88 @@
+"""Where after-training results go, and how they are kept: one table per kind (export, compress,
+explain) in the trained run's directory, as <kind>.json and <kind>.md. A new result replaces the
+row with the same key (format, method) and keeps the others, so variants measured at different
+times sit side by side."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from bigmodel_cli.console import significant
+from bigmodel_cli.errors import UserError
+
+
+def run_dir_of(ckpt_path: str) -> Path:
+    """The run a checkpoint belongs to: <run>/checkpoints/best.ckpt -> <run>; a checkpoint kept
+    elsewhere -> its own directory."""
+    path = Path(ckpt_path).resolve()
+    return path.parent.parent if path.parent.name == "checkpoints" else path.parent
+
+
+def results_dir(ckpt_path: str, chosen: str | None, kind: str) -> Path:
+    """<run>/<kind>/ (or `results_dir=` when given), created and checked writable up front so a
+    long measurement never ends in a permission error."""
+    where = Path(chosen) if chosen else run_dir_of(ckpt_path) / kind
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(
+            f"cannot write {kind} results to {where}: {exc.strerror}; fix: results_dir=<a writable directory>"
+        ) from None
+    if not os.access(where, os.W_OK):
+        raise UserError(
+            f"cannot write {kind} results to {where}: not writable; fix: results_dir=<a writable directory>"
+        )
+    return where
+
+
+def write_table(where: Path, kind: str, key: str, rows: list[dict]) -> tuple[Path, Path]:
+    """Merge `rows` into <where>/<kind>.json (a row with the same `key` is replaced) and rewrite
+    <kind>.md from it; returns both paths."""
+    path = where / f"{kind}.json"
+    kept = json.loads(path.read_text()) if path.is_file() else []
+    new = {row[key] for row in rows}
+    merged = [row for row in kept if row.get(key) not in new] + rows
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(merged, indent=2) + "\n")
+    tmp.replace(path)
+    markdown = where / f"{kind}.md"
+    markdown.write_text(markdown_table(merged))
+    return path, markdown
+
+
+def markdown_table(rows: list[dict]) -> str:
+    columns = list(dict.fromkeys(name for row in rows for name in row))
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(cell(row.get(name)) for name in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return significant(value)
+    return str(value)
+
+
+def print_rows(title: str, rows: list[dict], key: str, paths: list[Path]) -> None:
+    """The rows just measured on the terminal, turned on their side (a column per row, named by its
+    `key`; a line per measurement) so that they fit 80 columns; then the files written."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table()
+    table.add_column("")
+    for row in rows:
+        table.add_column(str(row[key]), justify="right", overflow="fold")
+    for name in dict.fromkeys(name for row in rows for name in row if name != key):
+        table.add_row(name, *(Text(cell(row.get(name))) for row in rows))
+    console = Console()
+    console.print(title, highlight=False, soft_wrap=True)
+    console.print(table)
+    for path in paths:
+        console.print(f"wrote {path}", highlight=False, soft_wrap=True)
