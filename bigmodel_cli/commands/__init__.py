@@ -32,6 +32,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "bigmodel_cli.commands.export",
         "a checkpoint as ONNX or torch.export, checked and timed against PyTorch",
     ),
+    "compress": (
+        "compress",
+        "bigmodel_cli.commands.compress",
+        "int8 quantisation or pruning of a checkpoint, measured against the original",
+    ),
 }
 
 # Tools: name -> (module with `main(argv: list[str]) -> int`, one-line summary).

@@ -30,7 +30,6 @@ def input_text(x, fixed_length: int | None) -> str:
 def baseline_row(model, datamodule, inputs, where, repeats: int) -> dict:
     """The checkpoint's model in PyTorch (eager, CPU): what every other row is compared with."""
     return {
-        "format": "pytorch",
         "file": "",
         "size_mb": torch_size_mb(model, where),
         "test_acc": accuracy(model, datamodule),
@@ -61,7 +60,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         "test_acc": accuracy(candidate, datamodule),
         **latencies(candidate, inputs, cfg.repeats),
     }
-    rows = [baseline_row(model, datamodule, inputs, where, cfg.repeats), row]
+    rows = [{"format": "pytorch", **baseline_row(model, datamodule, inputs, where, cfg.repeats)}, row]
     paths = write_table(where, "export", "format", rows)
     print_rows(f"bigmodel export: {cfg.ckpt_path}", rows, "format", [path, *paths])
     return {f"export/{k}": float(v) for k, v in row.items() if isinstance(v, (int, float)) and v is not None}

@@ -30,14 +30,16 @@ def parity(reference: Model, candidate: Model, datamodule, limit: int = 512) -> 
 
 
 def accuracy(model: Model, datamodule, limit: int | None = None) -> float | None:
-    """Top-1 accuracy on the test split (None for data without labels per input)."""
+    """Top-1 accuracy on the test split: per input for classifiers, per target token for
+    language models (negative targets are ignored); None for data without targets (masked LM)."""
     correct = total = 0
     with torch.no_grad():
         for x, y in test_batches(datamodule, limit):
-            if y is None or y.ndim != 1:
+            if y is None or y.is_floating_point():
                 return None
-            correct += int((model(x).argmax(-1) == y).sum())
-            total += len(y)
+            counted = y >= 0
+            correct += int(((model(x).argmax(-1) == y) & counted).sum())
+            total += int(counted.sum())
     return correct / total
 
 
