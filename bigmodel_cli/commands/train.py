@@ -16,6 +16,7 @@ from bigmodel_cli.process_state import is_rank_zero
 from bigmodel_cli.runs import records
 from bigmodel_cli.runs.resume import checkpoint_to_resume, trim_csv_logs
 from bigmodel_cli.training.assembly import allowed, build_datamodule, build_module, build_trainer, plain, probe
+from bigmodel_cli.training.distill import attach_teacher
 from bigmodel_cli.training.init_from import hand_over_tokenizer, initialise_from, transfer_table
 
 
@@ -26,6 +27,10 @@ def run(cfg: DictConfig) -> dict[str, float]:
     module = build_module(plain(cfg))
     if cfg.get("init_from"):
         start_from(cfg, module, datamodule)
+    if cfg.distill.teacher:
+        distilling = attach_teacher(cfg, module)
+        if is_rank_zero():
+            print(distilling)
     probe(module, datamodule)
     trainer = build_trainer(cfg, plugins=[AtomicCheckpointIO()])
     run_header = RunHeader(cfg.paths.output_dir, hydra_choice("model"), hydra_choice("data"))

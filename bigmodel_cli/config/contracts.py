@@ -53,6 +53,11 @@ CONTRACTS: dict[str, Contract] = {
         "keys",
         keys=("mode", "unfreeze_at_epoch", "backbone_lr_factor", "layer_decay"),
     ),
+    "compress": Contract(
+        "callbacks/pruning.Compress (pruning while training)",
+        "keys",
+        keys=("method", "amount", "start_epoch", "end_epoch"),
+    ),
     "augmentation": Contract("data/image.ImageDataModule (per sample) and data/batch_augment (per batch)", "named"),
     "trainer": Contract("training/assembly.build_trainer -> pytorch_lightning.Trainer", "target"),
     "accelerator": Contract(
@@ -80,6 +85,7 @@ CONTRACTS: dict[str, Contract] = {
             "scheduler",
             "regularizer",
             "finetune",
+            "compress",
             "augmentation",
             "trainer",
             "callbacks",

@@ -6,11 +6,7 @@ from __future__ import annotations
 from torch import nn
 from torch.nn.utils import prune
 
-PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Embedding)
-
-
-def prunable_weights(model: nn.Module) -> list[tuple[nn.Module, str]]:
-    return [(m, "weight") for m in model.modules() if isinstance(m, PRUNABLE)]
+from bigmodel_cli.callbacks.pruning import prunable_weights
 
 
 def magnitude_prune(model: nn.Module, amount: float) -> float:

@@ -32,6 +32,7 @@ class ClassificationModule(BackboneModule):
         )
 
     train_metrics_logged = -1  # the epoch whose training metrics were last registered with self.log
+    distiller = None  # a Distiller when distill.teacher is set (training/distill.py)
 
     def metrics_for(self, split: str) -> MetricCollection:
         return self.metrics[f"{split}_metrics"]
@@ -41,6 +42,8 @@ class ClassificationModule(BackboneModule):
         logits = self(x)
         loss = self.criterion(logits, y)
         self.epoch_means["ce_loss"].update(loss, len(x))
+        if self.distiller is not None:
+            loss = self.distiller.blend(loss, logits, x)
         loss = self.add_penalties(loss)
         self.epoch_means["loss"].update(loss, len(x))
         self.metrics_for("train").update(logits.detach(), hard_labels(y))

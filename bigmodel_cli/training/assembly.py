@@ -11,6 +11,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from bigmodel_cli.callbacks.finetuning import Finetune
+from bigmodel_cli.callbacks.pruning import Compress
 from bigmodel_cli.config.catalogue import check_model_fits_data, models_for
 from bigmodel_cli.config.instantiate import instantiate
 from bigmodel_cli.errors import UserError
@@ -111,9 +112,9 @@ def build_trainer(cfg: DictConfig, **overrides):
             print(f"note: callbacks.{name} needs a logger and is skipped with logger=none")
             continue
         callbacks.append(instantiate(node, allow))
-    finetuning = Finetune.from_config(cfg).callback()
-    if finetuning is not None:
-        callbacks.append(finetuning)
+    for technique in (Finetune.from_config(cfg).callback(), Compress.from_config(cfg).callback()):
+        if technique is not None:
+            callbacks.append(technique)
     if cfg.trainer.get("fast_dev_run"):
         # fast_dev_run writes no checkpoints, but Lightning's ModelCheckpoint still saves last.ckpt
         # when training ends: leave the checkpoint callbacks out.

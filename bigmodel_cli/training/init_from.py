@@ -26,19 +26,19 @@ class Transfer:
     tokenizer: dict | None = None  # the tokenizer the checkpoint was trained with (text models)
 
 
-def checkpoint_path(source: str) -> Path:
-    """A checkpoint file, or a run directory's best checkpoint."""
+def checkpoint_path(source: str, key: str = "init_from") -> Path:
+    """A checkpoint file, or a run directory's best checkpoint (`key`: the option that named it)."""
     path = Path(source)
     if path.is_dir():
         best = path / "checkpoints" / "best.ckpt"
         if not best.is_file():
             raise UserError(
-                f"init_from={source}: a directory without checkpoints/best.ckpt; fix: give a run directory "
+                f"{key}={source}: a directory without checkpoints/best.ckpt; fix: give a run directory "
                 f"of bigmodel train (outputs/train/<run>) or {CHECKPOINT_HINT}"
             )
         return best
     if not path.exists():
-        raise UserError(f"init_from={source} does not exist; fix: give a run directory or {CHECKPOINT_HINT}")
+        raise UserError(f"{key}={source} does not exist; fix: give a run directory or {CHECKPOINT_HINT}")
     return path
 
 
