@@ -37,6 +37,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "bigmodel_cli.commands.compress",
         "int8 quantisation or pruning of a checkpoint, measured against the original",
     ),
+    "explain": (
+        "explain",
+        "bigmodel_cli.commands.explain",
+        "attributions of a checkpoint's predictions (Captum): pictures and a faithfulness test",
+    ),
 }
 
 # Tools: name -> (module with `main(argv: list[str]) -> int`, one-line summary).
