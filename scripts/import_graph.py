@@ -30,6 +30,8 @@ LAYERS = (
     "lightning_modules",  # the LightningModules: training loop, optimizers, regularizers, metrics
     "training",  # a run's pieces assembled from config; strategies
     "runs",  # run records, failed jobs, resume, DDP job hand-off
+    "deploy",  # after training: export (ONNX, torch.export), quantisation, pruning, their measurements
+    "explain",  # after training: attributions, their faithfulness, their pictures
     "commands",  # one module per subcommand, and the Hydra app that runs them
     "cli",  # start-up: argv, help, dispatch (no torch)
     "__main__",

@@ -143,3 +143,16 @@ def fitted(cfg, monkeypatch):
     monkeypatch.setattr(train, "build_module", keep_module)
     metrics = train.run(cfg)
     return metrics, seen["trainer"], seen["module"]
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory) -> Path:
+    """(Shared by the session's after-training tests: export, compress, explain, distill) a run
+    directory of the default `bigmodel train` with trainer.max_epochs=3: a real model whose
+    accuracy and attributions mean something."""
+    from bigmodel_cli.commands import train
+
+    run_dir = tmp_path_factory.mktemp("digits") / "run"
+    with composed("train", ["trainer.max_epochs=3"], run_dir) as cfg:
+        train.main(cfg)  # as the CLI runs it: metrics.json too
+    return run_dir

@@ -14,7 +14,7 @@ from bigmodel_cli.commands.evaluate import restore
 from bigmodel_cli.commands.export import EXAMPLE_BATCH, baseline_row, model_name
 from bigmodel_cli.commands.job import prepare, require_checkpoint_path, task_main
 from bigmodel_cli.deploy.export import deployable, export, runner
-from bigmodel_cli.deploy.inputs import model_input, pad_to, test_inputs
+from bigmodel_cli.deploy.inputs import held_out_inputs, longest_input, model_input, pad_to
 from bigmodel_cli.deploy.measure import accuracy, latencies, size_mb, torch_size_mb
 from bigmodel_cli.deploy.prune import magnitude_prune, sparsity
 from bigmodel_cli.deploy.quantize import METHODS as QUANTIZE
@@ -48,9 +48,7 @@ def onnx_row(method: str, path: Path, model, datamodule, inputs, repeats: int) -
 def quantized(cfg, module, datamodule, model, inputs, where: Path) -> list[dict]:
     """Rows: the float ONNX model, then its int8 copy."""
     fp32 = where / "model_fp32.onnx"
-    exported = export(
-        model, inputs[:EXAMPLE_BATCH], fp32, "onnx", getattr(datamodule, "max_length", None), model_name(module)
-    )
+    exported = export(model, inputs[:EXAMPLE_BATCH], fp32, "onnx", longest_input(datamodule), model_name(module))
     target = where / f"model_{cfg.method.removeprefix('quantize_')}_int8.onnx"
     if cfg.method == "quantize_dynamic":
         quantize_dynamic(fp32, target)
@@ -104,7 +102,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     module, datamodule = restore(cfg)
     where = results_dir(cfg.ckpt_path, cfg.results_dir, "compress")
     model = deployable(module, datamodule)
-    inputs = test_inputs(datamodule, 64)
+    inputs = held_out_inputs(datamodule, 64)
     with torch.no_grad():
         rows = (pruned if cfg.method == "prune" else quantized)(cfg, module, datamodule, model, inputs, where)
     paths = write_table(where, "compress", "method", rows)

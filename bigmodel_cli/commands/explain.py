@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from bigmodel_cli.commands.evaluate import restore
 from bigmodel_cli.commands.job import prepare, require_checkpoint_path, task_main
-from bigmodel_cli.deploy.inputs import is_token_input, test_batches
+from bigmodel_cli.deploy.inputs import held_out_batches, is_token_input
 from bigmodel_cli.deploy.results import print_rows, results_dir, write_table
 from bigmodel_cli.errors import UserError
 from bigmodel_cli.explain.faithfulness import deletion_areas
@@ -19,7 +19,7 @@ from bigmodel_cli.explain.render import image_grid, print_tokens, token_html
 
 
 def first_test_samples(datamodule, count: int):
-    parts = list(test_batches(datamodule, count))
+    parts = list(held_out_batches(datamodule, count))
     xs, ys = [x for x, _ in parts], [y for _, y in parts]
     if is_token_input(xs[0]):
         length = max(x.shape[1] for x in xs)

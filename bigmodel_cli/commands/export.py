@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 from bigmodel_cli.commands.evaluate import restore
 from bigmodel_cli.commands.job import prepare, require_checkpoint_path, task_main
 from bigmodel_cli.deploy.export import FORMATS, SUFFIX, deployable, export, runner
-from bigmodel_cli.deploy.inputs import test_inputs
+from bigmodel_cli.deploy.inputs import held_out_inputs, longest_input
 from bigmodel_cli.deploy.measure import accuracy, latencies, parity, size_mb, torch_size_mb
 from bigmodel_cli.deploy.results import print_rows, results_dir, write_table
 from bigmodel_cli.errors import UserError
@@ -45,11 +45,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
     module, datamodule = restore(cfg)
     where = results_dir(cfg.ckpt_path, cfg.results_dir, "export")
     model = deployable(module, datamodule)
-    inputs = test_inputs(datamodule, 64)
+    inputs = held_out_inputs(datamodule, 64)
     path = where / f"model{SUFFIX[cfg.format]}"
-    exported = export(
-        model, inputs[:EXAMPLE_BATCH], path, cfg.format, getattr(datamodule, "max_length", None), model_name(module)
-    )
+    exported = export(model, inputs[:EXAMPLE_BATCH], path, cfg.format, longest_input(datamodule), model_name(module))
     candidate = runner(exported)
     row = {
         "format": cfg.format,

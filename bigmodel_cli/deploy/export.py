@@ -62,6 +62,7 @@ def trace(model: nn.Module, example: torch.Tensor, max_length: int | None, name:
     batch = torch.export.Dim("batch", min=1, max=1 << 16)
     if not is_token_input(example):
         return export_program(model, example, {0: batch}, name), None
+    # Up to the data's longest input: models with a table of positions take no more.
     length = torch.export.Dim("length", min=2, max=max(max_length or 1 << 12, example.shape[1]))
     try:
         return export_program(model, example, {0: batch, 1: length}, name), None

@@ -15,7 +15,7 @@ def labels_of(batch):
     return batch[1] if isinstance(batch, (list, tuple)) and len(batch) > 1 else None
 
 
-def test_batches(datamodule, limit: int | None = None):
+def held_out_batches(datamodule, limit: int | None = None):
     """(inputs, labels) of the test split as the data holds them (uint8 pixels, token ids), batch
     by batch, at most `limit` samples in all."""
     datamodule.setup("test")
@@ -30,9 +30,9 @@ def test_batches(datamodule, limit: int | None = None):
             return
 
 
-def test_inputs(datamodule, count: int) -> torch.Tensor:
+def held_out_inputs(datamodule, count: int) -> torch.Tensor:
     """`count` test inputs in one tensor (text padded to the longest); repeated when the split is smaller."""
-    parts = [x for x, _ in test_batches(datamodule, count)]
+    parts = [x for x, _ in held_out_batches(datamodule, count)]
     x = pad_and_concat(parts)
     if len(x) < count:
         x = x.repeat(-(-count // len(x)), *([1] * (x.ndim - 1)))[:count]
@@ -53,3 +53,8 @@ def pad_to(x: torch.Tensor, length: int) -> torch.Tensor:
 
 def is_token_input(x: torch.Tensor) -> bool:
     return x.ndim == 2 and not x.is_floating_point()
+
+
+def longest_input(datamodule) -> int | None:
+    """The most tokens the data gives a model at once (texts are cut to it, LM blocks are that long)."""
+    return getattr(datamodule, "max_length", None) or getattr(datamodule, "block_size", None)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from bigmodel_cli.deploy.inputs import test_batches
+from bigmodel_cli.deploy.inputs import held_out_batches
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 LATENCY_BATCHES = (1, 64)
@@ -21,7 +21,7 @@ def parity(reference: Model, candidate: Model, datamodule, limit: int = 512) -> 
     predictions (argmax over the last dimension) agree, over up to `limit` test samples."""
     worst, agree, total = 0.0, 0, 0
     with torch.no_grad():
-        for x, _ in test_batches(datamodule, limit):
+        for x, _ in held_out_batches(datamodule, limit):
             a, b = reference(x).float(), candidate(x).float()
             worst = max(worst, float((a - b).abs().max()))
             agree += int((a.argmax(-1) == b.argmax(-1)).sum())
@@ -34,7 +34,7 @@ def accuracy(model: Model, datamodule, limit: int | None = None) -> float | None
     language models (negative targets are ignored); None for data without targets (masked LM)."""
     correct = total = 0
     with torch.no_grad():
-        for x, y in test_batches(datamodule, limit):
+        for x, y in held_out_batches(datamodule, limit):
             if y is None or y.is_floating_point():
                 return None
             counted = y >= 0

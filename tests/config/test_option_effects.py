@@ -53,6 +53,9 @@ EFFECTS: dict[str, str] = {
     "finetune=linear_probe": "callbacks.test_finetuning::test_linear_probe_trains_the_head_only_and_none_trains_all",
     "finetune=gradual": "callbacks.test_finetuning::test_gradual_unfreezes_the_body_at_its_epoch_and_lr",
     "finetune=layerwise": "callbacks.test_finetuning::test_layerwise_decays_the_lr_layer_by_layer",
+    # compress: the best checkpoint's weights are pruned to compress.amount; none leaves them dense
+    "compress=none": "callbacks.test_pruning::test_the_best_checkpoint_is_pruned_to_the_amount",
+    "compress=prune": "callbacks.test_pruning::test_the_best_checkpoint_is_pruned_to_the_amount",
     "callbacks=default": "config.test_option_effects::test_callback_presets_shape_the_run",
     "callbacks=eval": "config.test_option_effects::test_callback_presets_shape_the_run",
     "callbacks=minimal": "config.test_option_effects::test_callback_presets_shape_the_run",
