@@ -30,6 +30,7 @@ LAYERS = (
     "lightning_modules",  # the LightningModules: training loop, optimizers, regularizers, metrics
     "training",  # a run's pieces assembled from config; strategies
     "runs",  # run records, failed jobs, resume, DDP job hand-off
+    "search",  # Optuna studies: storage, samplers, pruners, search space, a job reporting to its trial
     "deploy",  # after training: export (ONNX, torch.export), quantisation, pruning, their measurements
     "explain",  # after training: attributions, their faithfulness, their pictures
     "commands",  # one module per subcommand, and the Hydra app that runs them

@@ -22,6 +22,7 @@ from bigmodel_cli.errors import UserError, print_error
 from bigmodel_cli.process_state import HYDRA_FULL_ERROR_ENV, SUBCOMMAND_ENV, environment
 from bigmodel_cli.runs import ddp_job, failures
 from bigmodel_cli.runs.dir_errors import run_dir_message_to_line
+from bigmodel_cli.runs.pruning import TrialPruned
 from bigmodel_cli.runs.records import objective_value
 
 
@@ -49,6 +50,8 @@ def run_subcommand(command: str, overrides: list[str], verbose: bool = False) ->
         logging.captureWarnings(True)
         try:
             return import_module(task_module).main(cfg)
+        except TrialPruned as pruned:  # an outcome for the sweeper, not a failure
+            return pruned
         except Exception as exc:  # noqa: BLE001 - recorded, so the run is marked failed and a sweep goes on
             return failures.record(exc, show_trace)
         finally:

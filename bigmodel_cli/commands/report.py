@@ -22,6 +22,8 @@ from bigmodel_cli.runs.index import (
 )
 
 SUMMARY_METRICS = ("val/acc", "val/loss", "test/acc", "test/loss", "train/loss")
+# Overrides that name a job rather than set a parameter (the Optuna trial a job ran).
+JOB_IDENTITY = ("hparams_search.trial",)
 
 
 def load_jobs(root: Path) -> list[dict]:
@@ -46,6 +48,7 @@ def load_jobs(root: Path) -> list[dict]:
                 "duration": duration(record),
                 "objective": config.get("objective", "val/acc"),
                 "mode": config.get("objective_mode", "max"),
+                "config": config,
             }
         )
     return jobs
@@ -84,7 +87,7 @@ def sort_jobs(jobs: list[dict]) -> list[dict]:
 
 def differing(jobs: list[dict]) -> list[str]:
     """Override keys whose value is not the same in every job (run-control flags aside)."""
-    keys = sorted({k for job in jobs for k in job["overrides"] if k not in NOT_PART_OF_THE_JOB})
+    keys = sorted({k for job in jobs for k in job["overrides"] if k not in (*NOT_PART_OF_THE_JOB, *JOB_IDENTITY)})
     return [k for k in keys if len({job["overrides"].get(k) for job in jobs}) > 1]
 
 
@@ -170,13 +173,13 @@ def plot(root: Path, jobs: list[dict], params: list[str], top: int) -> list[Path
 
 def print_table(console, title: str, header: list[str], table: list[list[str]], jobs: list[dict], n_params: int):
     """The table on the terminal: the columns that fit its width, the most telling first (job,
-    objective, swept parameters, status, time), rather than every column folded letter by letter;
+    objective, status, swept parameters, time), rather than every column folded letter by letter;
     summary.csv has them all. Errors follow the table, one line each."""
     from rich.text import Text
 
     header, table = terminal_cells(header, table)
     # Columns: job, the swept parameters, the objective's best, the metrics, status, time.
-    priority = [0, n_params + 1, *range(1, n_params + 1), header.index("status"), header.index("time")]
+    priority = [0, n_params + 1, header.index("status"), *range(1, n_params + 1), header.index("time")]
     print_fitted_table(console, header, table, priority, "in summary.csv", title=title, title_justify="left")
     for job in jobs:
         if job["error"]:
@@ -214,7 +217,9 @@ def main(argv: list[str]) -> int:
     params = differing(jobs)
     header, table = rows(jobs, params)
     write_tables(root, header, table)
-    plots = [] if args.no_plots else plot(root, jobs, params, args.top)
+    plots, notes = ([], []) if args.no_plots else (plot(root, jobs, params, args.top), [])
+    if not args.no_plots and jobs[0]["config"].get("hparams_search"):
+        plots, notes = study_plots(root, jobs, plots)
     from rich.console import Console
 
     console = Console()
@@ -223,4 +228,20 @@ def main(argv: list[str]) -> int:
         f"wrote {root / 'summary.csv'}, {root / 'summary.md'}"
         + (f" and {len(plots)} plot(s): {', '.join(p.name for p in plots)}" if plots else "")
     )
+    for note in notes:
+        console.print(f"note: {note}", highlight=False)
     return 0
+
+
+def study_plots(root: Path, jobs: list[dict], plots: list[Path]) -> tuple[list[Path], list[str]]:
+    """An Optuna search's own plots beside the others (a study whose storage cannot be read is a note)."""
+    from bigmodel_cli.search.plots import find_study, write_study_plots
+
+    try:
+        study = find_study(root, jobs[0]["config"])
+    except Exception as exc:  # noqa: BLE001 - the table and the other plots stand without the study
+        return plots, [f"the Optuna study could not be read: {str(exc).splitlines()[0]}"]
+    if study is None:
+        return plots, []
+    written, notes = write_study_plots(root, study)
+    return [*plots, *written], notes

@@ -14,7 +14,9 @@ from bigmodel_cli.commands import lr_find
 from bigmodel_cli.commands.job import collect, prepare, print_summary, task_main
 from bigmodel_cli.process_state import is_rank_zero
 from bigmodel_cli.runs import records
+from bigmodel_cli.runs.pruning import TrialPruned
 from bigmodel_cli.runs.resume import checkpoint_to_resume, trim_csv_logs
+from bigmodel_cli.search.trial_reports import trial_callback
 from bigmodel_cli.training.assembly import allowed, build_datamodule, build_module, build_trainer, plain, probe
 from bigmodel_cli.training.distill import attach_teacher
 from bigmodel_cli.training.init_from import hand_over_tokenizer, initialise_from, transfer_table
@@ -38,6 +40,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
     trainer.callbacks.extend(
         [NonFiniteLossGuard(), SaveOnSignal(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")]
     )
+    reports = trial_callback(cfg)
+    if reports is not None:
+        trainer.callbacks.append(reports)
     trim_csv_logs(trainer, ckpt_path if cfg.get("resume") else None)
     if lr_find.wants_search(cfg):
         lr_find.tune(cfg, module, datamodule, trainer)
@@ -47,6 +52,10 @@ def run(cfg: DictConfig) -> dict[str, float]:
     notes = {}
     if checkpoint is not None and checkpoint.best_model_score is not None:
         metrics[f"{checkpoint.monitor}_best"] = float(checkpoint.best_model_score)
+    if reports is not None and reports.pruned_at is not None:  # a losing trial: no test, the sweep goes on
+        records.write_metrics(cfg.paths.output_dir, metrics)
+        print_summary(f"bigmodel train: {cfg.paths.output_dir} (trial pruned after epoch {reports.pruned_at})", metrics)
+        raise TrialPruned(reports.pruned_at, reports.last_value)
     if cfg.get("test_after_fit", True):
         best = checkpoint.best_model_path if checkpoint is not None else ""
         if best:

@@ -102,10 +102,10 @@ CONTRACTS: dict[str, Contract] = {
         keys=("hydra", "trainer"),
     ),
     "hparams_search": Contract(
-        "Hydra's sweeper (hydra.sweeper): bigmodel's resumable Optuna sweeper",
+        "hydra_plugins/bigmodel_sweepers (hydra.sweeper) and search/study.SearchSettings (hparams_search)",
         "keys",
         package="_global_",
-        keys=("hydra",),
+        keys=("hydra", "hparams_search"),
     ),
     "paths": Contract(
         "every group, through ${paths.output_dir} and ${paths.data_dir}", "keys", keys=("output_dir", "data_dir")

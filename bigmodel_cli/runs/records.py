@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from bigmodel_cli.process_state import SKIPPED, SUBCOMMAND_ENV, is_rank_zero, trusted
 from bigmodel_cli.runs.failures import JobFailure, stop_if_fail_fast
 from bigmodel_cli.runs.index import METRICS_FILE, NOT_PART_OF_THE_JOB, RUN_FILE, read_json
+from bigmodel_cli.runs.pruning import TrialPruned
 
 PACKAGES = ("bigmodel-cli", "torch", "pytorch-lightning", "hydra-core", "omegaconf", "torchvision", "torchmetrics")
 
@@ -154,9 +155,12 @@ class RunRecorder(Callback):
         record = read_json(path) if path.is_file() else {}
         record["end_time"] = datetime.now().isoformat(timespec="milliseconds")
         outcome = job_return._return_value  # the property would re-raise an escaped exception
-        failed = isinstance(outcome, (JobFailure, BaseException))
-        record["status"] = "failed" if failed else "completed"
-        if isinstance(outcome, JobFailure):
+        pruned = isinstance(outcome, TrialPruned)
+        failed = not pruned and isinstance(outcome, (JobFailure, BaseException))
+        record["status"] = "pruned" if pruned else "failed" if failed else "completed"
+        if pruned:
+            record["pruned_after_epoch"] = outcome.epoch
+        elif isinstance(outcome, JobFailure):
             record["error"] = outcome.message()
         elif isinstance(outcome, BaseException):
             record["error"] = f"{type(outcome).__name__}: {outcome}"

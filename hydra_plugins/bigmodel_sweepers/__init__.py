@@ -1,5 +1,5 @@
 """bigmodel's Hydra sweeper plugins (Hydra only loads plugins from the `hydra_plugins` namespace)."""
 
-from hydra_plugins.bigmodel_sweepers.resumable_optuna import ResumableOptunaSweeper
+from hydra_plugins.bigmodel_sweepers.optuna_sweeper import OptunaSweeper
 
-__all__ = ["ResumableOptunaSweeper"]
+__all__ = ["OptunaSweeper"]

@@ -1,0 +1,166 @@
+"""An Optuna study as `hparams_search` describes it, opened the same way by the sweeper and by its jobs.
+
+Storage: a SQLite file in the sweep directory by default, or any database URL
+(`hparams_search.storage=postgresql://user@host/db`). Both are Optuna's RDBStorage, the storage that
+has heartbeats: a worker records one for each trial it runs, and a trial whose heartbeat is older than
+the grace period (its worker was killed) is failed and queued again with the same parameters.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from bigmodel_cli.errors import UserError, choices_text
+
+DEFAULT_STORAGE_FILE = "optuna.db"
+PRUNERS = ("none", "median", "hyperband", "successive_halving")
+SAMPLERS = ("tpe", "random")
+# SQLite: wait this long for another worker's write lock instead of failing with "database is locked".
+SQLITE_LOCK_TIMEOUT_S = 120
+SCHEMA_RACE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """The `hparams_search` node of a run's config (conf/hparams_search/optuna.yaml explains each key)."""
+
+    study_name: str = "train"
+    storage: str | None = None
+    sampler: str = "tpe"
+    n_startup_trials: int = 5
+    pruner: str = "none"
+    pruner_startup_trials: int = 3
+    pruner_warmup_epochs: int = 1
+    heartbeat_interval: int = 10
+    grace_period: int = 60
+    max_retry: int = 3
+    trial: int | None = None
+
+    @classmethod
+    def from_config(cls, config) -> SearchSettings:
+        node = dict(config.get("hparams_search") or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(node) - known)
+        if unknown:
+            raise UserError(
+                f"hparams_search.{unknown[0]} is not a search setting; valid keys: {choices_text(sorted(known))}"
+            )
+        settings = cls(**node)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        for key, value, valid in (("pruner", self.pruner, PRUNERS), ("sampler", self.sampler, SAMPLERS)):
+            if value not in valid:
+                raise UserError(
+                    f"hparams_search.{key}={value} is not known; valid choices: {choices_text(valid)} "
+                    f"(fix: hparams_search.{key}={valid[0]})"
+                )
+        if self.grace_period <= self.heartbeat_interval:
+            raise UserError(
+                f"hparams_search.grace_period={self.grace_period} must be longer than hparams_search."
+                f"heartbeat_interval={self.heartbeat_interval} (fix: hparams_search.grace_period="
+                f"{6 * self.heartbeat_interval})"
+            )
+
+    def storage_url(self, sweep_dir: str | Path) -> str:
+        """The database URL: hparams_search.storage, else SQLite in the sweep directory."""
+        if self.storage:
+            return str(self.storage)
+        return f"sqlite:///{Path(sweep_dir).resolve() / DEFAULT_STORAGE_FILE}"
+
+
+@contextmanager
+def quiet_experimental():
+    """Optuna marks heartbeats, stale-trial retry, pruning in ask-and-tell and its matplotlib plots
+    experimental; the notice is for Optuna's users, not bigmodel's."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+def open_storage(settings: SearchSettings, url: str, retry: bool = True):
+    """Optuna's RDBStorage on `url`, with heartbeats and (for the sweeper) stale trials queued again."""
+    import optuna
+    from sqlalchemy.exc import ArgumentError, DatabaseError
+
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs["connect_args"] = {"timeout": SQLITE_LOCK_TIMEOUT_S}
+    else:
+        engine_kwargs["pool_pre_ping"] = True  # a server may drop idle connections during a long trial
+    attempts = 0
+    while True:
+        try:
+            with quiet_experimental():
+                return optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=settings.heartbeat_interval,
+                    grace_period=settings.grace_period,
+                    heartbeat_stale_trial_callback=(
+                        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=settings.max_retry)
+                        if retry
+                        else None
+                    ),
+                )
+        except DatabaseError as exc:
+            # Workers started together all create the schema of a new database; the losers of
+            # that race see "already exists" and find the tables there when they try again.
+            attempts += 1
+            if "already exists" not in str(exc) or attempts == SCHEMA_RACE_ATTEMPTS:
+                raise storage_error(url, exc) from None
+            time.sleep(0.5 * attempts)
+        except (ArgumentError, ImportError, ValueError) as exc:
+            raise storage_error(url, exc) from None
+
+
+def storage_error(url: str, exc: BaseException) -> UserError:
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return UserError(
+        f"hparams_search.storage={url} cannot be opened: {reason}; fix: a database URL such as "
+        f"postgresql://user@host/db (server running, driver installed) or leave it unset for {DEFAULT_STORAGE_FILE} "
+        f"in the sweep directory"
+    )
+
+
+def make_sampler(settings: SearchSettings, seed: int | None):
+    import optuna
+
+    if settings.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=settings.n_startup_trials)
+
+
+def make_pruner(settings: SearchSettings, max_epochs: int | None):
+    """The pruner by name; steps are epochs (a job reports its objective after every validation)."""
+    import optuna
+
+    if settings.pruner == "median":
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=settings.pruner_startup_trials, n_warmup_steps=settings.pruner_warmup_epochs
+        )
+    if settings.pruner == "hyperband":
+        top = max_epochs if max_epochs and max_epochs > 0 else "auto"
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=top, reduction_factor=3)
+    if settings.pruner == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def trial_seed(seed: int | None, trial_number: int) -> int | None:
+    """The sampler's seed for one trial: fixed by (seed, trial number), so a search is reproducible
+    from its seed, a resumed search draws afresh, and parallel workers never draw alike."""
+    if seed is None:
+        return None
+    import numpy as np
+
+    return int(np.random.SeedSequence([int(seed), int(trial_number)]).generate_state(1)[0])

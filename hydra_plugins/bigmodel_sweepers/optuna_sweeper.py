@@ -1,0 +1,325 @@
+"""bigmodel's Optuna sweeper: Hydra's `-m` with an Optuna study, on Optuna's public ask-and-tell API.
+
+Every worker running the same command against the same study shares its work. A worker loops: fail
+the trials whose heartbeat went stale (Optuna queues them again with the same parameters), ask the
+study for a trial, launch its job through Hydra's launcher in the directory numbered by the trial,
+keep the trial's heartbeat while it runs, and tell the study how it ended (COMPLETE with its
+objective, PRUNED, or FAIL). Asking stops once the study holds n_trials trials that count (finished,
+running or queued; a stale trial replaced by its retry does not count); the last worker waits for the
+others' trials, so a killed worker's trial is retried rather than left RUNNING.
+
+Re-running the command resumes the study (load_if_exists). Each trial's sampler is seeded from
+(seed, trial number): a search is reproducible from its seed, yet a resumed search or a second
+worker never replays earlier draws.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.core.plugins import Plugins
+from hydra.core.utils import JobStatus
+from hydra.plugins.sweeper import Sweeper
+from omegaconf import OmegaConf
+
+from bigmodel_cli.errors import UserError
+from bigmodel_cli.runs.pruning import TrialPruned
+from bigmodel_cli.search import space as search_space
+from bigmodel_cli.search.study import (
+    SearchSettings,
+    make_pruner,
+    make_sampler,
+    open_storage,
+    quiet_experimental,
+    trial_seed,
+)
+
+log = logging.getLogger(__name__)
+
+# Set on a trial a worker asked for although the others had just reached n_trials (two workers
+# asking in the same instant); it is told FAIL at once and does not count.
+SURPLUS = "bigmodel_surplus"
+
+
+class OptunaSweeper(Sweeper):
+    def __init__(
+        self,
+        n_trials: int,
+        n_jobs: int = 1,
+        direction: str = "maximize",
+        max_failure_rate: float = 1.0,
+        params: dict[str, str] | None = None,
+    ):
+        self.n_trials = int(n_trials)
+        self.n_jobs = max(1, int(n_jobs))
+        self.direction = direction
+        self.max_failure_rate = float(max_failure_rate)
+        self.params = dict(params or {})
+
+    def setup(self, *, hydra_context, task_function, config) -> None:
+        self.config = config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
+        self.settings = SearchSettings.from_config(config)
+        self.seed = config.get("seed")
+        self.max_epochs = config.trainer.get("max_epochs") if "trainer" in config else None
+
+    def sweep(self, arguments: list[str]) -> None:
+        import optuna
+
+        space = search_space.parse(self.params, arguments)
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        url = self.settings.storage_url(sweep_dir)
+        storage = open_storage(self.settings, url)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # bigmodel prints its own lines per trial
+        study = optuna.create_study(
+            study_name=self.settings.study_name,
+            storage=storage,
+            direction=self.direction,
+            load_if_exists=True,
+            pruner=make_pruner(self.settings, self.max_epochs),
+        )
+        if study.direction.name.lower() != self.direction:
+            raise UserError(
+                f"study '{self.settings.study_name}' in {shown(url)} is set to {study.direction.name.lower()}, "
+                f"this search to {self.direction}; fix: objective_mode={study.direction.name.lower()[:3]}, "
+                f"or another run_name for a new study"
+            )
+        worker = Worker(self, study, storage, space)
+        worker.announce(shown(url))
+        try:
+            worker.run()
+        finally:
+            worker.heartbeat.stop()
+        write_results(sweep_dir, study)
+
+
+class Worker:
+    """One process's share of the study."""
+
+    def __init__(self, sweeper: OptunaSweeper, study, storage, space: search_space.SearchSpace):
+        self.sweeper = sweeper
+        self.study = study
+        self.storage = storage
+        self.space = space
+        self.study_id = storage.get_study_id_from_name(study.study_name)
+        self.heartbeat = Heartbeat(storage, sweeper.settings.heartbeat_interval)
+        self.told: list[str] = []  # this worker's trial states, for max_failure_rate
+
+    def counted(self) -> list:
+        """The study's trials that count towards n_trials, by number."""
+        from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+        trials = self.study.get_trials(deepcopy=False)
+        with quiet_experimental():
+            replaced = {n for t in trials for n in RetryHeartbeatStaleTrialCallback.retry_history(t)}
+        return [t for t in trials if t.number not in replaced and not t.system_attrs.get(SURPLUS)]
+
+    def announce(self, where: str) -> None:
+        from optuna.trial import TrialState
+
+        counted = self.counted()
+        if not counted:
+            return
+        finished = sum(t.state.is_finished() for t in counted)
+        running = sum(t.state == TrialState.RUNNING for t in counted)
+        to_go = max(0, self.sweeper.n_trials - len(counted))
+        verb = "resuming" if finished else "joining"  # joining: other workers have started it
+        print(
+            f"{verb} optuna study '{self.study.study_name}' in {where}: {finished} trial(s) already run"
+            + (f", {running} running" if running else "")
+            + f", {to_go} to go"
+        )
+
+    def run(self) -> None:
+        from optuna.storages import fail_stale_trials
+        from optuna.trial import TrialState
+
+        waiting_noted = False
+        while True:
+            with quiet_experimental():
+                fail_stale_trials(self.study)
+            batch = self.ask()
+            if batch:
+                self.launch(batch)
+                self.check_failure_rate()
+                continue
+            running = [t.number for t in self.counted() if t.state == TrialState.RUNNING]
+            if not running:
+                return
+            if not waiting_noted:  # their heartbeats go on, or they are retried here once stale
+                print(f"waiting for trial(s) {', '.join(map(str, running))} running in other workers")
+                waiting_noted = True
+            time.sleep(self.sweeper.settings.heartbeat_interval)
+
+    def ask(self) -> list[tuple[Any, dict[str, Any]]]:
+        """Up to n_jobs trials with their sampled parameters."""
+        from optuna.trial import TrialState
+
+        batch = []
+        for _ in range(self.sweeper.n_jobs):
+            counted = self.counted()
+            queued = any(t.state == TrialState.WAITING for t in counted)
+            if not queued and len(counted) >= self.sweeper.n_trials:
+                break
+            trial = self.study.ask()
+            trial_id = self.trial_id(trial.number)
+            self.heartbeat.add(trial_id)
+            numbers = [t.number for t in self.counted()]
+            if trial.number in numbers and numbers.index(trial.number) >= self.sweeper.n_trials:
+                self.storage.set_trial_system_attr(trial_id, SURPLUS, True)
+                self.heartbeat.discard(trial_id)
+                self.study.tell(trial, state=TrialState.FAIL)
+                break
+            self.study.sampler = make_sampler(self.sweeper.settings, trial_seed(self.sweeper.seed, trial.number))
+            params = {name: suggest(trial, name, dist) for name, dist in self.space.distributions.items()}
+            batch.append((trial, params))
+        return batch
+
+    def trial_id(self, number: int) -> int:
+        return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
+
+    def launch(self, batch: list[tuple[Any, dict[str, Any]]]) -> None:
+        """Launch the batch's jobs, numbered by trial (consecutive numbers go to the launcher together)."""
+        for group in consecutive(batch):
+            overrides = [
+                [*self.space.overrides(params), f"hparams_search.trial={trial.number}"] for trial, params in group
+            ]
+            try:
+                returns = self.sweeper.launcher.launch(overrides, initial_job_idx=group[0][0].number)
+            except BaseException:
+                self.requeue([trial for trial, _ in group])
+                raise
+            for (trial, _), job in zip(group, returns):
+                self.tell(trial, job)
+
+    def tell(self, trial, job) -> None:
+        from optuna.trial import TrialState
+
+        self.heartbeat.discard(self.trial_id(trial.number))
+        outcome = job.return_value if job.status == JobStatus.COMPLETED else None
+        if isinstance(outcome, TrialPruned):
+            state, values = TrialState.PRUNED, None
+        else:
+            try:
+                state, values = TrialState.COMPLETE, float(outcome)
+            except (TypeError, ValueError):  # a failed job (JobFailure), or no objective in its metrics
+                state, values = TrialState.FAIL, None
+        self.study.tell(trial, values, state=state)
+        self.told.append(state.name)
+        log.info(f"trial {trial.number}: {state.name.lower()}" + (f" ({values})" if values is not None else ""))
+
+    def requeue(self, trials) -> None:
+        """The sweep was interrupted (Ctrl-C) while these trials ran: fail them and queue them again,
+        so a resumed search runs them with the same parameters instead of counting them."""
+        from optuna.trial import TrialState
+
+        retry = self.storage.get_heartbeat_stale_trial_callback()
+        for trial in trials:
+            trial_id = self.trial_id(trial.number)
+            self.heartbeat.discard(trial_id)
+            if self.storage.get_trial(trial_id).state != TrialState.RUNNING:
+                continue
+            self.study.tell(trial, state=TrialState.FAIL)
+            with quiet_experimental():
+                retry(self.study, self.storage.get_trial(trial_id))
+
+    def check_failure_rate(self) -> None:
+        failed = self.told.count("FAIL")
+        if self.told and failed / len(self.told) > self.sweeper.max_failure_rate:
+            raise UserError(
+                f"{failed} of this worker's {len(self.told)} trial(s) failed, more than "
+                f"hydra.sweeper.max_failure_rate={self.sweeper.max_failure_rate}; their run.json files "
+                f"say why (fix: the failing setting, or hydra.sweeper.max_failure_rate=1.0 to go on)"
+            )
+
+
+def suggest(trial, name: str, dist) -> Any:
+    """The trial's value for one parameter (a queued retry's trial already has it)."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    if isinstance(dist, CategoricalDistribution):
+        return trial.suggest_categorical(name, dist.choices)
+    if isinstance(dist, IntDistribution):
+        return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+
+
+def consecutive(batch: list) -> list[list]:
+    """The batch cut where trial numbers jump (another worker took the numbers between)."""
+    groups: list[list] = []
+    for item in batch:
+        if groups and item[0].number == groups[-1][-1][0].number + 1:
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return groups
+
+
+class Heartbeat:
+    """Records a heartbeat for each trial this worker runs, every `interval` seconds, from a thread
+    (training holds the main thread); the first beat is recorded when the trial is added."""
+
+    def __init__(self, storage, interval: int):
+        self.storage = storage
+        self.interval = interval
+        self.trial_ids: set[int] = set()
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.beat, name="optuna-heartbeat", daemon=True)
+        self.thread.start()
+
+    def add(self, trial_id: int) -> None:
+        self.storage.record_heartbeat(trial_id)
+        with self.lock:
+            self.trial_ids.add(trial_id)
+
+    def discard(self, trial_id: int) -> None:
+        with self.lock:
+            self.trial_ids.discard(trial_id)
+
+    def beat(self) -> None:
+        while not self.stopped.wait(self.interval):
+            with self.lock:
+                trial_ids = list(self.trial_ids)
+            for trial_id in trial_ids:
+                try:
+                    self.storage.record_heartbeat(trial_id)
+                except Exception as exc:  # noqa: BLE001 - a missed beat is retried next interval
+                    log.warning(f"heartbeat of trial id {trial_id} not recorded: {exc}")
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=5)
+
+
+def shown(url: str) -> str:
+    """The storage URL without its password, for the terminal."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def write_results(sweep_dir: Path, study) -> None:
+    """optimization_results.yaml (as Hydra's Optuna sweeper wrote it) and a line with the best trial."""
+    from optuna.trial import TrialState
+
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        print("no trial of the study has completed yet")
+        return
+    best = study.best_trial
+    OmegaConf.save(
+        OmegaConf.create(
+            {"name": "optuna", "best_trial": best.number, "best_params": best.params, "best_value": best.value}
+        ),
+        sweep_dir / "optimization_results.yaml",
+    )
+    params = " ".join(f"{k}={v}" for k, v in best.params.items())
+    print(f"best trial: {best.number} ({best.value:.4g}) {params}")
