@@ -13,7 +13,7 @@ from bigmodel_cli.checkpoints.plugin import AtomicCheckpointIO
 from bigmodel_cli.commands import lr_find
 from bigmodel_cli.commands.job import collect, prepare, print_summary, task_main
 from bigmodel_cli.process_state import is_rank_zero
-from bigmodel_cli.runs import records
+from bigmodel_cli.runs import records, tracking
 from bigmodel_cli.runs.pruning import TrialPruned
 from bigmodel_cli.runs.resume import checkpoint_to_resume, trim_csv_logs
 from bigmodel_cli.search.trial_reports import trial_callback
@@ -40,6 +40,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
     trainer.callbacks.extend(
         [NonFiniteLossGuard(), SaveOnSignal(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")]
     )
+    tracked = tracking.start(trainer, cfg)
+    if tracked:
+        records.update_run(cfg.paths.output_dir, mlflow=tracked)
     reports = trial_callback(cfg)
     if reports is not None:
         trainer.callbacks.append(reports)

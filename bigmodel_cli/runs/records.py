@@ -167,6 +167,10 @@ class RunRecorder(Callback):
         if (run_dir / METRICS_FILE).is_file():
             record["metrics"] = read_json(run_dir / METRICS_FILE)
         write_json(path, record)
+        if record.get("mlflow"):
+            from bigmodel_cli.runs.tracking import upload
+
+            upload(run_dir, record)
         if failed:
             stop_if_fail_fast(config)
 

@@ -89,7 +89,7 @@ def quiet_experimental():
 def open_storage(settings: SearchSettings, url: str, retry: bool = True):
     """Optuna's RDBStorage on `url`, with heartbeats and (for the sweeper) stale trials queued again."""
     import optuna
-    from sqlalchemy.exc import ArgumentError, DatabaseError
+    from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError
 
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite:///"):
@@ -113,10 +113,11 @@ def open_storage(settings: SearchSettings, url: str, retry: bool = True):
                     ),
                 )
         except DatabaseError as exc:
-            # Workers started together all create the schema of a new database; the losers of
-            # that race see "already exists" and find the tables there when they try again.
+            # Workers started together all create the schema of a new database; the losers of that
+            # race see a table or row that already exists, and find the schema there when they try again.
             attempts += 1
-            if "already exists" not in str(exc) or attempts == SCHEMA_RACE_ATTEMPTS:
+            raced = isinstance(exc, IntegrityError) or "already exists" in str(exc)
+            if not raced or attempts == SCHEMA_RACE_ATTEMPTS:
                 raise storage_error(url, exc) from None
             time.sleep(0.5 * attempts)
         except (ArgumentError, ImportError, ValueError) as exc:

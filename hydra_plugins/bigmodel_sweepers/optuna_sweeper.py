@@ -18,6 +18,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,10 @@ log = logging.getLogger(__name__)
 # Set on a trial a worker asked for although the others had just reached n_trials (two workers
 # asking in the same instant); it is told FAIL at once and does not count.
 SURPLUS = "bigmodel_surplus"
+# Set on a trial once its worker recorded its first heartbeat. Optuna never finds a RUNNING trial
+# stale that has no heartbeat (asked by something else, or its worker killed in that instant): such a
+# trial older than the grace period is failed and queued again here.
+BEATING = "bigmodel_heartbeat"
 
 
 class OptunaSweeper(Sweeper):
@@ -146,6 +152,7 @@ class Worker:
         while True:
             with quiet_experimental():
                 fail_stale_trials(self.study)
+            self.requeue(self.orphans())
             batch = self.ask()
             if batch:
                 self.launch(batch)
@@ -169,7 +176,9 @@ class Worker:
             queued = any(t.state == TrialState.WAITING for t in counted)
             if not queued and len(counted) >= self.sweeper.n_trials:
                 break
-            trial = self.study.ask()
+            with warnings.catch_warnings():  # Optuna expects heartbeats with optimize(); this loop keeps them
+                warnings.filterwarnings("ignore", "Heartbeat of storage is supposed", UserWarning)
+                trial = self.study.ask()
             trial_id = self.trial_id(trial.number)
             self.heartbeat.add(trial_id)
             numbers = [t.number for t in self.counted()]
@@ -195,7 +204,7 @@ class Worker:
             try:
                 returns = self.sweeper.launcher.launch(overrides, initial_job_idx=group[0][0].number)
             except BaseException:
-                self.requeue([trial for trial, _ in group])
+                self.requeue([trial.number for trial, _ in group])
                 raise
             for (trial, _), job in zip(group, returns):
                 self.tell(trial, job)
@@ -216,18 +225,35 @@ class Worker:
         self.told.append(state.name)
         log.info(f"trial {trial.number}: {state.name.lower()}" + (f" ({values})" if values is not None else ""))
 
-    def requeue(self, trials) -> None:
-        """The sweep was interrupted (Ctrl-C) while these trials ran: fail them and queue them again,
-        so a resumed search runs them with the same parameters instead of counting them."""
+    def orphans(self) -> list[int]:
+        """RUNNING trials that no worker has ever kept a heartbeat for, older than the grace period."""
+        from optuna.trial import TrialState
+
+        grace = timedelta(seconds=self.sweeper.settings.grace_period)
+        now = datetime.now()
+        return [
+            t.number
+            for t in self.counted()
+            if t.state == TrialState.RUNNING
+            and not t.system_attrs.get(BEATING)
+            and t.datetime_start is not None
+            and now - t.datetime_start > grace
+        ]
+
+    def requeue(self, numbers: list[int]) -> None:
+        """Fail these RUNNING trials and queue them again with the same parameters, so they are run
+        rather than counted (the sweep was interrupted while they ran, or they are orphans)."""
+        from optuna.exceptions import UpdateFinishedTrialError
         from optuna.trial import TrialState
 
         retry = self.storage.get_heartbeat_stale_trial_callback()
-        for trial in trials:
-            trial_id = self.trial_id(trial.number)
+        for number in numbers:
+            trial_id = self.trial_id(number)
             self.heartbeat.discard(trial_id)
-            if self.storage.get_trial(trial_id).state != TrialState.RUNNING:
+            try:
+                self.storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+            except UpdateFinishedTrialError:  # it ended meanwhile, or another worker failed it first
                 continue
-            self.study.tell(trial, state=TrialState.FAIL)
             with quiet_experimental():
                 retry(self.study, self.storage.get_trial(trial_id))
 
@@ -278,6 +304,7 @@ class Heartbeat:
 
     def add(self, trial_id: int) -> None:
         self.storage.record_heartbeat(trial_id)
+        self.storage.set_trial_system_attr(trial_id, BEATING, True)
         with self.lock:
             self.trial_ids.add(trial_id)
 

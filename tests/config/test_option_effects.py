@@ -91,7 +91,7 @@ EFFECTS: dict[str, str] = {
             "fashion_mnist_fast",
         )
     },
-    "hparams_search=optuna": "runs.test_sweeps::test_optuna_search_resumes_its_study",
+    "hparams_search=optuna": "search.test_optuna_sweeps::test_hopeless_trials_are_pruned_before_their_last_epoch",
     "launcher=basic": "config.test_option_effects::test_basic_launcher_runs_jobs_one_after_another",
     "launcher=joblib": "training.test_distributed::test_joblib_launcher_runs_jobs_in_parallel",
     "launcher=submitit_local": "training.test_distributed::test_submitit_local_launcher",

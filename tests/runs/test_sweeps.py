@@ -1,4 +1,4 @@
-"""Sweeps (failed jobs, --fail-fast, skip_completed, Optuna with a resumable study), bigmodel report,
+"""Sweeps (failed jobs, --fail-fast, skip_completed), bigmodel report,
 and reproducing a run (bigmodel reproduce --verify; Hydra's --config-path way)."""
 
 from __future__ import annotations
@@ -66,67 +66,6 @@ def test_report_reads_a_sweep_that_is_still_running(cli, in_tmp_cwd):
     code, out, err = cli("report", "sweep", "--no-plots")
     assert code == 0, err
     assert "running" in (in_tmp_cwd / "sweep" / "summary.csv").read_text() and "0.6 " in out
-
-
-def test_optuna_search_resumes_its_study(cli, in_tmp_cwd):
-    import optuna
-
-    base = ["train", "-m", "hparams_search=optuna", *FAST, "run_name=opt"]
-    code, _, err = cli(*base, "hydra.sweeper.n_trials=2")
-    assert code == 0, err
-    sweep = in_tmp_cwd / "multirun" / "train" / "opt"
-    storage = f"sqlite:///{sweep / 'optuna.db'}"
-    assert len(optuna.load_study(study_name="train", storage=storage).trials) == 2
-    code, out, err = cli(*base, "hydra.sweeper.n_trials=3")  # the same search, interrupted after 2 of 3
-    assert code == 0, err
-    assert "2 trial(s) already run, 1 to go" in out
-    study = optuna.load_study(study_name="train", storage=storage)
-    assert len(study.trials) == 3 and study.direction == optuna.study.StudyDirection.MAXIMIZE
-    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1", "2"]
-    params = study.trials[0].params
-    assert {"optimizer", "optimizer.lr", "optimizer.weight_decay", "regularizer.dropout"} == set(params)
-
-
-def test_resumed_optuna_search_draws_new_trials_and_replaces_interrupted_ones(cli, in_tmp_cwd):
-    """Resuming must not replay the first trials' parameters (a sampler seeded as before would), and a
-    trial left RUNNING by a killed search is not done: it is marked FAIL and run again."""
-    import optuna
-
-    base = ["train", "-m", "hparams_search=optuna", *FAST, "run_name=opt_resume"]
-    code, _, err = cli(*base, "hydra.sweeper.n_trials=2")
-    assert code == 0, err
-    sweep = in_tmp_cwd / "multirun" / "train" / "opt_resume"
-    storage = f"sqlite:///{sweep / 'optuna.db'}"
-    optuna.load_study(study_name="train", storage=storage).ask()  # killed while trial 2 ran: left RUNNING
-
-    code, out, err = cli(*base, "hydra.sweeper.n_trials=4")
-    assert code == 0, err
-    assert "2 trial(s) already run, 2 to go" in out and "1 interrupted trial(s) marked FAIL" in out
-    trials = optuna.load_study(study_name="train", storage=storage).trials
-    State = optuna.trial.TrialState
-    assert [t.state for t in trials] == [State.COMPLETE, State.COMPLETE, State.FAIL, State.COMPLETE, State.COMPLETE]
-    # job numbers go on after every trial in the study, the interrupted one included
-    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1", "3", "4"]
-    first, resumed = [t.params for t in trials[:2]], [t.params for t in trials[3:]]
-    for params in resumed:
-        assert set(params) == set(first[0])
-        assert all(params[name] != old[name] for old in first for name in ("optimizer.lr", "optimizer.weight_decay"))
-
-    # A third resume counts the interrupted trial as not done still, and draws again from a new seed.
-    code, out, err = cli(*base, "hydra.sweeper.n_trials=5")
-    assert code == 0, err
-    assert "4 trial(s) already run, 1 to go" in out
-    trials = optuna.load_study(study_name="train", storage=storage).trials
-    assert len(trials) == 6 and trials[5].state == State.COMPLETE
-    assert all(trials[5].params["optimizer.lr"] != t.params["optimizer.lr"] for t in trials[:5] if t.params)
-
-
-def test_the_resumed_sampler_seed_is_reproducible_and_new():
-    from hydra_plugins.bigmodel_sweepers.resumable_optuna import resumed_seed
-
-    assert resumed_seed(12345, 2) == resumed_seed(12345, 2)
-    seeds = {resumed_seed(seed, trials) for seed in (0, 1, 12345) for trials in (1, 2, 3, 10)}
-    assert len(seeds) == 12 and not seeds & {0, 1, 12345}
 
 
 def test_reproduce_verifies_metrics_and_warns_about_the_environment(cli, in_tmp_cwd):

@@ -1,0 +1,143 @@
+"""hparams_search=optuna in one process: the search space syntax, a resumable study, pruning by
+per-epoch reports (status "pruned" in run.json and in bigmodel report, Optuna's plots), bad settings.
+Several workers, PostgreSQL, a killed worker and DDP trials are in test_workers.py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import FAST
+
+SEARCH = ["train", "-m", "hparams_search=optuna"]
+
+
+def study_of(sweep, name="train"):
+    import optuna
+
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{sweep / 'optuna.db'}")
+
+
+def job_dirs(sweep) -> list[str]:
+    return sorted((p.name for p in sweep.iterdir() if p.is_dir()), key=int)
+
+
+def test_the_search_space_syntax_becomes_optuna_distributions():
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    from bigmodel_cli.search.space import parse
+
+    space = parse(
+        {"optimizer": "choice(adam, sgd)", "optimizer.lr": "tag(log, interval(1e-4, 1e-1))", "model.depth": "3"},
+        ["model.width=int(interval(8, 64))", "data.batch_size=range(16, 80, 16)", "seed=1,2", "model.depth=4"],
+    )
+    d = space.distributions
+    assert d["optimizer"] == CategoricalDistribution(["adam", "sgd"])
+    assert d["optimizer.lr"] == FloatDistribution(1e-4, 1e-1, log=True)
+    assert d["model.width"] == IntDistribution(8, 64)
+    assert d["data.batch_size"] == IntDistribution(16, 64, step=16)  # stop excluded
+    assert d["seed"] == CategoricalDistribution([1, 2])
+    assert space.fixed == ["model.depth=4"]  # the command line wins over params
+    assert space.overrides({"optimizer": "sgd"}) == ["optimizer=sgd", "model.depth=4"]
+
+
+def test_a_search_resumes_its_study_numbers_jobs_by_trial_and_never_replays_draws(cli, in_tmp_cwd):
+    import optuna
+
+    base = [*SEARCH, *FAST, "run_name=opt"]
+    assert cli(*base, "hydra.sweeper.n_trials=2")[0] == 0
+    sweep = in_tmp_cwd / "multirun" / "train" / "opt"
+    # a trial left RUNNING by something that never kept a heartbeat (an old search, a killed asker)
+    study_of(sweep).ask()
+    code, out, err = cli(
+        *base, "hydra.sweeper.n_trials=4", "hparams_search.heartbeat_interval=1", "hparams_search.grace_period=2"
+    )
+    assert code == 0, err
+    assert "resuming optuna study 'train'" in out and "2 trial(s) already run, 1 running, 1 to go" in out
+    trials = study_of(sweep).trials
+    State = optuna.trial.TrialState
+    # trial 2 (the orphan) is failed and queued again as trial 4; every job directory is its trial's number
+    assert [t.state for t in trials] == [State.COMPLETE, State.COMPLETE, State.FAIL, State.COMPLETE, State.COMPLETE]
+    assert trials[4].system_attrs["failed_trial"] == 2
+    assert job_dirs(sweep) == ["0", "1", "3", "4"]
+    for number in (0, 1, 3, 4):
+        record = json.loads((sweep / str(number) / "run.json").read_text())
+        assert record["config"]["optimizer"]["lr"] == pytest.approx(trials[number].params["optimizer.lr"])
+    first, later = [t.params for t in trials[:2]], [t.params for t in trials[3:]]
+    assert set(later[0]) == {"optimizer", "optimizer.lr", "optimizer.weight_decay", "regularizer.dropout"}
+    assert all(p["optimizer.lr"] != q["optimizer.lr"] for p in later for q in first)
+    assert study_of(sweep).direction == optuna.study.StudyDirection.MAXIMIZE
+    assert "best_params" in (sweep / "optimization_results.yaml").read_text()
+
+
+def test_the_same_seed_draws_the_same_trials(cli, in_tmp_cwd):
+    runs = []
+    for name in ("a", "b"):
+        assert (
+            cli(*SEARCH, *FAST, f"run_name={name}", "hydra.sweeper.n_trials=2", "trainer.limit_train_batches=1")[0] == 0
+        )
+        runs.append([t.params for t in study_of(in_tmp_cwd / "multirun" / "train" / name).trials])
+    assert runs[0] == runs[1] and runs[0][0] != runs[0][1]
+
+
+def test_hopeless_trials_are_pruned_before_their_last_epoch(cli, in_tmp_cwd):
+    """lr=1e-9 cannot learn in 4 epochs; once a trial with lr=1e-2 has completed, the median pruner
+    stops every lr=1e-9 trial after its warm-up epoch: PRUNED in the study, "pruned" in run.json and
+    in the report, no test run; the good trials complete all their epochs."""
+    import optuna
+
+    code, out, err = cli(
+        *SEARCH, "run_name=prune", "trainer.max_epochs=4", "trainer.limit_train_batches=6", "trainer.limit_val_batches=2",
+        "hydra.sweeper.n_trials=6", "hparams_search.sampler=random", "hparams_search.pruner=median",
+        "hparams_search.pruner_startup_trials=1", "hparams_search.pruner_warmup_epochs=1",
+        "optimizer=adam", "optimizer.lr=choice(0.01,1e-9)", "optimizer.weight_decay=0", "regularizer.dropout=0",
+    )  # fmt: skip
+    assert code == 0, err
+    sweep = in_tmp_cwd / "multirun" / "train" / "prune"
+    State = optuna.trial.TrialState
+    trials = study_of(sweep).trials
+    first_good = min(t.number for t in trials if t.params["optimizer.lr"] == 0.01)
+    assert trials[first_good].state == State.COMPLETE and len(trials[first_good].intermediate_values) == 4
+    hopeless = [t for t in trials if t.params["optimizer.lr"] == 1e-9 and t.number > first_good]
+    assert hopeless, "the seeded draws give hopeless trials after a good one"
+    for trial in hopeless:
+        assert trial.state == State.PRUNED and sorted(trial.intermediate_values) == [0, 1]
+        record = json.loads((sweep / str(trial.number) / "run.json").read_text())
+        assert record["status"] == "pruned" and record["pruned_after_epoch"] == 1
+        assert "test/acc" not in record["metrics"]
+    code, out, err = cli("report", str(sweep))
+    assert code == 0, err
+    summary = (sweep / "summary.csv").read_text()
+    assert summary.count(",pruned,") == sum(t.state == State.PRUNED for t in trials)
+    assert "hparams_search.trial" not in summary.splitlines()[0]  # the trial is the job's number
+    for picture in ("optuna_history.png", "optuna_importances.png"):
+        assert (sweep / picture).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_without_a_pruner_every_trial_runs_all_its_epochs(cli, in_tmp_cwd):
+    import optuna
+
+    code, _, err = cli(
+        *SEARCH, "run_name=noprune", "trainer.max_epochs=3", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
+        "hydra.sweeper.n_trials=3", "optimizer.lr=choice(0.01,1e-9)",
+    )  # fmt: skip
+    assert code == 0, err
+    trials = study_of(in_tmp_cwd / "multirun" / "train" / "noprune").trials
+    assert all(t.state == optuna.trial.TrialState.COMPLETE and len(t.intermediate_values) == 3 for t in trials)
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        (
+            "hparams_search.pruner=asha",
+            "hparams_search.pruner=asha is not known; valid choices: none, median, hyperband",
+        ),
+        ("hparams_search.storage=nosuchdb://x", "hparams_search.storage=nosuchdb://x cannot be opened"),
+        ("hparams_search.grace_period=5", "hparams_search.grace_period=5 must be longer than"),
+    ],
+)
+def test_bad_search_settings_are_one_line(cli, in_tmp_cwd, setting, expected):
+    code, _, err = cli(*SEARCH, *FAST, "run_name=bad", setting)
+    assert code == 2 and expected in err and "Traceback" not in err

@@ -1,0 +1,155 @@
+"""Searches as several processes run them, through the installed `bigmodel`: two workers sharing one
+study in the default SQLite file and in a real PostgreSQL server started here on 127.0.0.1, a worker
+killed mid-trial (its trial goes stale, is failed and re-run with the same parameters), and DDP trials."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+BIGMODEL = shutil.which("bigmodel") or "bigmodel"
+QUICK = ["trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=2"]
+
+
+def start(args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [BIGMODEL, "train", "-m", "hparams_search=optuna", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,  # a group of its own, so a test can kill a worker with its children
+    )
+
+
+def finish(worker: subprocess.Popen, timeout: int = 420) -> str:
+    out, _ = worker.communicate(timeout=timeout)
+    assert worker.returncode == 0, out[-4000:]
+    return out
+
+
+def trials_told(output: str) -> set[int]:
+    return {int(n) for n in re.findall(r"trial (\d+): complete", output)}
+
+
+def load(storage: str):
+    import optuna
+
+    return optuna.load_study(study_name="train", storage=storage)
+
+
+def assert_shared(outputs: list[str], study, sweep: Path, n_trials: int) -> None:
+    """Every trial ran once, in the job directory of its number, and the workers split the work."""
+    import optuna
+
+    told = [trials_told(out) for out in outputs]
+    assert all(told), f"a worker ran no trial: {told}"
+    assert not told[0] & told[1] and told[0] | told[1] == set(range(n_trials))
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * n_trials
+    assert sorted(int(p.name) for p in sweep.iterdir() if p.is_dir()) == list(range(n_trials))
+    for trial in study.trials:
+        record = json.loads((sweep / str(trial.number) / "run.json").read_text())
+        assert record["status"] == "completed" and f"hparams_search.trial={trial.number}" in record["overrides"]
+        assert record["config"]["optimizer"]["lr"] == pytest.approx(trial.params["optimizer.lr"])
+
+
+def test_two_workers_share_the_study_in_the_sweep_directory(tmp_path):
+    args = ["run_name=shared", "hydra.sweeper.n_trials=6", *QUICK]
+    outputs = [finish(w) for w in [start(args, tmp_path), start(args, tmp_path)]]
+    sweep = tmp_path / "multirun" / "train" / "shared"
+    assert_shared(outputs, load(f"sqlite:///{sweep / 'optuna.db'}"), sweep, 6)
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A PostgreSQL cluster of its own in a temporary directory, serving on 127.0.0.1 (the server
+    refuses to run as root, so as the postgres user when the tests run as root)."""
+    binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    if not binaries:
+        pytest.skip("PostgreSQL server is not installed (.ci/run installs it: apt-get install postgresql)")
+    bindir = Path(binaries[-1]).parent
+    as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    home = Path(tempfile.mkdtemp(prefix="bigmodel-pg-"))
+    if as_owner:
+        shutil.chown(home, "postgres")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = home / "data"
+    run = lambda *cmd: subprocess.run([*as_owner, *map(str, cmd)], check=True, capture_output=True, timeout=120)  # noqa: E731
+    run(bindir / "initdb", "-D", data, "-U", "postgres", "--auth=trust")
+    run(bindir / "pg_ctl", "-D", data, "-l", home / "log", "-w", "-o", f"-h 127.0.0.1 -p {port} -k {home}", "start")
+    try:
+        run(bindir / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "optuna")
+        yield f"postgresql://postgres@127.0.0.1:{port}/optuna"
+    finally:
+        run(bindir / "pg_ctl", "-D", data, "-m", "fast", "stop")
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_two_workers_share_a_study_in_postgresql(tmp_path, postgres):
+    args = ["run_name=pg", "hydra.sweeper.n_trials=5", f"hparams_search.storage={postgres}", *QUICK]
+    outputs = [finish(w) for w in [start(args, tmp_path), start(args, tmp_path)]]
+    sweep = tmp_path / "multirun" / "train" / "pg"
+    assert not (sweep / "optuna.db").exists()
+    assert_shared(outputs, load(postgres), sweep, 5)
+    assert "postgresql://postgres@127.0.0.1" in (sweep / "0" / "run.json").read_text()
+
+
+def test_a_killed_workers_trial_goes_stale_and_is_run_again(tmp_path):
+    """Worker A is killed (SIGKILL, no goodbye) while trial 0 trains. Its heartbeat stops; worker B
+    runs the other trials, then finds trial 0 stale after the grace period, fails it and runs it again
+    as a new trial with the same parameters. The study ends at n_trials counted trials."""
+    import optuna
+
+    beat = ["hparams_search.heartbeat_interval=1", "hparams_search.grace_period=4", "run_name=killed"]
+    sweep = tmp_path / "multirun" / "train" / "killed"
+    a = start([*beat, "hydra.sweeper.n_trials=3", "trainer.max_epochs=100"], tmp_path)
+    deadline = time.monotonic() + 120
+    while not (sweep / "0" / "csv" / "metrics.csv").is_file():  # trial 0 is training
+        assert a.poll() is None and time.monotonic() < deadline, a.stdout.read() if a.poll() is not None else "timeout"
+        time.sleep(0.5)
+    os.killpg(a.pid, signal.SIGKILL)
+    a.wait()
+    storage = f"sqlite:///{sweep / 'optuna.db'}"
+    assert load(storage).trials[0].state == optuna.trial.TrialState.RUNNING
+
+    finish(start([*beat, "hydra.sweeper.n_trials=3", *QUICK], tmp_path))
+    trials = load(storage).trials
+    State = optuna.trial.TrialState
+    assert len(trials) == 4 and trials[0].state == State.FAIL
+    assert [t.state for t in trials[1:]] == [State.COMPLETE] * 3
+    (retry,) = [t for t in trials if t.system_attrs.get("failed_trial") == 0]
+    assert retry.params == trials[0].params
+    assert json.loads((sweep / str(retry.number) / "run.json").read_text())["status"] == "completed"
+
+
+def test_ddp_trials_report_from_rank_zero_with_the_parameters_of_their_trial(tmp_path):
+    """Two DDP ranks per trial: the study holds exactly the trials asked (the second rank of each
+    job samples nothing), one report per epoch, and both ranks ran the trial's parameters."""
+    import optuna
+
+    args = ["run_name=ddp", *QUICK, "trainer.max_epochs=2", "accelerator=cpu", "trainer.devices=2"]
+    out = finish(start([*args, "hydra.sweeper.n_trials=2", "hparams_search.pruner=median"], tmp_path))
+    sweep = tmp_path / "multirun" / "train" / "ddp"
+    trials = load(f"sqlite:///{sweep / 'optuna.db'}").trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2, out[-3000:]
+    for trial in trials:
+        assert sorted(trial.intermediate_values) == [0, 1]
+        record = json.loads((sweep / str(trial.number) / "run.json").read_text())
+        assert record["config"]["optimizer"]["lr"] == pytest.approx(trial.params["optimizer.lr"])
+        assert record["config"]["trainer"]["devices"] == 2
