@@ -26,7 +26,7 @@ for argv in (["--help"], ["train", "--cfg", "job"]):
             codes.append(0)
         except SystemExit as exc:
             codes.append(exc.code or 0)
-heavy = sorted(m for m in ("torch", "pytorch_lightning", "lightning", "torchvision") if m in sys.modules)
+heavy = sorted(m for m in ("torch", "pytorch_lightning", "lightning", "torchvision", "optuna", "mlflow", "sqlalchemy") if m in sys.modules)
 print(json.dumps({"codes": codes, "heavy": heavy, "out": out.getvalue()}))
 """
 

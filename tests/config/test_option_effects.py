@@ -100,6 +100,7 @@ EFFECTS: dict[str, str] = {
         f"logger={o}": "config.test_option_effects::test_logger_options_write_their_files"
         for o in ("csv", "tensorboard", "none")
     },
+    "logger=mlflow": "runs.test_tracking::test_a_run_logs_params_metrics_and_artifacts_to_a_tracking_server",
     # model: each family trains and overfits a fixed batch of every modality it reads
     **{
         f"model={o}": "models.test_models::test_model_overfits_a_batch"
@@ -351,7 +352,7 @@ def test_callback_presets_shape_the_run(option, compose_cfg, monkeypatch, capsys
         assert "trainable), " not in out and bar is None
 
 
-@pytest.mark.parametrize("option", options_of("logger"))
+@pytest.mark.parametrize("option", [o for o in options_of("logger") if o != "mlflow"])  # mlflow: runs/test_tracking
 def test_logger_options_write_their_files(option, compose_cfg, monkeypatch):
     with compose_cfg("train", [f"logger={option}", *FAST]) as cfg:
         fitted(cfg, monkeypatch)
