@@ -29,6 +29,8 @@ SKIPPED = {
     "^srun ": "needs a SLURM cluster (tests/training/test_distributed.py simulates srun's two tasks)",
     "launcher=submitit_slurm": "needs a SLURM cluster (its config is checked by test_submitit_slurm_config_composes)",
     "accelerator=gpu": "needs a CUDA GPU",
+    "storage=postgresql://": "needs a PostgreSQL server (tests/search/test_workers.py starts one and runs two workers on it)",
+    "tracking_uri=http://": "needs an MLflow server (tests/runs/test_tracking.py starts one and reads the run back)",
     "accelerator=fsdp": "needs CUDA GPUs (FSDP is GPU-only in Lightning)",
     r"data=imdb(?!.*data\.path=)": "downloads IMDB from the Hugging Face hub, and this machine has no "
     "network (the same loader reads local copies in tests/data/test_text_data.py)",

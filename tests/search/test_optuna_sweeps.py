@@ -141,3 +141,43 @@ def test_without_a_pruner_every_trial_runs_all_its_epochs(cli, in_tmp_cwd):
 def test_bad_search_settings_are_one_line(cli, in_tmp_cwd, setting, expected):
     code, _, err = cli(*SEARCH, *FAST, "run_name=bad", setting)
     assert code == 2 and expected in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("pruner", ["none", "median", "hyperband", "successive_halving"])
+def test_each_pruner_stops_a_trial_far_below_the_others_and_none_never_does(pruner):
+    """The pruner a name builds, on a study where four trials reached 0.9 at every epoch and a fifth
+    reports 0.1: every pruner but none stops the fifth (hyperband and successive halving at a rung
+    epoch, median after its warm-up)."""
+    import optuna
+
+    from bigmodel_cli.search.study import SearchSettings, make_pruner
+
+    settings = SearchSettings(pruner=pruner, pruner_startup_trials=2, pruner_warmup_epochs=1)
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(settings, max_epochs=9))
+    for _ in range(4):
+        trial = study.ask()
+        for epoch in range(9):
+            trial.report(0.9, epoch)
+        study.tell(trial, 0.9)
+    loser = study.ask()
+    decisions = []
+    for epoch in range(9):
+        loser.report(0.1, epoch)
+        decisions.append(loser.should_prune())
+    assert any(decisions) == (pruner != "none")
+    assert not decisions[0] or pruner != "median"  # the warm-up epoch is never pruned
+
+
+def test_n_jobs_batches_trials_and_max_failure_rate_stops_a_failing_search(cli, in_tmp_cwd):
+    code, out, err = cli(*SEARCH, *FAST, "run_name=batched", "hydra.sweeper.n_trials=3", "hydra.sweeper.n_jobs=2")
+    assert code == 0, err
+    sweep = in_tmp_cwd / "multirun" / "train" / "batched"
+    assert len(study_of(sweep).trials) == 3 and job_dirs(sweep) == ["0", "1", "2"]
+    assert "Launching 2 jobs locally" in out + err and "Launching 1 jobs locally" in out + err
+
+    code, _, err = cli(
+        *SEARCH, *FAST, "run_name=failing", "hydra.sweeper.n_trials=4", "hydra.sweeper.max_failure_rate=0.5",
+        "optimizer.lr=-1",
+    )  # fmt: skip
+    assert code == 2 and "1 of this worker's 1 trial(s) failed, more than hydra.sweeper.max_failure_rate=0.5" in err
+    assert len(study_of(in_tmp_cwd / "multirun" / "train" / "failing").trials) == 1
