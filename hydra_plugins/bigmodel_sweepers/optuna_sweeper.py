@@ -29,6 +29,7 @@ from hydra.plugins.sweeper import Sweeper
 from omegaconf import OmegaConf
 
 from bigmodel_cli.errors import UserError
+from bigmodel_cli.runs.failures import FailFast
 from bigmodel_cli.runs.pruning import TrialPruned
 from bigmodel_cli.search import space as search_space
 from bigmodel_cli.search.study import (
@@ -197,14 +198,22 @@ class Worker:
 
     def launch(self, batch: list[tuple[Any, dict[str, Any]]]) -> None:
         """Launch the batch's jobs, numbered by trial (consecutive numbers go to the launcher together)."""
+        from optuna.trial import TrialState
+
         for group in consecutive(batch):
             overrides = [
                 [*self.space.overrides(params), f"hparams_search.trial={trial.number}"] for trial, params in group
             ]
             try:
                 returns = self.sweeper.launcher.launch(overrides, initial_job_idx=group[0][0].number)
-            except BaseException:
-                self.requeue([trial.number for trial, _ in group])
+            except BaseException as stop:
+                # --fail-fast: the trial whose job failed is FAIL (a retry would fail alike); the
+                # rest of the group was interrupted, so it is queued again.
+                failed = stop.args[0].job_num if isinstance(stop, FailFast) else None
+                for trial, _ in group:
+                    if trial.number == failed:
+                        self.study.tell(trial, state=TrialState.FAIL)
+                self.requeue([trial.number for trial, _ in group if trial.number != failed])
                 raise
             for (trial, _), job in zip(group, returns):
                 self.tell(trial, job)

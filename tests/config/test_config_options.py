@@ -43,7 +43,8 @@ def hardware_present(kind: str) -> bool:
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
-def test_option_trains(group, option, compose_cfg, tmp_path):
+def test_option_trains(group, option, compose_cfg, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # what a run writes beside its start directory (mlflow.db) stays out of the checkout
     overrides = [f"{group}={option}", *fitting_partner(group, option), *FAST]
     if group == "callbacks":  # keep the option's own callbacks; only silence the progress bar
         overrides = [f"{group}={option}", *[o for o in FAST if not o.startswith("callbacks.")]]

@@ -103,4 +103,5 @@ def test_sweep_trials_are_tagged_in_the_local_store_by_default(cli, in_tmp_cwd, 
             (in_tmp_cwd / "multirun" / "train" / "tagged" / r.data.tags["bigmodel.job"] / "run.json").read_text()
         )
         assert float(r.data.params["config/optimizer/lr"]) == pytest.approx(job["config"]["optimizer"]["lr"])
+        assert [link["tracking_uri"] for link in job["mlflow"]] == [f"sqlite:///{in_tmp_cwd}/mlflow.db"]
         assert r.info.run_name == f"tagged/{r.data.tags['bigmodel.job']}"

@@ -144,28 +144,37 @@ def test_bad_search_settings_are_one_line(cli, in_tmp_cwd, setting, expected):
 
 
 @pytest.mark.parametrize("pruner", ["none", "median", "hyperband", "successive_halving"])
-def test_each_pruner_stops_a_trial_far_below_the_others_and_none_never_does(pruner):
-    """The pruner a name builds, on a study where four trials reached 0.9 at every epoch and a fifth
-    reports 0.1: every pruner but none stops the fifth (hyperband and successive halving at a rung
-    epoch, median after its warm-up)."""
+def test_each_pruner_stops_trials_far_below_the_others_and_none_never_does(pruner):
+    """The pruner a name builds, on a study where eight trials reach 0.9 at every epoch and then four
+    report 0.1; every trial asks should_prune() after each report, as a job does. Every pruner but
+    none stops losers (median all of them after the warm-up; hyperband and successive halving at a
+    rung, except in hyperband's bracket that has no rung before the last epoch)."""
     import optuna
 
     from bigmodel_cli.search.study import SearchSettings, make_pruner
 
     settings = SearchSettings(pruner=pruner, pruner_startup_trials=2, pruner_warmup_epochs=1)
-    study = optuna.create_study(direction="maximize", pruner=make_pruner(settings, max_epochs=9))
-    for _ in range(4):
-        trial = study.ask()
+    study = optuna.create_study(
+        study_name="pruners", direction="maximize", pruner=make_pruner(settings, max_epochs=9)
+    )
+
+    def run_trial(value: float) -> list[bool]:
+        trial, decisions = study.ask(), []
         for epoch in range(9):
-            trial.report(0.9, epoch)
-        study.tell(trial, 0.9)
-    loser = study.ask()
-    decisions = []
-    for epoch in range(9):
-        loser.report(0.1, epoch)
-        decisions.append(loser.should_prune())
-    assert any(decisions) == (pruner != "none")
-    assert not decisions[0] or pruner != "median"  # the warm-up epoch is never pruned
+            trial.report(value, epoch)
+            decisions.append(trial.should_prune())
+            if decisions[-1]:
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                return decisions
+        study.tell(trial, value)
+        return decisions
+
+    assert not any(any(run_trial(0.9)) for _ in range(8))
+    losers = [run_trial(0.1) for _ in range(4)]
+    pruned = [any(decisions) for decisions in losers]
+    expected = {"none": 0, "median": 4}.get(pruner)
+    assert sum(pruned) == expected if expected is not None else sum(pruned) >= 2
+    assert all(not decisions[0] for decisions in losers)  # nobody is pruned before a second epoch
 
 
 def test_n_jobs_batches_trials_and_max_failure_rate_stops_a_failing_search(cli, in_tmp_cwd):
@@ -181,3 +190,12 @@ def test_n_jobs_batches_trials_and_max_failure_rate_stops_a_failing_search(cli, 
     )  # fmt: skip
     assert code == 2 and "1 of this worker's 1 trial(s) failed, more than hydra.sweeper.max_failure_rate=0.5" in err
     assert len(study_of(in_tmp_cwd / "multirun" / "train" / "failing").trials) == 1
+
+
+def test_fail_fast_fails_the_trial_that_failed_and_queues_none_again(cli, in_tmp_cwd):
+    import optuna
+
+    code, _, err = cli(*SEARCH, *FAST, "run_name=fastfail", "hydra.sweeper.n_trials=3", "optimizer.lr=-1", "--fail-fast")
+    assert code == 1 and "optimizer.lr=-1 is out of range" in err and "stopped at the first failed job" in err
+    (trial,) = study_of(in_tmp_cwd / "multirun" / "train" / "fastfail").trials  # no retry of it queued
+    assert trial.state == optuna.trial.TrialState.FAIL
