@@ -154,9 +154,7 @@ def test_each_pruner_stops_trials_far_below_the_others_and_none_never_does(prune
     from bigmodel_cli.search.study import SearchSettings, make_pruner
 
     settings = SearchSettings(pruner=pruner, pruner_startup_trials=2, pruner_warmup_epochs=1)
-    study = optuna.create_study(
-        study_name="pruners", direction="maximize", pruner=make_pruner(settings, max_epochs=9)
-    )
+    study = optuna.create_study(study_name="pruners", direction="maximize", pruner=make_pruner(settings, max_epochs=9))
 
     def run_trial(value: float) -> list[bool]:
         trial, decisions = study.ask(), []
@@ -195,7 +193,9 @@ def test_n_jobs_batches_trials_and_max_failure_rate_stops_a_failing_search(cli, 
 def test_fail_fast_fails_the_trial_that_failed_and_queues_none_again(cli, in_tmp_cwd):
     import optuna
 
-    code, _, err = cli(*SEARCH, *FAST, "run_name=fastfail", "hydra.sweeper.n_trials=3", "optimizer.lr=-1", "--fail-fast")
+    code, _, err = cli(
+        *SEARCH, *FAST, "run_name=fastfail", "hydra.sweeper.n_trials=3", "optimizer.lr=-1", "--fail-fast"
+    )
     assert code == 1 and "optimizer.lr=-1 is out of range" in err and "stopped at the first failed job" in err
     (trial,) = study_of(in_tmp_cwd / "multirun" / "train" / "fastfail").trials  # no retry of it queued
     assert trial.state == optuna.trial.TrialState.FAIL
