@@ -111,6 +111,9 @@ def reference_config(cfg: DictConfig) -> DictConfig | None:
     if not HydraConfig.initialized():
         return None
     hydra_cfg = HydraConfig.get()
+    overridden = (o.split("=", 1)[0].lstrip("+~").split("@")[0] for o in hydra_cfg.overrides.task)
+    if all(key in hydra_cfg.runtime.choices for key in overridden):
+        return cfg  # only group choices: composing again (~0.25 s) would give the same config
     choices = [
         f"{group}={choice}"
         for group, choice in hydra_cfg.runtime.choices.items()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,18 @@ def test_splits_are_seeded_and_disjoint():
     assert not torch.equal(first[1].images, other[1].images)
     rest, part = (set(d.images[:, 0, 0, 0].tolist()) for d in first)
     assert len(part) == 20 and len(rest) == 80 and not rest & part
+
+
+def test_digits_are_scikit_learns_digits_without_importing_scikit_learn(monkeypatch):
+    """The default data is read from the file scikit-learn ships (fast), equal to its load_digits."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # importing it now raises ImportError
+    train = sources.digits()["train"]
+    assert torch.equal(train.images, torch.from_numpy(np.rint(bunch.images * 255.0 / 16.0).astype(np.uint8))[:, None])
+    assert torch.equal(train.labels, torch.from_numpy(bunch.target).long())
 
 
 def test_shape_mismatch_is_a_clear_error():
