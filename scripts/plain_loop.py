@@ -1,7 +1,7 @@
 """The hand-written PyTorch loop that scripts/bench.py compares `bigmodel train` with.
 
     python scripts/plain_loop.py --out plain.json [--epochs 3] [--steps N] [--val-steps N]
-        [--threads 2] [--device cpu] -- data=fashion_mnist model=cnn ...
+        [--threads 2] [--device cpu] [--lightning] -- data=fashion_mnist model=cnn ...
 
 It composes the same config as `bigmodel train <overrides>` and takes from it the same data
 tensors (the DataModule's splits, uint8, batched by a seeded permutation and converted to float
@@ -9,6 +9,12 @@ and normalised per batch exactly as bigmodel does), the same backbone class and 
 optimizer and learning rate, batch size and number of steps, and validates on the same number of
 validation batches each epoch (loss and accuracy, one host sync per epoch). Each epoch's wall time
 is written to --out as {"epoch_seconds": [...], "val_acc": [...]}.
+
+--lightning runs the same work through Lightning with nothing of bigmodel's around it: a bare
+LightningModule (the backbone, its loss, the optimizer; validation counts correct predictions) on
+bigmodel's DataModule, a Trainer with no logger, callbacks, checkpoints, progress bar or summary,
+timed by the same EpochTimer as `bigmodel train`. It is the floor Lightning's own per-step
+machinery sets: bigmodel's time above it is bigmodel's.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--val-steps", type=int, default=None, help="validation batches per epoch (default: all)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--lightning", action="store_true", help="the bare-Lightning floor instead of the plain loop")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
 
@@ -65,6 +72,8 @@ def main(argv: list[str] | None = None) -> None:
     model = instantiate(cfg.model).to(device)
     optimizer = build_optimizer(model, OmegaConf.to_container(cfg.optimizer, resolve=True))
     criterion = torch.nn.CrossEntropyLoss()
+    if args.lightning:
+        return lightning_floor(args, cfg, data, model, optimizer, criterion)
     batch = int(cfg.data.batch_size)
 
     def normalised(images):
@@ -104,6 +113,41 @@ def main(argv: list[str] | None = None) -> None:
         seconds.append(time.perf_counter() - start)
     with open(args.out, "w") as f:
         json.dump({"epoch_seconds": seconds, "val_acc": accuracies}, f)
+
+
+def lightning_floor(args, cfg, data, model, optimizer, criterion) -> None:
+    import pytorch_lightning as pl
+    import torch
+
+    from bigmodel_cli.callbacks.timing import EpochTimer
+
+    class Bare(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+            self.correct = torch.zeros(())
+            self.seen = 0
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return criterion(self.model(x), y)
+
+        def validation_step(self, batch, batch_idx):
+            x, y = batch
+            self.correct += (self.model(x).argmax(-1) == y).sum()
+            self.seen += len(y)
+
+        def configure_optimizers(self):
+            return optimizer
+
+    timer = EpochTimer(args.out)
+    trainer = pl.Trainer(
+        accelerator="gpu" if args.device == "cuda" else "cpu", devices=1, max_epochs=args.epochs,
+        limit_train_batches=args.steps or 1.0, limit_val_batches=args.val_steps or 1.0, num_sanity_val_steps=0,
+        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        callbacks=[timer], deterministic=bool(cfg.trainer.get("deterministic", False)),
+    )  # fmt: skip
+    trainer.fit(Bare().to(torch.device(args.device)), datamodule=data)
 
 
 if __name__ == "__main__":

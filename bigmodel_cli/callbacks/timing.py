@@ -4,6 +4,7 @@ Add it to any run (`+callbacks.epoch_timer._target_=bigmodel_cli.callbacks.timin
 +callbacks.epoch_timer.path=epochs.json`); scripts/bench.py does, so start-up is left out of its
 per-epoch numbers. An epoch runs from one `on_train_epoch_start` to the next (the last one to
 `on_train_end`): its training steps, its validation, its logging and its checkpoint writes.
+On a GPU the record also holds the peak memory allocated by tensors (torch.cuda.max_memory_allocated).
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ class EpochTimer(pl.Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._close_epoch(self._now(pl_module))
         if self.path and trainer.is_global_zero:
-            Path(self.path).write_text(
-                json.dumps({"epoch_seconds": self.seconds, "steps_per_epoch": int(trainer.num_training_batches)})
-            )
+            record = {"epoch_seconds": self.seconds, "steps_per_epoch": int(trainer.num_training_batches)}
+            if pl_module.device.type == "cuda":
+                import torch
+
+                record["peak_gpu_mib"] = torch.cuda.max_memory_allocated(pl_module.device) / 2**20
+            Path(self.path).write_text(json.dumps(record))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from bigmodel_cli.callbacks.cuda_check import SettledCudaCheck
 from bigmodel_cli.callbacks.guards import NonFiniteLossGuard, SaveOnSignal
 from bigmodel_cli.callbacks.header import RunHeader
 from bigmodel_cli.checkpoints.files import load_checkpoint
@@ -38,7 +39,11 @@ def run(cfg: DictConfig) -> dict[str, float]:
     run_header = RunHeader(cfg.paths.output_dir, hydra_choice("model"), hydra_choice("data"))
     trainer.callbacks.insert(0, run_header)
     trainer.callbacks.extend(
-        [NonFiniteLossGuard(), SaveOnSignal(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")]
+        [
+            NonFiniteLossGuard(),
+            SaveOnSignal(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"),
+            SettledCudaCheck(),
+        ]
     )
     tracked = tracking.start(trainer, cfg)
     if tracked:

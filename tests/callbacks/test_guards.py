@@ -51,3 +51,20 @@ def test_stop_signal_saves_a_checkpoint_first(signum, compose_cfg, tmp_path, mon
     last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["global_step"] == 5 and last["epoch"] == 1
     assert signal.getsignal(signum) == before, "the signal handler was not put back after training"
+
+
+def test_a_cpu_fit_stops_asking_nvml_every_optimizer_step(compose_cfg, monkeypatch):
+    """Lightning's NVML-based CUDA check costs an NVML load per Adam step; where NVML finds no GPU
+    the fit uses the runtime's cached answer instead, and the setting is put back after."""
+    if torch.cuda.is_available():
+        pytest.skip("a CPU fit on a machine with a GPU keeps the NVML check")
+    nvml_loads = []
+    original = torch.cuda._raw_device_count_nvml
+    monkeypatch.setattr(torch.cuda, "_raw_device_count_nvml", lambda: nvml_loads.append(1) or original())
+    during = []
+    wrap_training_step(monkeypatch, after=lambda self, batch_idx, loss: during.append(len(nvml_loads)) or loss)
+    assert os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] == "1"  # set by Lightning's import
+    with compose_cfg("train", [*TWO_EPOCHS, "accelerator=cpu", "optimizer=adam"]) as cfg:
+        train.run(cfg)
+    assert len(during) > 3 and during[-1] == during[0], "NVML was asked again during training"
+    assert os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] == "1"
