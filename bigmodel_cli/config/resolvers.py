@@ -23,6 +23,18 @@ def run_dir(base: str, resume, name, fresh_id: str) -> str:
     return f"{base}/{name or fresh_id}"
 
 
+def fast_precision(accelerator: str) -> str:
+    """bf16-mixed where it is faster than 32-true, else 32-true: on GPUs with bf16 support, and on
+    CPUs with AMX tiles (measured: the fast Fashion-MNIST recipe 1.2x; without AMX, bf16 on a CPU is
+    emulated in AVX-512 and gains little or loses)."""
+    import torch
+
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    return "bf16-mixed" if accelerator in ("cpu", "auto") and amx else "32-true"
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("run_id"):
         # Cached: every reference to ${run_id:} in one config is the same directory.
@@ -32,3 +44,6 @@ def register_resolvers() -> None:
     if not OmegaConf.has_resolver("floordiv"):
         # e.g. crop padding of an eighth of the image side: ${floordiv:${data.image_size},8}
         OmegaConf.register_new_resolver("floordiv", lambda a, b: int(a) // int(b))
+    if not OmegaConf.has_resolver("fast_precision"):
+        # e.g. a recipe's trainer.precision: ${fast_precision:${trainer.accelerator}}
+        OmegaConf.register_new_resolver("fast_precision", fast_precision)

@@ -31,6 +31,8 @@ class BackboneModule(pl.LightningModule):
         self.config = config
         self.allow = tuple(config.get("allow_targets") or ())
         self.backbone = instantiate(config["model"], self.allow)
+        if config.get("channels_last"):  # 4-D weights only: convolutions then run in NHWC
+            self.backbone.to(memory_format=torch.channels_last)
         # Which parameters decay, fixed now: a strategy may wrap and flatten them later (FSDP).
         self.decayed = decayed_names(self.backbone, prefix="backbone.")
         self.regularization = Regularization.from_config(config)

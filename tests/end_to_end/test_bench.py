@@ -23,18 +23,26 @@ def test_bench_quick_writes_every_row(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     report = json.loads((out / "bench.json").read_text())
     cases = [row["case"] for row in report["rows"]]
-    expected = ["bigmodel --help", "bigmodel train --cfg job", "bigmodel train debug=fdr"]
+    expected = [
+        "python -c 'import torch, pytorch_lightning' (the floor)",
+        "bigmodel --help",
+        "bigmodel train --cfg job",
+        "bigmodel train debug=fdr",
+    ]
     for model in ("mlp", "cnn"):
         expected += [
             f"{model}: plain PyTorch loop",
+            f"{model}: bare Lightning (the floor)",
             f"{model}: bigmodel train (defaults)",
             f"{model}: bigmodel train (minimal)",
         ]
-    expected.append("bigmodel train experiment=fashion_mnist_fast")
+    expected += ["bigmodel train experiment=fashion_mnist_fast", "bigmodel train experiment=fashion_mnist_92"]
     assert cases == expected
     for row in report["rows"]:
         assert row["value"] > 0 and row["peak_rss_mb"] > 0, row
     assert all("ratio" in row for row in report["rows"] if row["section"] == "per epoch")
+    against_floor = [r for r in report["rows"] if "bigmodel train (" in r["case"] or r["case"].endswith("debug=fdr")]
+    assert len(against_floor) == 5 and all("vs_floor" in row for row in against_floor)
     table = (out / "bench.md").read_text()
     assert table in result.stdout, "the table is printed"
     assert all(case in table for case in expected)

@@ -203,3 +203,47 @@ def test_gd_says_it_steps_on_the_full_batch(cli):
     assert code == 0, err
     assert "full batch: one optimizer step per epoch on the whole training split" in out
     assert "global batch" not in out
+
+
+def test_channels_last_trains_convolutions_in_nhwc_with_the_same_outputs(compose_cfg, monkeypatch):
+    """channels_last=true: the convolution weights are channels-last through training (so the
+    activations are), and the layout changes no number: a fresh model computes what NCHW does."""
+    from bigmodel_cli.training.assembly import build_module, plain
+
+    layouts = []
+
+    def record(module):  # the last convolution: its input has several channels, so layouts differ
+        conv = [m for m in module.backbone.modules() if isinstance(m, torch.nn.Conv2d)][-1].weight
+        layouts.append(conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous())
+
+    with compose_cfg("train", ["channels_last=true", "test_after_fit=false", *QUICK]) as cfg:
+        monkeypatch.setattr(
+            "bigmodel_cli.lightning_modules.classifier.ClassificationModule.on_train_batch_start",
+            lambda self, batch, batch_idx: record(self),
+            raising=False,
+        )
+        fitted(cfg, monkeypatch)
+        torch.manual_seed(0)
+        nhwc = build_module(plain(cfg))
+    assert layouts and all(layouts)
+    with compose_cfg("train", ["channels_last=false"]) as cfg:
+        torch.manual_seed(0)
+        nchw = build_module(plain(cfg))
+    assert nchw.backbone.features[4].weight.is_contiguous()
+    x = torch.randn(4, 1, 8, 8)
+    assert torch.allclose(nhwc.eval()(x), nchw.eval()(x), atol=1e-5)
+
+
+def test_fast_precision_is_bf16_only_where_it_is_faster(monkeypatch):
+    from bigmodel_cli.config.resolvers import fast_precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert fast_precision("cpu") == "bf16-mixed" and fast_precision("auto") == "bf16-mixed"
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert fast_precision("cpu") == "32-true"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert fast_precision("gpu") == "32-true"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert fast_precision("gpu") == "bf16-mixed" and fast_precision("auto") == "bf16-mixed"
