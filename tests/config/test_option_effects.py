@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from omegaconf import OmegaConf
 
 from bigmodel_cli.commands import train
 from bigmodel_cli.config import catalogue
@@ -410,9 +411,10 @@ def test_experiment_recipes_choose_their_groups(option, compose_cfg):
             assert choices[group] == chosen, f"experiment={option}: {group}={choices[group]}, recipe says {chosen}"
         model_target = cfg.model._target_
         for group in ("data", "trainer", "optimizer"):
+            as_written = OmegaConf.to_container(cfg[group])  # interpolations as the recipe wrote them
             for key, value in (recipe.get(group) or {}).items():
                 if not isinstance(value, (dict, list)):
-                    assert cfg[group][key] == value, f"experiment={option}: {group}.{key} not applied"
+                    assert as_written[key] == value, f"experiment={option}: {group}.{key} not applied"
     assert model_target == option_yaml("model", choices["model"])["_target_"]
 
 
