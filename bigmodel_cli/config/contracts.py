@@ -93,6 +93,7 @@ CONTRACTS: dict[str, Contract] = {
             "seed",
             "objective",
             "objective_mode",
+            "channels_last",
         ),
     ),
     "launcher": Contract(

@@ -90,6 +90,7 @@ EFFECTS: dict[str, str] = {
             "digits_vit",
             "fashion_mnist_cnn",
             "fashion_mnist_fast",
+            "fashion_mnist_92",
         )
     },
     "hparams_search=optuna": "search.test_optuna_sweeps::test_hopeless_trials_are_pruned_before_their_last_epoch",
