@@ -120,31 +120,28 @@ def row(section: str, case: str, runs: list[dict], value_key: str, unit: str, **
 def bench_startup(args, work: Path, env: dict) -> list[dict]:
     """Whole processes. debug=fdr (one train, val and test batch, every default on) is set against
     the floor no Lightning program can go below: importing torch and pytorch_lightning."""
-    floor_cmd = [sys.executable, "-c", "import torch, pytorch_lightning"]
-    cases = {
-        "python -c 'import torch, pytorch_lightning' (the floor)": floor_cmd,
-        "bigmodel --help": [*bigmodel(), "--help"],
-        "bigmodel train --cfg job": [*bigmodel(), "train", "--cfg", "job"],
-        "bigmodel train debug=fdr": [*bigmodel(), "train", "debug=fdr", *device_overrides(args.device)],
+    floor_case = "python -c 'import torch, pytorch_lightning' (the floor)"
+    cases = {  # name -> command, and its target: seconds, or (debug=fdr) a ratio to the floor
+        floor_case: ([sys.executable, "-c", "import torch, pytorch_lightning"], None),
+        "bigmodel --help": ([*bigmodel(), "--help"], TARGETS["--help"]),
+        "bigmodel train --cfg job": ([*bigmodel(), "train", "--cfg", "job"], TARGETS["--cfg job"]),
+        "bigmodel train debug=fdr": (
+            [*bigmodel(), "train", "debug=fdr", *device_overrides(args.device)],
+            TARGETS["debug=fdr"],
+        ),
     }
     runs: dict[str, list[dict]] = {name: [] for name in cases}
     for _ in range(args.repeats):  # interleaved, so load changes hit every case alike
-        for name, cmd in cases.items():
+        for name, (cmd, _) in cases.items():
             runs[name].append(run_process(cmd, work, env, args.timeout))
-    floor = statistics.median(r["wall"] for r in runs[next(iter(cases))])
+    floor = statistics.median(r["wall"] for r in runs[floor_case])
     rows = []
-    for name in cases:
+    for name, (_, target) in cases.items():
         wall = statistics.median(r["wall"] for r in runs[name])
-        if "debug=fdr" in name:
-            target = TARGETS["debug=fdr"]
-            rows.append(
-                row("start-up", name, runs[name], "wall", "s", vs_floor=wall / floor, target=target,
-                    met=wall / floor <= target)
-            )  # fmt: skip
-            continue
-        target = next((t for key, t in TARGETS.items() if name.endswith(key)), None)
-        met = None if target is None else wall <= target
-        rows.append(row("start-up", name, runs[name], "wall", "s", target=target, met=met))
+        extra = {"vs_floor": wall / floor} if name.endswith("debug=fdr") else {}
+        measured = extra.get("vs_floor", wall)
+        met = None if target is None else measured <= target
+        rows.append(row("start-up", name, runs[name], "wall", "s", target=target, met=met, **extra))
     return rows
 
 
@@ -152,6 +149,14 @@ def epoch_settings(args) -> dict:
     if args.quick:
         return {"epochs": 2, "steps": {"mlp": 4, "cnn": 4}, "val_steps": 2}
     return {"epochs": args.epochs, "steps": {"mlp": args.mlp_steps, "cnn": args.cnn_steps}, "val_steps": args.val_steps}
+
+
+def epoch_timer(path: Path) -> list[str]:
+    """Overrides that add bigmodel's EpochTimer to a run, writing its record to path."""
+    return [
+        "+callbacks.epoch_timer._target_=bigmodel_cli.callbacks.timing.EpochTimer",
+        f"+callbacks.epoch_timer.path={path}",
+    ]
 
 
 def bigmodel_epochs(
@@ -168,8 +173,7 @@ def bigmodel_epochs(
         f"trainer.limit_val_batches={settings['val_steps'] or 'null'}",
         "test_after_fit=false",
         f"run_name=bench-{model}-{preset}-{repeat}",
-        "+callbacks.epoch_timer._target_=bigmodel_cli.callbacks.timing.EpochTimer",
-        f"+callbacks.epoch_timer.path={timer}",
+        *epoch_timer(timer),
     ]
     result = run_process([*bigmodel(), "train", *overrides], work, env, args.timeout)
     result["epoch"] = median_epoch(json.loads(timer.read_text())["epoch_seconds"])
@@ -298,8 +302,7 @@ def bench_gpu(args, work: Path, env: dict, data: list[str]) -> list[dict]:
                 *data, f"model={model}", "accelerator=gpu", "trainer.precision=bf16-mixed", f"data.batch_size={batch}",
                 "trainer.max_epochs=3", f"trainer.limit_train_batches={steps}", "trainer.limit_val_batches=2",
                 "test_after_fit=false", "callbacks.progress_bar=null", "logger=none", f"run_name=gpu-{model}-{repeat}",
-                "+callbacks.epoch_timer._target_=bigmodel_cli.callbacks.timing.EpochTimer",
-                f"+callbacks.epoch_timer.path={timer}",
+                *epoch_timer(timer),
             ]  # fmt: skip
             result = run_process([*bigmodel(), "train", *overrides], work, env, args.timeout)
             record = json.loads(timer.read_text())

@@ -3,8 +3,8 @@
 Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 when it is imported, so that checking for a GPU
 before training does not initialise CUDA in a process that may fork later. With it set, every
 torch.optim step of Adam/AdamW (its graph-capture health check) asks NVML, loading the NVML library
-again each time: 3-5% of a small model's training step on a CPU, measured by scripts/bench.py's
-per-epoch rows. Once the run's device is settled, that answer can no longer change what the
+again each time: 3-5% of a small model's training step on a CPU (py-spy profiles of the MLP
+epochs scripts/bench.py times). Once the run's device is settled, that answer can no longer change what the
 process does: on a GPU, CUDA is initialised already; on a machine NVML finds no GPU on, the CUDA
 runtime's own (cached) count says the same. There the check goes back to the runtime's for the
 fit and is restored after. A CPU run on a machine with GPUs keeps the NVML check.
@@ -21,8 +21,7 @@ NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
 
 class SettledCudaCheck(pl.Callback):
     def __init__(self):
-        self.saved: str | None = None
-        self.changed = False
+        self.saved: str | None = None  # the value to put back, while the fit runs with "0"
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         import torch
@@ -30,8 +29,7 @@ class SettledCudaCheck(pl.Callback):
         if os.environ.get(NVML_CHECK) != "1":
             return
         if trainer.strategy.root_device.type == "cuda" or not torch.cuda.is_available():
-            self.saved, self.changed = os.environ[NVML_CHECK], True
-            os.environ[NVML_CHECK] = "0"
+            self.saved, os.environ[NVML_CHECK] = os.environ[NVML_CHECK], "0"
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.restore()
@@ -40,6 +38,5 @@ class SettledCudaCheck(pl.Callback):
         self.restore()
 
     def restore(self) -> None:
-        if self.changed:
-            os.environ[NVML_CHECK] = self.saved
-            self.changed = False
+        if self.saved is not None:
+            os.environ[NVML_CHECK], self.saved = self.saved, None

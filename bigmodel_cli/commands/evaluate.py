@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 from bigmodel_cli.checkpoints.files import load_checkpoint, saved_config
 from bigmodel_cli.commands.job import collect, prepare, print_summary, require_checkpoint_path, task_main
 from bigmodel_cli.config.instantiate import check_targets
+from bigmodel_cli.config.source import override_key
 from bigmodel_cli.errors import UserError
 from bigmodel_cli.training.assembly import allowed, build_datamodule, build_module, build_trainer, probe
 
@@ -25,7 +26,7 @@ def data_config(cfg: DictConfig, saved: dict[str, Any]):
     data.val_fraction, data.test_fraction) is always the run's own, so a checkpoint is evaluated on
     the split it was validated and tested on, never on its training samples; a note says so when the
     command line (or the data option picked) had other values."""
-    keys = [o.split("=", 1)[0].lstrip("+~") for o in user_overrides()]
+    keys = [override_key(o) for o in user_overrides()]
     if "data" in keys:
         data = cfg.data
     else:

@@ -31,6 +31,11 @@ def option_value(args: list[str], *names: str) -> str | None:
     return found
 
 
+def override_key(override: str) -> str:
+    """The key (or group) an override sets: `+a.b=1` -> a.b, `~a.b` -> a.b, `group@pkg=x` -> group."""
+    return override.split("=", 1)[0].lstrip("+~").split("@")[0]
+
+
 def override_value(args: list[str], key: str) -> str | None:
     found = None
     for arg in args:

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from bigmodel_cli.config.catalogue import check_model_fits_data
 from bigmodel_cli.config.instantiate import check_targets
+from bigmodel_cli.config.source import override_key
 from bigmodel_cli.errors import UserError
 
 # (key pattern, test, what a valid value is)
@@ -111,8 +112,7 @@ def reference_config(cfg: DictConfig) -> DictConfig | None:
     if not HydraConfig.initialized():
         return None
     hydra_cfg = HydraConfig.get()
-    overridden = (o.split("=", 1)[0].lstrip("+~").split("@")[0] for o in hydra_cfg.overrides.task)
-    if all(key in hydra_cfg.runtime.choices for key in overridden):
+    if all(override_key(o) in hydra_cfg.runtime.choices for o in hydra_cfg.overrides.task):
         return cfg  # only group choices: composing again (~0.25 s) would give the same config
     choices = [
         f"{group}={choice}"
