@@ -31,6 +31,17 @@ def test_atomic_save_never_leaves_a_truncated_file(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"], "a temp file was left behind"
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_atomic_save_honours_the_umask(tmp_path, umask):
+    """The temp file mkstemp makes is 0600; the checkpoint gets 0666 & ~umask like any new file."""
+    old = os.umask(umask)
+    try:
+        checkpoints.atomic_save({"state_dict": {}}, tmp_path / "last.ckpt")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "last.ckpt").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 def test_unsafe_checkpoint_is_refused_unless_trusted(tmp_path, monkeypatch):
     path = tmp_path / "unsafe.ckpt"
     config = {"model": {"_target_": "bigmodel_cli.models.mlp.MLP"}, "data": {}}
