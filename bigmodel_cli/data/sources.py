@@ -117,7 +117,8 @@ _CIFAR = {
 
 
 def cifar(root: str, download: bool, classes: int) -> Splits:
-    """CIFAR-10/100 from the python-pickle batches torchvision downloads."""
+    """CIFAR-10/100 from the python-pickle batches torchvision downloads, unpickled with only
+    numpy's array reconstruction allowed (read_cifar_batch): a batch file cannot run code."""
     folder, train_files, test_files, label_key, torchvision_class = _CIFAR[classes]
     base = Path(root) / folder
     if not base.is_dir() and download:
@@ -132,13 +133,84 @@ def cifar(root: str, download: bool, classes: int) -> Splits:
                     f"CIFAR-{classes} file {path} not found; fix: extract the python version of "
                     f"the dataset into {base}, or run with data.download=true where there is network"
                 )
-            with open(path, "rb") as f:
-                # The dataset's own format is a pickle of numpy arrays; only read files you put there.
-                batch = pickle.load(f, encoding="bytes")
+            batch = read_cifar_batch(path, classes, label_key)
             images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
             labels.append(np.asarray(batch[label_key], dtype=np.int64))
         splits[split] = TensorImages(torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels)))
     return splits
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """Unpickles what a CIFAR batch holds (dicts, lists, bytes, numbers and numpy arrays) and
+    refuses every other global: a pickle can name any callable (os.system, ...) and have it called."""
+
+    def find_class(self, module: str, name: str):
+        allowed = _CIFAR_GLOBALS.get((module, name))
+        if allowed is None:
+            raise _RefusedGlobal(f"{module}.{name}")
+        return allowed()
+
+
+class _RefusedGlobal(pickle.UnpicklingError):
+    pass
+
+
+def _latin1_encode(text: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    """What a protocol-2 pickle written by Python 3 calls to rebuild bytes (`_codecs.encode`)."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise _RefusedGlobal(f"_codecs.encode with encoding {encoding!r}")
+    return text.encode("latin1", errors)
+
+
+def _numpy_core(module: str, name: str):
+    def load():
+        import importlib
+
+        try:
+            return getattr(importlib.import_module(f"numpy._core.{module}"), name)
+        except ImportError:  # numpy 1.x
+            return getattr(importlib.import_module(f"numpy.core.{module}"), name)
+
+    return load
+
+
+# (module, name) a CIFAR batch may name -> the object it means. The real files (Python 2, numpy 1)
+# name numpy.core.*; files pickled by numpy 2 name numpy._core.*.
+_CIFAR_GLOBALS = {
+    ("numpy", "ndarray"): lambda: np.ndarray,
+    ("numpy", "dtype"): lambda: np.dtype,
+    ("_codecs", "encode"): lambda: _latin1_encode,
+    **{
+        (f"{package}.{module}", name): _numpy_core(module, name)
+        for package in ("numpy.core", "numpy._core")
+        for module, name in (("multiarray", "_reconstruct"), ("multiarray", "scalar"), ("numeric", "_frombuffer"))
+    },
+}
+
+
+def read_cifar_batch(path: Path, classes: int, label_key: bytes) -> dict:
+    """A CIFAR python batch (a pickled dict of numpy arrays), unpickled with nothing but numpy's
+    array reconstruction allowed: a file that names anything else is refused before it runs."""
+    try:
+        with open(path, "rb") as f:
+            batch = _ArraysOnly(f, encoding="bytes").load()
+    except _RefusedGlobal as exc:
+        raise UserError(
+            f"CIFAR-{classes} file {path} is not a plain CIFAR batch: it asks to call {exc}, and a pickle that "
+            f"calls code is refused unread; fix: replace it with the file from the official archive "
+            f"(cifar-{classes}-python.tar.gz), or delete it and run with data.download=true"
+        ) from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
+        raise UserError(
+            f"CIFAR-{classes} file {path} cannot be read as a CIFAR batch ({type(exc).__name__}: {exc}); "
+            f"fix: replace it with the file from the official archive, or delete it and run with data.download=true"
+        ) from None
+    if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
+        raise UserError(
+            f"CIFAR-{classes} file {path} holds no CIFAR batch (a dict of b'data' and {label_key!r}); "
+            f"fix: replace it with the file from the official archive"
+        )
+    return batch
 
 
 def image_folder(root: str, image_size: int, in_channels: int) -> Splits:

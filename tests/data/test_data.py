@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import sys
 from pathlib import Path
 
@@ -61,6 +62,65 @@ def test_cifar_batches(tmp_path, classes):
     train_files = 5 if classes == 10 else 1
     assert splits["train"].images.shape == (8 * train_files, 3, 32, 32)
     assert splits["test"].images.shape == (8, 3, 32, 32)
+
+
+def write_batch(path: Path, batch, protocol: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        pickle.dump(batch, f, protocol=protocol)
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_cifar_batches_in_the_real_layout_load_without_unpickling_code(tmp_path, protocol):
+    """The official files' dict (batch_label, labels, data, filenames), pickled at protocol 2 (as
+    the Python 2 originals), 4 and 5 (numpy's out-of-band-capable form): read, pixels intact."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "cifar-10-batches-py"
+    written = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        data = rng.integers(0, 256, (4, 3 * 32 * 32), dtype=np.uint8)
+        labels = rng.integers(0, 10, 4).tolist()
+        written[name] = (data, labels)
+        batch = {b"batch_label": name.encode(), b"labels": labels, b"data": data, b"filenames": [b"a.png"] * 4}
+        write_batch(folder / name, batch, protocol)
+    splits = sources.cifar(str(tmp_path), download=False, classes=10)
+    data, labels = written["test_batch"]
+    assert torch.equal(splits["test"].images, torch.from_numpy(data.reshape(-1, 3, 32, 32)))
+    assert splits["test"].labels.tolist() == labels
+    assert splits["train"].images.shape == (20, 3, 32, 32)
+
+
+class _Planted:
+    """A pickle payload: unpickling it calls open(marker, "w"), creating the file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
+@pytest.mark.parametrize("where", ["data", "labels"])
+def test_a_cifar_file_that_would_run_code_is_refused_unrun(tmp_path, where):
+    write_cifar(tmp_path, 100, per_file=4)
+    marker = tmp_path / "planted"
+    path = tmp_path / "cifar-100-python" / "train"
+    import numpy as np
+
+    batch = {b"data": np.zeros((4, 3072), np.uint8), b"fine_labels": [0, 1, 2, 3]}
+    batch[b"data" if where == "data" else b"fine_labels"] = _Planted(marker)
+    write_batch(path, batch, 4)
+    with pytest.raises(UserError) as refused:
+        sources.cifar(str(tmp_path), download=False, classes=100)
+    message = str(refused.value)
+    assert "\n" not in message and str(path) in message and "open" in message and "refused" in message
+    assert not marker.exists()
+    # The same file with the standard unpickler does create it: the test's payload is real.
+    with open(path, "rb") as f:
+        pickle.load(f)
+    assert marker.exists()
 
 
 def test_image_folder_and_class_count_check(tmp_path):
