@@ -15,6 +15,8 @@ from bigmodel_cli.errors import UserError
 GRADIENT = ("saliency", "integrated_gradients", "gradient_shap")
 PERTURBATION = ("occlusion", "lime", "kernel_shap")
 METHODS = (*GRADIENT, *PERTURBATION)
+# Perturbation methods on images work on patches: a grid of at most this many per side.
+PATCH_GRID = 8
 
 
 def image_attributions(
@@ -33,16 +35,11 @@ def image_attributions(
         noise = (torch.rand(4, *x.shape[1:]) - 0.5) * 2 * baseline.abs().max() + baseline
         references = torch.cat([baseline.expand(4, *x.shape[1:]), noise])
         return attr.GradientShap(model).attribute(x, baselines=references, target=target, n_samples=steps)
-    side = x.shape[-1]
-    patch = max(1, side // 8)  # an 8 x 8 grid of patches: 64 features for LIME/SHAP and occlusion
+    mask = patch_mask(x.shape[-2], x.shape[-1]).expand(1, x.shape[1], -1, -1)
     if method == "occlusion":
-        window = (x.shape[1], patch, patch)
-        return attr.Occlusion(model).attribute(
-            x, sliding_window_shapes=window, strides=window, baselines=base, target=target
-        )
-    grid = torch.arange((side // patch) ** 2).view(side // patch, side // patch)
-    mask = grid.repeat_interleave(patch, 0).repeat_interleave(patch, 1)[: x.shape[-2], :side]
-    mask = mask.expand(1, x.shape[1], -1, -1)
+        # Each patch (all channels) set to black in turn: Captum's occlusion with non-overlapping
+        # windows, through a feature mask so that a side the patch does not divide is covered too.
+        return attr.FeatureAblation(model).attribute(x, baselines=base, target=target, feature_mask=mask)
     explainer = attr.Lime(model) if method == "lime" else attr.KernelShap(model)
     return torch.cat(
         [
@@ -56,6 +53,15 @@ def image_attributions(
             for i in range(len(x))
         ]
     )
+
+
+def patch_mask(height: int, width: int, cells: int = PATCH_GRID) -> torch.Tensor:
+    """(H, W) patch index of each pixel: square patches of ceil(side / cells) pixels (at most
+    `cells` per side), the last row and column cropped to the image when the side does not divide."""
+    patch = max(1, -(-max(height, width) // cells))
+    rows, columns = -(-height // patch), -(-width // patch)
+    grid = torch.arange(rows * columns).view(rows, columns)
+    return grid.repeat_interleave(patch, 0).repeat_interleave(patch, 1)[:height, :width]
 
 
 def text_attributions(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from PIL import Image
 
 
@@ -57,3 +58,37 @@ def test_text_attributions_highlight_the_cue_words(cli, in_tmp_cwd):
 def test_explain_errors_are_one_line(digits_run, cli):
     code, _, err = cli("explain", f"ckpt_path={digits_run}/checkpoints/best.ckpt", "method=grad_cam")
     assert code == 2 and "method=grad_cam" in err and "integrated_gradients" in err and "Traceback" not in err
+
+
+class CornerPixel(torch.nn.Module):
+    """Two logits; the first is the bottom-right pixel (summed over channels), the second 0."""
+
+    def forward(self, x):
+        corner = x[:, :, -1, -1].sum(1)
+        return torch.stack([corner, torch.zeros_like(corner)], 1)
+
+
+@pytest.mark.parametrize("side", [28, 30, 32])
+@pytest.mark.parametrize("method", ["lime", "kernel_shap", "occlusion"])
+def test_perturbation_methods_cover_images_whose_side_the_patches_do_not_divide(method, side):
+    """28x28 (patches of 4), 30x30 (the last row and column of patches cropped to 2 pixels) and
+    32x32: the attribution has the image's shape, is one value per patch, and the one pixel the
+    model reads (the bottom-right corner, in the cropped patch when there is one) carries it."""
+    from bigmodel_cli.explain.methods import image_attributions, patch_mask
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, side, side) + 1.0
+    baseline = torch.zeros(1, 3, side, side)
+    scores = image_attributions(method, CornerPixel(), x, torch.zeros(2, dtype=torch.long), baseline, 8)
+    assert scores.shape == x.shape
+    mask = patch_mask(side, side)
+    patch = 4
+    assert mask.max() + 1 == (-(-side // patch)) ** 2 and bool((mask[:patch, :patch] == 0).all())
+    per_pixel = scores.sum(1)  # (N, H, W)
+    corner = mask[-1, -1]
+    for sample in per_pixel:
+        for index in mask.unique():
+            values = sample[mask == index]
+            assert torch.allclose(values, values[0].expand_as(values)), "one value per patch"
+        assert float(sample[mask == corner].abs().min()) > 0.1
+        assert float(sample[mask != corner].abs().max()) < 0.5 * float(sample[mask == corner].abs().min())
