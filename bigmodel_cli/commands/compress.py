@@ -19,7 +19,7 @@ from bigmodel_cli.deploy.measure import accuracy, latencies, size_mb, torch_size
 from bigmodel_cli.deploy.prune import magnitude_prune, sparsity
 from bigmodel_cli.deploy.quantize import METHODS as QUANTIZE
 from bigmodel_cli.deploy.quantize import quantize_dynamic, quantize_static
-from bigmodel_cli.deploy.results import print_rows, results_dir, write_table
+from bigmodel_cli.deploy.results import print_rows, require_counts, results_dir, write_table
 from bigmodel_cli.errors import UserError
 
 METHODS = (*QUANTIZE, "prune")
@@ -98,6 +98,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     require_checkpoint_path(cfg)
     if cfg.method not in METHODS:
         raise UserError(f"method={cfg.method} is not a compression method; valid choices: {', '.join(METHODS)}")
+    require_counts(cfg, {"repeats": 50, **({"calibration_batches": 16} if cfg.method == "quantize_static" else {})})
     prepare(cfg)
     module, datamodule = restore(cfg)
     where = results_dir(cfg.ckpt_path, cfg.results_dir, "compress")

@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from bigmodel_cli.commands.evaluate import restore
 from bigmodel_cli.commands.job import prepare, require_checkpoint_path, task_main
 from bigmodel_cli.deploy.inputs import held_out_batches, is_token_input
-from bigmodel_cli.deploy.results import print_rows, results_dir, write_table
+from bigmodel_cli.deploy.results import print_rows, require_counts, results_dir, write_table
 from bigmodel_cli.errors import UserError
 from bigmodel_cli.explain.faithfulness import deletion_areas
 from bigmodel_cli.explain.methods import METHODS, image_attributions, text_attributions
@@ -88,6 +88,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     require_checkpoint_path(cfg)
     if cfg.method not in METHODS:
         raise UserError(f"method={cfg.method} is not an attribution method; valid choices: {', '.join(METHODS)}")
+    require_counts(cfg, {"samples": 8, "steps": 32, "deletion_steps": 16})
     prepare(cfg)
     module, datamodule = restore(cfg)
     task = module.config["data"].get("task", "classification")

@@ -10,7 +10,7 @@ from bigmodel_cli.commands.job import prepare, require_checkpoint_path, task_mai
 from bigmodel_cli.deploy.export import FORMATS, SUFFIX, deployable, export, runner
 from bigmodel_cli.deploy.inputs import held_out_inputs, longest_input
 from bigmodel_cli.deploy.measure import accuracy, latencies, parity, size_mb, torch_size_mb
-from bigmodel_cli.deploy.results import print_rows, results_dir, write_table
+from bigmodel_cli.deploy.results import print_rows, require_counts, results_dir, write_table
 from bigmodel_cli.errors import UserError
 
 EXAMPLE_BATCH = 8
@@ -41,6 +41,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     require_checkpoint_path(cfg)
     if cfg.format not in FORMATS:
         raise UserError(f"format={cfg.format} is not an export format; valid choices: {', '.join(FORMATS)}")
+    require_counts(cfg, {"repeats": 50})
     prepare(cfg)
     module, datamodule = restore(cfg)
     where = results_dir(cfg.ckpt_path, cfg.results_dir, "export")

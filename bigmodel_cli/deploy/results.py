@@ -13,6 +13,18 @@ from bigmodel_cli.console import significant
 from bigmodel_cli.errors import UserError
 
 
+def require_counts(cfg, examples: dict[str, int]) -> None:
+    """Settings that count something (samples, steps, repeats, batches) must be 1 or more: a 0
+    would divide by zero or measure nothing, and must not replace a good row of the table.
+    `examples`: each key and a value to suggest."""
+    for key, example in examples.items():
+        value = cfg.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserError(
+                f"{key}={value} is not a count of 1 or more; fix: {key}={example} (or any whole number >= 1)"
+            )
+
+
 def run_dir_of(ckpt_path: str) -> Path:
     """The run a checkpoint belongs to: <run>/checkpoints/best.ckpt -> <run>; a checkpoint kept
     elsewhere -> its own directory."""

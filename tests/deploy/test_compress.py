@@ -59,3 +59,16 @@ def test_compress_errors_are_one_line(digits_run, cli):
     assert code == 2 and "method=distill" in err and "quantize_dynamic, quantize_static, prune" in err
     code, _, err = cli("compress", f"ckpt_path={checkpoint}", "method=prune", "amount=1.5")
     assert code == 2 and "amount=1.5" in err and "Traceback" not in err
+
+
+def test_counts_of_zero_are_one_line_and_write_nothing(digits_run, cli):
+    checkpoint = digits_run / "checkpoints" / "best.ckpt"
+    folder = digits_run / "compress"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()} if folder.is_dir() else {}
+    for settings in (["method=quantize_static", "calibration_batches=0"], ["method=quantize_dynamic", "repeats=0"]):
+        code, _, err = cli("compress", f"ckpt_path={checkpoint}", *settings)
+        key = settings[1].split("=")[0]
+        assert code == 2 and len(err.strip().splitlines()) == 1, (settings, err)
+        assert settings[1] in err and f"fix: {key}=" in err, err
+        after = {p.name: p.read_bytes() for p in folder.iterdir()} if folder.is_dir() else {}
+        assert after == before, settings

@@ -73,3 +73,12 @@ def test_export_errors_are_one_line(digits_run, cli):
     assert code == 2 and "format=tflite" in err and "onnx, pt2" in err and "Traceback" not in err
     code, _, err = cli("export", "ckpt_path=missing.ckpt")
     assert code == 2 and "missing.ckpt" in err and len(err.strip().splitlines()) == 1
+
+
+def test_repeats_of_zero_is_one_line_and_writes_nothing(digits_run, cli):
+    folder = digits_run / "export"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()} if folder.is_dir() else {}
+    code, _, err = cli("export", f"ckpt_path={digits_run}/checkpoints/best.ckpt", "repeats=0")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "repeats=0" in err and "fix: repeats=" in err, err
+    after = {p.name: p.read_bytes() for p in folder.iterdir()} if folder.is_dir() else {}
+    assert after == before

@@ -92,3 +92,24 @@ def test_perturbation_methods_cover_images_whose_side_the_patches_do_not_divide(
             assert torch.allclose(values, values[0].expand_as(values)), "one value per patch"
         assert float(sample[mask == corner].abs().min()) > 0.1
         assert float(sample[mask != corner].abs().max()) < 0.5 * float(sample[mask == corner].abs().min())
+
+
+def snapshot(folder) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())} if folder.is_dir() else {}
+
+
+def test_counts_of_zero_are_one_line_and_leave_the_table_alone(digits_run, cli):
+    """samples=0, steps=0, deletion_steps=0 (which used to write a NaN row over the good one):
+    one red line, exit 2, nothing in <run>/explain/ changes."""
+    checkpoint = f"ckpt_path={digits_run}/checkpoints/best.ckpt"
+    code, _, err = cli("explain", checkpoint, "method=saliency", "samples=2")
+    assert code == 0, err
+    before = snapshot(digits_run / "explain")
+    good = next(r for r in json.loads(before["explain.json"]) if r["method"] == "saliency")
+    assert good["deletion_auc"] == good["deletion_auc"]  # a number, not NaN
+    for setting in ("samples=0", "steps=0", "deletion_steps=0", "deletion_steps=-3"):
+        code, _, err = cli("explain", checkpoint, "method=saliency", setting)
+        key = setting.split("=")[0]
+        assert code == 2, (setting, err)
+        assert len(err.strip().splitlines()) == 1 and setting in err and f"fix: {key}=" in err, err
+        assert snapshot(digits_run / "explain") == before, setting
