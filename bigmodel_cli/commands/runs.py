@@ -12,17 +12,27 @@ from pathlib import Path
 
 from bigmodel_cli.console import print_fitted_table, short_age, short_duration, significant, slow_progress
 from bigmodel_cli.errors import UserError
-from bigmodel_cli.runs.index import NOT_PART_OF_THE_JOB, RUN_ROOTS, duration, find_records, overrides_of, run_id
+from bigmodel_cli.runs.index import (
+    NOT_PART_OF_THE_JOB,
+    RUN_ROOTS,
+    duration,
+    find_records,
+    overrides_of,
+    parse_time,
+    run_id,
+)
 
-STATUSES = ("completed", "failed", "running", "skipped")
+# Every status records.py writes (pruned: an Optuna trial stopped early).
+STATUSES = ("completed", "failed", "pruned", "running", "skipped")
 AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 COLUMNS = ("id", "command", "status", "overrides", "objective", "test", "time", "age")
 # What stays on a narrow terminal, most important first (--json has every field).
 PRIORITY = ("id", "overrides", "status", "objective", "test", "command", "age", "time")
 
 
-def summary(run_dir: Path, root: Path, record: dict, now: datetime) -> dict:
-    """One run's row, as plain values (also what --json prints)."""
+def summary(run_dir: Path, root: Path, record: dict, now: datetime, notes: list[str] | None = None) -> dict:
+    """One run's row, as plain values (also what --json prints); a start time that is not a date
+    leaves the age and time blank, with a line in `notes`."""
     metrics = record.get("metrics") or {}
     config = record.get("config") or {}
     objective = config.get("objective", "val/acc")
@@ -30,6 +40,13 @@ def summary(run_dir: Path, root: Path, record: dict, now: datetime) -> dict:
         (k for k in metrics if k.startswith("test/")), None
     )
     started = record.get("start_time")
+    start = parse_time(started)
+    if started is not None and start is None and notes is not None:
+        notes.append(f"{run_dir}: start_time {started!r} in its run.json is not a date; its age and time are blank")
+    try:
+        age = (now - start).total_seconds() if start is not None else None
+    except TypeError:  # a time with a zone
+        age = None
     return {
         "id": run_id(run_dir, root),
         "dir": str(run_dir),
@@ -41,8 +58,8 @@ def summary(run_dir: Path, root: Path, record: dict, now: datetime) -> dict:
         "test_metric": test_key,
         "test_value": metrics.get(test_key) if test_key else None,
         "duration_s": duration(record),
-        "start_time": started,
-        "age_s": (now - datetime.fromisoformat(started)).total_seconds() if started else None,
+        "start_time": started if start is not None else None,
+        "age_s": age,
         "error": record.get("error", ""),
     }
 
@@ -111,12 +128,15 @@ def main(argv: list[str]) -> int:
     if missing:
         raise UserError(f"{missing[0]} is not a directory; fix: give a directory of runs, e.g. outputs/")
     now = datetime.now()
-    found = (summary(d, root, r, now) for root in roots for d, r in find_records(root))
+    notes: list[str] = []
+    found = (summary(d, root, r, now, notes) for root in roots for d, r in find_records(root, notes))
     rows = select(list(slow_progress(found, "reading runs")), args.status, args.since, args.match)
     rows.sort(key=lambda r: r["start_time"] or "", reverse=True)
     if args.json:
         print(json.dumps(rows, indent=2))
+        print_notes(notes, stderr=True)
         return 0
+    print_notes(notes)
     if not rows:
         where = ", ".join(map(str, roots)) or "outputs/ or multirun/ (neither exists here)"
         print(f"no runs found in {where}" + (" matching the filters" if argv else ""))
@@ -125,6 +145,17 @@ def main(argv: list[str]) -> int:
     more = f", the newest {len(shown)} shown (--limit 0: all)" if len(shown) < len(rows) else ""
     print_table(shown, f"{len(rows)} run(s), newest first{more}")
     return 0
+
+
+def print_notes(notes: list[str], stderr: bool = False) -> None:
+    """One line per run.json that could not be listed as it is (stderr beside --json's output)."""
+    if notes:
+        from rich.console import Console
+        from rich.text import Text
+
+        console = Console(stderr=stderr, highlight=False, soft_wrap=True)
+        for note in notes:
+            console.print(Text.assemble(("note:", "yellow"), " ", note))
 
 
 def print_table(rows: list[dict], title: str) -> None:

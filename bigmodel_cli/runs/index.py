@@ -34,22 +34,46 @@ def run_files(root: Path) -> Iterator[Path]:
         subdirs[:] = [d for d in subdirs if d not in ("checkpoints", "csv", ".hydra", "tensorboard")]
 
 
-def find_records(root: Path) -> Iterator[tuple[Path, dict]]:
-    """(run dir, run.json) for each readable run below root; a half-written file is skipped."""
+def find_records(root: Path, notes: list[str] | None = None) -> Iterator[tuple[Path, dict]]:
+    """(run dir, run.json) for each readable run below root; a half-written file is skipped, and
+    a file that holds something else than a run record (a JSON list, ...) is skipped with a line
+    in `notes` when given."""
     for path in run_files(root):
         try:
-            yield path.parent, read_json(path)
+            record = read_json(path)
         except (OSError, ValueError):
             continue
+        if not isinstance(record, dict):
+            if notes is not None:
+                notes.append(f"skipped {path}: {not_a_record(record)}")
+            continue
+        yield path.parent, record
+
+
+def not_a_record(value) -> str:
+    return f"it holds a JSON {type(value).__name__}, not a run record (an object)"
+
+
+def parse_time(value) -> datetime | None:
+    """A run.json time (ISO 8601) as a datetime; None when missing or not a date."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 def duration(record: dict) -> float | None:
-    """Seconds from start to end (to now for a run still running); None when unknown."""
-    start = record.get("start_time")
-    end = record.get("end_time") or (datetime.now().isoformat() if record.get("status") == "running" else None)
-    if not start or not end:
+    """Seconds from start to end (to now for a run still running); None when unknown or not dates."""
+    start = parse_time(record.get("start_time"))
+    end = parse_time(record.get("end_time")) or (datetime.now() if record.get("status") == "running" else None)
+    if start is None or end is None:
         return None
-    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+    try:
+        return (end - start).total_seconds()
+    except TypeError:  # one time with a zone, one without
+        return None
 
 
 def overrides_of(record: dict) -> dict[str, str]:
@@ -99,6 +123,9 @@ def run_record(run: str | Path) -> tuple[Path, dict]:
             f"or multirun/ (`bigmodel runs` lists them)"
         )
     try:
-        return path.parent, read_json(path)
+        record = read_json(path)
     except ValueError as exc:
         raise UserError(f"{path} is not valid JSON ({exc}); fix: give another run") from None
+    if not isinstance(record, dict):
+        raise UserError(f"{path} is not a run record: {not_a_record(record)}; fix: give another run")
+    return path.parent, record

@@ -59,3 +59,48 @@ def test_runs_lists_filters_and_diff_compares(cli, in_tmp_cwd, monkeypatch):
     assert code == 0 and "no differences" in out
     code, _, err = cli("diff", str(adam), "outputs/nowhere")
     assert code == 2 and "outputs/nowhere is not a run directory" in err
+
+
+def write_record(folder, record) -> None:
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps(record))
+
+
+def test_odd_run_files_are_noted_not_fatal_and_pruned_runs_filter(cli, in_tmp_cwd, monkeypatch):
+    """A run.json holding [] is skipped with one note, one whose start_time is not a date is listed
+    with a note and no age; --status pruned finds the pruned trial; diff refuses [] in one line and
+    compares the odd date like any other value."""
+    monkeypatch.setenv("COLUMNS", "200")
+    now = datetime.now()
+    base = {
+        "task": "train",
+        "overrides": ["optimizer.lr=0.01"],
+        "config": {"objective": "val/acc", "optimizer": {"lr": 0.01}},
+        "metrics": {"val/acc": 0.5},
+    }
+    runs = in_tmp_cwd / "outputs" / "train"
+    for name, status, start in (("good", "completed", now.isoformat()), ("trial", "pruned", now.isoformat())):
+        write_record(runs / name, {**base, "status": status, "start_time": start, "end_time": start})
+    write_record(runs / "odd", {**base, "status": "completed", "start_time": "yesterday-ish", "end_time": "later"})
+    write_record(runs / "listed", [])
+
+    code, out, err = cli("runs")
+    assert code == 0, err
+    assert "3 run(s)" in out and "good" in out and "trial" in out and "odd" in out
+    notes = [line for line in out.splitlines() if line.startswith("note:")]
+    assert len(notes) == 2, out
+    assert any("outputs/train/listed/run.json" in n and "JSON list" in n for n in notes), notes
+    assert any("outputs/train/odd:" in n and "'yesterday-ish'" in n and "not a date" in n for n in notes), notes
+
+    code, out, err = cli("runs", "--json")
+    rows = {r["id"]: r for r in json.loads(out)}  # stdout stays JSON, the notes go to stderr
+    assert code == 0 and set(rows) == {"good", "trial", "odd"} and "note:" in err
+    assert rows["odd"]["age_s"] is None and rows["odd"]["duration_s"] is None and rows["good"]["age_s"] >= 0
+
+    code, out, err = cli("runs", "--json", "--status", "pruned")
+    assert code == 0 and [r["id"] for r in json.loads(out)] == ["trial"], err
+
+    code, _, err = cli("diff", str(runs / "good"), str(runs / "listed"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "not a run record" in err, err
+    code, out, err = cli("diff", str(runs / "good"), str(runs / "odd"))
+    assert code == 0 and "no differences" in out, err  # start and end times are not what diff compares
