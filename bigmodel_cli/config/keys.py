@@ -70,4 +70,5 @@ def closest_key(key: str, config_name: str = "train") -> str | None:
     """The known key `key` most likely meant: among keys of the same depth (`optimizer.lrr` ->
     `optimizer.lr`)."""
     depth = key.count(".")
-    return closest(key, (k for k in config_keys(config_name) if k.count(".") == depth))
+    # Never the key itself: it is known to some option of its group but not to the one chosen.
+    return closest(key, (k for k in config_keys(config_name) if k.count(".") == depth and k != key))

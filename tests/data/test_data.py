@@ -269,3 +269,58 @@ def test_evaluating_a_checkpoint_uses_the_runs_own_test_split(cli, in_tmp_cwd, m
             assert "data.split_seed=5 -> 0" in out and "data.test_fraction=0.5 -> 0.2" in out
         else:
             assert "note: evaluating" not in out
+
+
+def write_files_for(option: str, root: Path) -> int:
+    """Dataset files under root in the option's layout; returns the training split's size."""
+    if option == "mnist":
+        write_mnist_like(root / "MNIST" / "raw", train=40, test=8)
+        return 40
+    if option == "fashion_mnist":
+        write_mnist_like(root / "FashionMNIST" / "raw", train=44, test=8)
+        return 44
+    write_cifar(root, 10 if option == "cifar10" else 100, per_file=4)
+    return 20 if option == "cifar10" else 4
+
+
+@pytest.mark.parametrize("option", ["mnist", "fashion_mnist", "cifar10", "cifar100"])
+def test_data_root_is_where_file_backed_datasets_are_read(option, compose_cfg, tmp_path):
+    """data.root=<dir> (as README and the YAML comments say) is where the files are read; its
+    default is paths.data_dir."""
+    from bigmodel_cli.training.assembly import build_datamodule
+
+    elsewhere = tmp_path / "elsewhere"
+    count = write_files_for(option, elsewhere)
+    with compose_cfg("train", [f"data={option}", f"data.root={elsewhere}"]) as cfg:
+        splits = build_datamodule(cfg.data).source()
+    assert len(splits["train"]) == count  # these files, not the Debian package's 60,000 images
+    with compose_cfg("train", [f"data={option}"], name="default") as cfg:
+        assert cfg.data.root == cfg.paths.data_dir and cfg.data.source.root == cfg.paths.data_dir
+
+
+@pytest.mark.parametrize("option", ["imdb", "ag_news"])
+def test_data_root_holds_the_hugging_face_cache(option, compose_cfg, tmp_path):
+    with compose_cfg("train", [f"data={option}", "model=transformer", f"data.root={tmp_path / 'hf'}"]) as cfg:
+        assert cfg.data.source.cache_dir == f"{tmp_path / 'hf'}/huggingface"
+
+
+def test_train_takes_data_root_and_never_suggests_the_refused_key(cli, tmp_path):
+    from tests.conftest import FAST
+
+    root = tmp_path / "mine"
+    write_mnist_like(root / "MNIST" / "raw", train=64, test=16)
+    code, _, err = cli("train", "data=mnist", f"data.root={root}", *FAST, "run_name=mnist")
+    assert code == 0, err
+    assert (tmp_path / "outputs" / "train" / "mnist" / "checkpoints" / "best.ckpt").is_file()
+    # digits reads no files: data.root is unknown there, and the suggestion is not data.root itself.
+    code, _, err = cli("train", "data=digits", f"data.root={root}")
+    assert code == 2 and "unknown config key 'data.root'" in err and "did you mean data.root?" not in err, err
+
+
+def test_a_planted_cifar_pickle_through_train_is_one_line_and_never_runs(cli, tmp_path):
+    write_cifar(tmp_path / "cifar", 10, per_file=4)
+    marker = tmp_path / "planted"
+    write_batch(tmp_path / "cifar" / "cifar-10-batches-py" / "test_batch", {b"data": _Planted(marker)}, 2)
+    code, _, err = cli("train", "data=cifar10", f"data.root={tmp_path / 'cifar'}", "trainer.max_epochs=1")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "test_batch" in err and "refused" in err, err
+    assert not marker.exists()
