@@ -74,3 +74,16 @@ def test_a_teacher_of_other_data_is_one_line(digits_run, compose_cfg):
         module = build_module(plain(cfg))
         with pytest.raises(UserError, match="predicts 10 classes"):
             attach_teacher(cfg, module)
+
+
+def test_a_teacher_of_another_input_shape_is_one_line_before_training(digits_run, cli, in_tmp_cwd):
+    """The digits CNN (1 x 8 x 8) cannot read 16 x 16 images: refused before the first step, one
+    line naming both shapes, no checkpoint written (it used to crash mid-epoch)."""
+    student = ["model=mlp", "data=synthetic", "data.image_size=16", "trainer.max_epochs=1", "run_name=student"]
+    code, _, err = cli("train", *student, f"distill.teacher={digits_run}")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert "1 x 8 x 8" in err and "1 x 16 x 16" in err and "distill.teacher=" in err, err
+    assert not (in_tmp_cwd / "outputs" / "train" / "student" / "checkpoints").exists()
+    # The same student, same shape as the teacher: distils.
+    code, _, err = cli("train", *student[:-1], "data.image_size=8", "run_name=same", f"distill.teacher={digits_run}")
+    assert code == 0, err
