@@ -9,6 +9,9 @@ Across processes, through the environment (a child process inherits it):
 | BIGMODEL_SUBCOMMAND       | commands/app while Hydra runs       | runs/records: the command in run.json      |
 | HYDRA_FULL_ERROR=1        | commands/app while Hydra runs       | Hydra: errors reach us, we print them      |
 | RANK, SLURM_PROCID, ...   | torchrun, SLURM, Lightning          | global_rank: who writes run files          |
+| BIGMODEL_WORKER           | runs/ddp_job: a SLURM task of a     | global_rank: 0, the task is not a DDP rank |
+|                           | multirun asking for one device      |                                            |
+| BIGMODEL_RENDEZVOUS_TIMEOUT_S | the user (default 300)          | runs/ddp_job: ranks > 0 wait for rank 0    |
 
 Within one process, between Hydra's callbacks (runs/records.RunRecorder) and the task function
 (commands/app): SKIPPED and FAILED below. JOB_START_ENVIRONMENT holds the launcher variables as a
@@ -27,6 +30,10 @@ DDP_JOB_ENV = "BIGMODEL_DDP_JOB"
 TRUST_ENV = "BIGMODEL_TRUST_CHECKPOINT"
 SUBCOMMAND_ENV = "BIGMODEL_SUBCOMMAND"
 HYDRA_FULL_ERROR_ENV = "HYDRA_FULL_ERROR"
+# "<task>/<tasks>": this process is one of several independent sweep workers srun started, not a DDP rank.
+WORKER_ENV = "BIGMODEL_WORKER"
+# Seconds the ranks of a torchrun/srun launch wait for rank 0 to announce its run directory.
+RENDEZVOUS_TIMEOUT_ENV = "BIGMODEL_RENDEZVOUS_TIMEOUT_S"
 
 RANK_VARIABLES = ("RANK", "SLURM_PROCID", "LOCAL_RANK", "JSM_NAMESPACE_RANK")
 # Lightning's launcher writes these into the launching process's own environment; left there, the
@@ -42,8 +49,12 @@ JOB_START_ENVIRONMENT: dict[str, str | None] = {}
 
 
 def global_rank() -> int:
-    """This process's rank as its launcher (torchrun, SLURM, Lightning) declared it; 0 if none."""
+    """This process's rank as its launcher (torchrun, SLURM, Lightning) declared it; 0 if none. A
+    sweep worker srun started is rank 0 of its own jobs (its SLURM_PROCID numbers the worker)."""
+    worker = WORKER_ENV in os.environ
     for key in RANK_VARIABLES:
+        if worker and key.startswith("SLURM_"):
+            continue
         if key in os.environ:
             return int(os.environ[key])
     return 0

@@ -2,7 +2,8 @@
 
 The steps, in the order they run (`parse`):
 1. A rank process's own command line. A child of Lightning's DDP launcher runs its parent's job
-   (BIGMODEL_DDP_JOB, see runs/ddp_job); a non-zero rank of torchrun/SLURM writes to a scratch dir.
+   (BIGMODEL_DDP_JOB); a non-zero rank of torchrun/srun runs in the run directory rank 0 announces,
+   a torchrun restart continues its run, a SLURM task of a one-device multirun is a worker (runs/ddp_job).
 2. bigmodel's own flags come out: --verbose and --trust-checkpoint become fields of the
    Invocation; --fail-fast becomes the override ++fail_fast=true. Hydra never sees them.
 3. The subcommand: help, --version, a tool (report, reproduce) or a Hydra subcommand.
@@ -14,16 +15,16 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 
-from bigmodel_cli.process_state import DDP_JOB_ENV, global_rank, is_ddp_child, is_rank_zero
+from bigmodel_cli.process_state import DDP_JOB_ENV, is_ddp_child
+from bigmodel_cli.runs.ddp_job import NO_HYDRA_FILES, rank_arguments
 
 # Flags that become config overrides.
 FLAG_OVERRIDES = {"--fail-fast": "++fail_fast=true"}
 HELP = ("-h", "--help", "help")
-# Hydra settings for a process that shares its run directory with rank zero: no files of its own.
-NO_HYDRA_FILES = ["hydra.output_subdir=null", "hydra/job_logging=stdout"]
+# The launch variables of torchrun and srun: only then is there more to decide (runs/ddp_job).
+EXTERNAL_LAUNCH = ("TORCHELASTIC_RUN_ID", "SLURM_PROCID")
 
 
 @dataclass
@@ -57,7 +58,6 @@ def rank_argv(args: list[str], subcommands) -> list[str]:
             f'hydra.run.dir="{spec["run_dir"]}"',
             *NO_HYDRA_FILES,
         ]
-    if not is_rank_zero() and args and args[0] in subcommands and not os.environ.get(DDP_JOB_ENV):
-        scratch = os.path.join(tempfile.gettempdir(), f"bigmodel-rank{global_rank()}-{os.getpid()}")
-        return [*args, f'hydra.run.dir="{scratch}"', *NO_HYDRA_FILES]
+    if args and args[0] in subcommands and any(name in os.environ for name in EXTERNAL_LAUNCH):
+        return [args[0], *rank_arguments(args[1:])]
     return args

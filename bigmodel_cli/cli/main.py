@@ -14,7 +14,10 @@ from bigmodel_cli.process_state import TRUST_ENV, environment
 
 
 def main(argv: list[str] | None = None) -> None:
-    invocation = parse(sys.argv[1:] if argv is None else argv, SUBCOMMANDS)
+    try:
+        invocation = parse(sys.argv[1:] if argv is None else argv, SUBCOMMANDS)
+    except UserError as exc:  # a rank that cannot learn its run directory (cli/argv, step 1)
+        sys.exit(print_error(str(exc)))
     if invocation.command == "help":
         from bigmodel_cli.cli.help import print_help
 

@@ -12,6 +12,7 @@ from bigmodel_cli.config.validation import validate
 from bigmodel_cli.errors import UserError
 from bigmodel_cli.process_state import is_rank_zero
 from bigmodel_cli.runs import records
+from bigmodel_cli.runs.ddp_job import check_world
 
 
 def prepare(cfg: DictConfig) -> int:
@@ -19,6 +20,7 @@ def prepare(cfg: DictConfig) -> int:
     import pytorch_lightning as pl
 
     validate(cfg)
+    check_world(cfg)  # under srun: one task per device, or one line
     seed = cfg.get("seed")
     if seed is None:
         seed = random.SystemRandom().randrange(2**31)

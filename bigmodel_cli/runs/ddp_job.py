@@ -1,32 +1,242 @@
-"""A job's hand-off to the ranks Lightning's DDP launcher starts for it.
+"""A job's hand-off to its DDP ranks, whoever starts them.
 
 Lightning's launcher (trainer.devices=N) re-runs our command line for ranks 1..N-1. Those children
 must run exactly the parent's *job* (not its whole sweep when the parent is a multirun) in the
 parent's run directory. The parent exports its job in BIGMODEL_DDP_JOB before training
 (`export_job`); a child rebuilds its argv from it (cli/argv). After the job, `release` puts the
 launcher's environment back, so the next job of a sweep starts its own ranks.
+
+An external launcher (torchrun, srun) starts every rank itself, each with the user's command line.
+Rank 0 decides the run directory; the others learn it through a rendezvous store on the launcher's
+MASTER_ADDR:MASTER_PORT (`Rendezvous`): torchrun's agent store, which outlives a worker restart, or,
+under SLURM, a store rank 0 opens on the port Lightning's SLURM environment picks (the process
+group later shares it). A torchrun restart (TORCHELASTIC_RESTART_COUNT > 0) continues the run its
+first attempt announced, from its newest checkpoint. Under srun, a multirun whose job asks for one
+device is a set of independent workers (each SLURM task runs its own trials), not DDP ranks.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 from bigmodel_cli import process_state
-from bigmodel_cli.process_state import DDP_JOB_ENV, JOB_START_ENVIRONMENT, LAUNCHER_VARIABLES
+from bigmodel_cli.errors import UserError
+from bigmodel_cli.process_state import (
+    DDP_JOB_ENV,
+    JOB_START_ENVIRONMENT,
+    LAUNCHER_VARIABLES,
+    RENDEZVOUS_TIMEOUT_ENV,
+    WORKER_ENV,
+)
+
+RUN_DIR_KEY = "bigmodel/run_dir"
+DEFAULT_RENDEZVOUS_TIMEOUT_S = 300
+MULTIRUN = ("-m", "--multirun")
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How an external launcher started this process."""
+
+    kind: str  # "torchrun" or "slurm"
+    rank: int
+    world: int
+    restart: int  # torchrun's restart count (0: the first attempt)
+
+
+def external_launch() -> Launch | None:
+    """The torchrun or srun launch of more than one process this process belongs to, else None
+    (also None in Lightning's own DDP children and in independent SLURM workers)."""
+    env = os.environ
+    if env.get(DDP_JOB_ENV) and "LOCAL_RANK" in env or WORKER_ENV in env:
+        return None
+    if "TORCHELASTIC_RUN_ID" in env and int(env.get("WORLD_SIZE", "1")) > 1:
+        return Launch(
+            "torchrun", int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("TORCHELASTIC_RESTART_COUNT", "0"))
+        )
+    interactive = env.get("SLURM_JOB_NAME") in ("bash", "interactive")  # Lightning ignores SLURM then
+    if "SLURM_PROCID" in env and int(env.get("SLURM_NTASKS", "1")) > 1 and not interactive:
+        return Launch("slurm", int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"]), 0)
+    return None
+
+
+def asked_processes(args: list[str]) -> int | None:
+    """trainer.devices x trainer.num_nodes as given on the command line (None where not given)."""
+    found: dict[str, int] = {}
+    for arg in args:
+        key, _, value = arg.lstrip("+").partition("=")
+        if key in ("trainer.devices", "trainer.num_nodes") and value.isdigit():
+            found[key] = int(value)
+    if "trainer.devices" not in found:
+        return None
+    return found["trainer.devices"] * found.get("trainer.num_nodes", 1)
+
+
+def rank_arguments(args: list[str]) -> list[str]:
+    """The command line for a process an external launcher started (cli/argv, step 1): a SLURM
+    worker runs it as given; a DDP rank other than 0 runs in rank 0's run directory, writing no
+    files of its own; a torchrun restart continues the run of its first attempt."""
+    launch = external_launch()
+    if launch is None:
+        return args
+    multirun = any(a in MULTIRUN for a in args)
+    if launch.kind == "slurm" and multirun and asked_processes(args) in (None, 1):
+        become_worker()
+        return args
+    settle_slurm_tasks_per_node()
+    if multirun:  # DDP ranks of a sweep: every rank runs the sweep's jobs in order (no rendezvous)
+        return args
+    rendezvous = Rendezvous.open(launch)
+    announced = rendezvous.announced() if launch.restart > 0 or launch.rank > 0 else None
+    if announced is None and launch.rank > 0:
+        announced = rendezvous.wait()
+    if announced is not None and launch.restart > 0:
+        args = continue_run(args, announced, launch)
+    if launch.rank > 0:
+        return [*args, f'hydra.run.dir="{announced}"', *NO_HYDRA_FILES]
+    if announced is not None and not any(a.startswith("resume=") for a in args):
+        return [*args, f'hydra.run.dir="{announced}"']
+    return args
+
+
+# Hydra settings for a process that shares its run directory with rank zero: no files of its own.
+NO_HYDRA_FILES = ["hydra.output_subdir=null", "hydra/job_logging=stdout"]
+
+
+def continue_run(args: list[str], run_dir: str, launch: Launch) -> list[str]:
+    """A restarted torchrun worker continues the run its first attempt announced: from its newest
+    checkpoint (resume=<run dir>) when it has one, else afresh in the same directory."""
+    rest = [a for a in args if not a.lstrip("+").startswith(("resume=", "hydra.run.dir="))]
+    checkpoints = Path(run_dir) / "checkpoints"
+    resumable = any(checkpoints.glob("*.ckpt")) and (Path(run_dir) / ".hydra" / "config.yaml").is_file()
+    if launch.rank == 0:
+        how = "from its newest checkpoint" if resumable else "afresh (no checkpoint yet)"
+        print(f"torchrun restart {launch.restart}: continuing {run_dir} {how}", flush=True)
+    return [*rest, f"resume={run_dir}"] if resumable else rest
+
+
+def become_worker() -> None:
+    """This SLURM task is one of several independent workers: it is rank 0 of its own jobs, and
+    Lightning must not wire the tasks into one DDP world (it detects SLURM by SLURM_NTASKS)."""
+    os.environ[WORKER_ENV] = f"{os.environ.get('SLURM_PROCID', '0')}/{os.environ.get('SLURM_NTASKS', '1')}"
+    os.environ.pop("SLURM_NTASKS", None)
+
+
+def settle_slurm_tasks_per_node() -> None:
+    """`srun --ntasks=N` sets SLURM_TASKS_PER_NODE (e.g. "2" or "2(x3)") but not the
+    SLURM_NTASKS_PER_NODE Lightning requires; with the same count on every node they are the same."""
+    if "SLURM_NTASKS_PER_NODE" in os.environ or "SLURM_PROCID" not in os.environ:
+        return
+    per_node = os.environ.get("SLURM_TASKS_PER_NODE", "")
+    match = re.fullmatch(r"(\d+)(?:\(x\d+\))?", per_node)
+    if match is None:
+        raise UserError(
+            f"srun spread its tasks unevenly over the nodes (SLURM_TASKS_PER_NODE={per_node}); each node needs "
+            f"the same number of DDP ranks; fix: srun --nodes=<n> --ntasks-per-node=<devices per node>"
+        )
+    os.environ["SLURM_NTASKS_PER_NODE"] = match.group(1)
+
+
+def check_world(cfg) -> None:
+    """Under srun, the job's trainer.devices x trainer.num_nodes must be SLURM's task count (one
+    task per device); otherwise the tasks would train independent copies without a word."""
+    if os.environ.get("SLURM_JOB_NAME") in ("bash", "interactive") or WORKER_ENV in os.environ:
+        return
+    tasks = int(os.environ.get("SLURM_NTASKS", "1"))
+    if tasks <= 1 or "TORCHELASTIC_RUN_ID" in os.environ or os.environ.get(DDP_JOB_ENV) and "LOCAL_RANK" in os.environ:
+        return
+    trainer = cfg.get("trainer") or {}
+    devices, nodes = trainer.get("devices", 1), trainer.get("num_nodes", 1)
+    if not isinstance(devices, int) or not isinstance(nodes, int) or devices * nodes != tasks:
+        raise UserError(
+            f"srun started {tasks} tasks but the job asks for trainer.devices={devices} x trainer.num_nodes={nodes}; "
+            f"each task is one DDP rank, so they would train {tasks} independent copies; fix: "
+            f"trainer.devices={os.environ.get('SLURM_NTASKS_PER_NODE', tasks)} trainer.num_nodes={os.environ.get('SLURM_NNODES', 1)} "
+            f"(one task per device), or srun --ntasks=1, or -m to run the tasks as independent sweep workers"
+        )
+
+
+def rendezvous_timeout() -> float:
+    return float(os.environ.get(RENDEZVOUS_TIMEOUT_ENV) or DEFAULT_RENDEZVOUS_TIMEOUT_S)
+
+
+class Rendezvous:
+    """Rank 0's run directory, announced to the other ranks on the launcher's MASTER_ADDR:MASTER_PORT."""
+
+    opened: Rendezvous | None = None  # this process's (rank 0 hosts the SLURM store while it lives)
+
+    def __init__(self, store, launch: Launch, where: str):
+        self.store, self.launch, self.where = store, launch, where
+
+    @classmethod
+    def open(cls, launch: Launch) -> Rendezvous:
+        from datetime import timedelta
+
+        import torch.distributed as dist
+
+        timeout = timedelta(seconds=rendezvous_timeout())
+        if launch.kind == "torchrun":  # the agent's store: every worker is a client
+            host, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+            master = False
+        else:  # Lightning's SLURM address and port (it exports them); rank 0 serves, shared with the process group
+            from lightning_fabric.plugins.environments import SLURMEnvironment
+
+            environment = SLURMEnvironment()
+            host, port = environment.main_address, environment.main_port
+            master = launch.rank == 0
+        try:
+            store = dist.TCPStore(
+                host, port, is_master=master, multi_tenant=True, wait_for_workers=False, timeout=timeout
+            )
+        except (RuntimeError, OSError) as exc:
+            raise UserError(
+                f"rank {launch.rank} could not reach the {launch.kind} rendezvous at {host}:{port} within "
+                f"{timeout.total_seconds():.0f}s ({str(exc).splitlines()[0]}); fix: start every rank with the same "
+                f"command, or raise {RENDEZVOUS_TIMEOUT_ENV}"
+            ) from None
+        cls.opened = cls(store, launch, f"{host}:{port}")
+        return cls.opened
+
+    def announced(self) -> str | None:
+        if not self.store.check([RUN_DIR_KEY]):
+            return None
+        return self.store.get(RUN_DIR_KEY).decode()
+
+    def wait(self) -> str:
+        try:
+            return self.store.get(RUN_DIR_KEY).decode()
+        except RuntimeError as exc:
+            raise UserError(
+                f"rank {self.launch.rank} waited {rendezvous_timeout():.0f}s at {self.where} for rank 0 to "
+                f"announce its run directory ({str(exc).splitlines()[0]}); rank 0 failed or never started; "
+                f"fix: see rank 0's error, or raise {RENDEZVOUS_TIMEOUT_ENV}"
+            ) from None
+
+    def announce(self, run_dir: str) -> None:
+        if self.launch.rank == 0 and self.announced() is None:
+            self.store.set(RUN_DIR_KEY, run_dir)
 
 
 def export_job(command: str, config_source: list[str]) -> None:
     """Called by the launching process when a job starts: what its DDP children must run (the
-    subcommand, where its primary config comes from, and the job's overrides)."""
+    subcommand, where its primary config comes from, and the job's overrides); under torchrun or
+    srun, rank 0 announces its run directory to the other ranks."""
     from hydra.core.hydra_config import HydraConfig
 
     JOB_START_ENVIRONMENT.clear()
     JOB_START_ENVIRONMENT.update({name: os.environ.get(name) for name in LAUNCHER_VARIABLES})
-    if "LOCAL_RANK" in os.environ or not HydraConfig.initialized():
+    if not HydraConfig.initialized():
         return
     hydra_cfg = HydraConfig.get()
+    if Rendezvous.opened is not None:
+        Rendezvous.opened.announce(os.path.abspath(hydra_cfg.runtime.output_dir))
+    if "LOCAL_RANK" in os.environ:
+        return
     os.environ[DDP_JOB_ENV] = json.dumps(
         {
             "command": command,
@@ -35,6 +245,30 @@ def export_job(command: str, config_source: list[str]) -> None:
             "run_dir": hydra_cfg.runtime.output_dir,
         }
     )
+
+
+def same_start(run_dir: str, ckpt_path: str | None):
+    """A callback that, once the process group exists and before any checkpoint is loaded, checks
+    that every rank runs in the same directory from the same checkpoint; if not, every rank stops
+    with one line naming what differs."""
+    import pytorch_lightning as pl
+
+    mine = (os.path.abspath(run_dir), os.path.abspath(ckpt_path) if ckpt_path else None)
+
+    class SameStart(pl.Callback):
+        def setup(self, trainer, pl_module, stage: str) -> None:
+            if trainer.world_size <= 1:
+                return
+            rank0 = trainer.strategy.broadcast(mine, src=0)
+            if trainer.strategy.reduce_boolean_decision(tuple(rank0) == mine, all=True):
+                return
+            raise UserError(
+                f"the ranks disagree on where to start: rank 0 runs in {rank0[0]} from {rank0[1] or 'no checkpoint'}, "
+                f"rank {trainer.global_rank} in {mine[0]} from {mine[1] or 'no checkpoint'}; fix: start every rank with "
+                f"the same command (resume=<run dir> or resume=auto run_name=<name>)"
+            )
+
+    return SameStart()
 
 
 def release() -> None:

@@ -24,10 +24,51 @@ def wrap_classes(auto_wrap, extra_prefixes=()) -> set[type]:
     return {locate_allowed(name, extra_prefixes)[0] for name in auto_wrap}
 
 
-def fsdp(auto_wrap: list[str], **kwargs):
+def fsdp(auto_wrap: list[str], timeout_s: float | None = None, **kwargs):
     """Lightning's FSDPStrategy with the named module classes (e.g. transformer blocks) as units.
     The names were checked with the config's `_target_`s; they are checked again here (against the
     allow_targets of the instantiate call in progress), as this is where they are imported."""
+    from datetime import timedelta
+
     from pytorch_lightning.strategies import FSDPStrategy
 
+    if timeout_s is not None:
+        kwargs["timeout"] = timedelta(seconds=float(timeout_s))
     return FSDPStrategy(auto_wrap_policy=wrap_classes(auto_wrap, active_extra_prefixes()), **kwargs)
+
+
+# Seconds a collective (all-reduce, broadcast, barrier) waits for the other ranks: a rank that died
+# stops the others within this bound instead of leaving them hanging (torch's default is 30 min).
+DEFAULT_TIMEOUT_S = 600
+
+
+def ddp(timeout_s: float = DEFAULT_TIMEOUT_S, **kwargs):
+    """Lightning's DDPStrategy with a bounded process-group timeout."""
+    from datetime import timedelta
+
+    from pytorch_lightning.strategies import DDPStrategy
+
+    return DDPStrategy(timeout=timedelta(seconds=float(timeout_s)), **kwargs)
+
+
+def auto(devices=1, num_nodes=1, accelerator="auto", timeout_s: float = DEFAULT_TIMEOUT_S):
+    """Lightning's own choice ("auto") for one process; DDP with a bounded timeout for several
+    (trainer.devices x trainer.num_nodes > 1, which is what Lightning's "auto" picks there too)."""
+    return ddp(timeout_s) if processes(devices, accelerator) * int(num_nodes) > 1 else "auto"
+
+
+def processes(devices, accelerator) -> int:
+    """How many processes per node `devices` means (an int, a list of ids, "0,1", "auto" or -1)."""
+    if isinstance(devices, int) and devices > 0:
+        return devices
+    if isinstance(devices, (list, tuple)) or hasattr(devices, "__len__") and not isinstance(devices, str):
+        return len(devices)
+    text = str(devices).strip()
+    if text.isdigit():
+        return int(text)
+    if "," in text:
+        return len([d for d in text.split(",") if d.strip()])
+    import torch  # "auto" or -1: every visible GPU, else one process
+
+    wants_gpu = str(accelerator) in ("gpu", "cuda", "auto")
+    return max(1, torch.cuda.device_count()) if wants_gpu and torch.cuda.is_available() else 1
