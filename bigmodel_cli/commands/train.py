@@ -15,6 +15,7 @@ from bigmodel_cli.commands import lr_find
 from bigmodel_cli.commands.job import collect, prepare, print_summary, task_main
 from bigmodel_cli.process_state import is_rank_zero
 from bigmodel_cli.runs import records, tracking
+from bigmodel_cli.runs.ddp_job import same_start
 from bigmodel_cli.runs.pruning import TrialPruned
 from bigmodel_cli.runs.resume import checkpoint_to_resume, trim_csv_logs
 from bigmodel_cli.search.trial_reports import trial_callback
@@ -43,6 +44,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
             NonFiniteLossGuard(),
             SaveOnSignal(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"),
             SettledCudaCheck(),
+            same_start(cfg.paths.output_dir, ckpt_path),  # DDP ranks: one run dir, one checkpoint
         ]
     )
     tracked = tracking.start(trainer, cfg)
