@@ -113,6 +113,9 @@ class TextCorpusDataModule(SplitLoaders, pl.LightningDataModule):
                     f"fix: a smaller data.max_length or more text"
                 )
             self.datasets[split] = blocks
+        # What the header reports from here on: the vocabulary the text really has (data.vocab_size,
+        # the model's output size, which probe() checked before setup, only caps it).
+        self.num_classes = self.tokenizer.size
 
     def example_input(self, batch: int = 2) -> torch.Tensor:
         return torch.full((batch, self.max_length), len(SPECIALS), dtype=torch.long)

@@ -29,7 +29,9 @@ def mask_tokens(
     inputs = ids.clone()
     inputs[selected & (how < 0.8)] = MASK_ID
     randomised = selected & (how >= 0.8) & (how < 0.9)
-    words = torch.randint(len(SPECIALS), vocab_size, ids.shape, generator=generator, device="cpu").to(ids.device)
+    # Random words are real ones: ids from after the specials to the vocabulary's last.
+    high = max(vocab_size, len(SPECIALS) + 1)
+    words = torch.randint(len(SPECIALS), high, ids.shape, generator=generator, device="cpu").to(ids.device)
     inputs[randomised] = words[randomised]
     targets = torch.where(selected, ids, torch.full_like(ids, IGNORE))
     return inputs, targets
@@ -41,7 +43,7 @@ class MaskedLMModule(LanguageModelModule):
         # Evaluation masks the same positions every epoch (a fixed generator), so val/test compare.
         generator = None if split == "train" else torch.Generator().manual_seed(self.eval_batches)
         self.eval_batches += split != "train"
-        inputs, targets = mask_tokens(ids, int(self.config["data"]["vocab_size"]), generator=generator)
+        inputs, targets = mask_tokens(ids, self.vocabulary_size(), generator=generator)
         logits = self(inputs)
         chosen = targets != IGNORE
         criterion = self.criterion if split == "train" else F.cross_entropy
@@ -53,6 +55,16 @@ class MaskedLMModule(LanguageModelModule):
         return loss
 
     eval_batches = 0
+
+    def vocabulary_size(self) -> int:
+        """The ids the text can hold: the tokenizer's size (set when fitting starts, or from the
+        checkpoint), which data.vocab_size only caps; random-word replacements stay within it."""
+        capacity = int(self.config["data"]["vocab_size"])
+        if self.tokenizer_state is None:
+            return capacity
+        from bigmodel_cli.data.tokenizers import from_state
+
+        return min(capacity, from_state(self.tokenizer_state).size)
 
     def on_validation_epoch_start(self) -> None:
         self.eval_batches = 0

@@ -3,6 +3,8 @@
 Only the weights come along: every tensor whose name and shape match the new model is loaded; a
 tensor whose shape differs (a head for 10 classes where 2 are wanted) keeps its fresh
 initialisation; the checkpoint's tensors the new model lacks (a masked-LM head) are left unused.
+A token embedding of another row count (data.vocab_size is a cap, the vocabulary may be smaller)
+loads the rows of the checkpoint's vocabulary, which the run's text is then read with.
 No optimizer, scheduler or epoch state is read: that is resume=, which continues the same run.
 """
 
@@ -24,6 +26,9 @@ class Transfer:
     unused: list[tuple[str, tuple]] = field(default_factory=list)  # in the checkpoint only
     fresh: list[tuple[str, tuple]] = field(default_factory=list)  # in the new model only
     tokenizer: dict | None = None  # the tokenizer the checkpoint was trained with (text models)
+    # Token embeddings whose row count differs (data.vocab_size) but both hold the checkpoint's
+    # vocabulary: its rows are loaded, the rest keep their initialisation. name, theirs, ours, rows
+    vocabulary_rows: list[tuple[str, tuple, tuple, int]] = field(default_factory=list)
 
 
 def checkpoint_path(source: str, key: str = "init_from") -> Path:
@@ -72,9 +77,38 @@ def initialise_from(module, source: str, config: dict) -> Transfer:
             f"matches a tensor of this run's {model_name(config)} by name and shape; fix: initialise from a "
             f"run of the same model family (model=...), or train without init_from"
         )
-    module.load_state_dict({name: theirs[name] for name in transfer.loaded}, strict=False)
     transfer.tokenizer = checkpoint.get("tokenizer")
+    weights = {name: theirs[name] for name in transfer.loaded}
+    weights.update(vocabulary_rows(module, transfer, theirs))
+    module.load_state_dict(weights, strict=False)
     return transfer
+
+
+def vocabulary_rows(module, transfer: Transfer, theirs: dict) -> dict:
+    """The token embeddings whose only difference is the row count (data.vocab_size, a cap: a
+    pretraining vocabulary of 25 words in an 8000-row embedding): when both hold every id of the
+    checkpoint's tokenizer, those rows are loaded (the others are never indexed) instead of the
+    whole tensor starting fresh. Moves them from `reinitialised` to `loaded`; returns the tensors."""
+    if transfer.tokenizer is None:
+        return {}
+    from torch import nn
+
+    from bigmodel_cli.data.tokenizers import from_state
+
+    size = from_state(transfer.tokenizer).size
+    embeddings = {f"{name}.weight" for name, m in module.named_modules() if isinstance(m, nn.Embedding)}
+    ours = module.state_dict()
+    weights = {}
+    for entry in list(transfer.reinitialised):
+        name, their_shape, our_shape = entry
+        if name in embeddings and their_shape[1:] == our_shape[1:] and min(their_shape[0], our_shape[0]) >= size:
+            tensor = ours[name].clone()
+            tensor[:size] = theirs[name][:size]
+            weights[name] = tensor
+            transfer.reinitialised.remove(entry)
+            transfer.loaded.append(name)
+            transfer.vocabulary_rows.append((name, their_shape, our_shape, size))
+    return weights
 
 
 def hand_over_tokenizer(datamodule, transfer: Transfer, source: str, vocab_size) -> None:
@@ -91,10 +125,12 @@ def hand_over_tokenizer(datamodule, transfer: Transfer, source: str, vocab_size)
             f"init_from={source} was trained with a {describe(theirs)}, this run's data uses a {describe(ours)}; "
             f"fix: data.tokenizer={transfer.tokenizer['kind']} data.vocab_size={theirs.size}"
         )
-    if vocab_size is not None and int(vocab_size) != theirs.size:
+    # data.vocab_size sizes the embedding; it must hold every id of the tokenizer (rows past it are
+    # never indexed: initialise_from loads the vocabulary's rows whatever the embedding's size).
+    if vocab_size is not None and int(vocab_size) < theirs.size:
         raise UserError(
-            f"init_from={source} was trained with a {describe(theirs)}, this run's data.vocab_size={vocab_size}; "
-            f"fix: data.vocab_size={theirs.size}"
+            f"init_from={source} was trained with a {describe(theirs)}, more than this run's "
+            f"data.vocab_size={vocab_size} holds; fix: data.vocab_size={theirs.size}"
         )
     datamodule.tokenizer = theirs
 
@@ -112,11 +148,14 @@ def transfer_table(transfer: Transfer, source: str):
     for header in ("tensors", "what", "shape"):
         table.add_column(header, overflow="fold")
     groups: dict[str, int] = {}
-    for name in transfer.loaded:
+    partial = {name for name, _, _, _ in transfer.vocabulary_rows}
+    for name in (n for n in transfer.loaded if n not in partial):
         prefix = ".".join(name.split(".")[:2])
         groups[prefix] = groups.get(prefix, 0) + 1
     for prefix, count in groups.items():
         table.add_row(f"{prefix}.* ({count})", "loaded", "")
+    for name, theirs, ours, rows in transfer.vocabulary_rows:
+        table.add_row(name, f"loaded: the vocabulary's {rows} rows (the rest fresh)", f"{list(theirs)} -> {list(ours)}")
     for name, theirs, ours in transfer.reinitialised:
         table.add_row(name, "re-initialised (shape differs)", f"{list(theirs)} -> {list(ours)}")
     for name, shape in transfer.fresh:

@@ -94,8 +94,89 @@ def test_bert_pretraining_then_fine_tuning_shares_the_vocabulary(compose_cfg, tm
     out = capsys.readouterr().out
     assert seen["data"].tokenizer.tokens == vocabulary  # the pretraining vocabulary, not a new one
     assert "backbone.mlm_head.weight" in out and "unused" in out and "new (not in the checkpoint)" in out
-    with compose_cfg("train", [*finetune, f"init_from={source}"], name="mismatch") as cfg:
+    with compose_cfg("train", [*finetune, "data.vocab_size=100", f"init_from={source}"], name="mismatch") as cfg:
         with pytest.raises(
-            UserError, match=r"word tokenizer of 500 tokens, this run's data.vocab_size=20000; fix: data.vocab_size=500"
+            UserError,
+            match=r"word tokenizer of 500 tokens, more than this run's data.vocab_size=100 holds; fix: data.vocab_size=500",
+        ):
+            train.run(cfg)
+
+
+WORDS = [f"w{i}" for i in range(22)]
+
+
+def write_small_corpus(root) -> str:
+    """Four files of 22 distinct words: a vocabulary of 25 (with <pad>, <unk>, <mask>), far below
+    data.vocab_size's default 8000."""
+    import random
+
+    root.mkdir()
+    rng = random.Random(0)
+    for i in range(4):
+        (root / f"part{i}.txt").write_text(" ".join(rng.choice(WORDS) for _ in range(600)))
+    return str(root / "*.txt")
+
+
+def test_a_vocabulary_smaller_than_vocab_size_pretrains_and_fine_tunes_as_it_is(
+    compose_cfg, tmp_path, capsys, monkeypatch
+):
+    """Pretraining: the header counts the 25 real tokens, and BERT's random-word replacement draws
+    only ids of them. Fine-tuning: data.vocab_size=8000 (the pretraining's) is accepted and loads the
+    embedding whole; data.vocab_size=25 loads the vocabulary's 25 rows instead of re-initialising;
+    fewer than 25 is one line."""
+    from bigmodel_cli.lightning_modules import masked_lm
+
+    seen = []
+    original = masked_lm.mask_tokens
+
+    def spy(ids, vocab_size, *args, **kwargs):
+        inputs, targets = original(ids, vocab_size, *args, **kwargs)
+        seen.append(int(inputs.max()))
+        return inputs, targets
+
+    monkeypatch.setattr(masked_lm, "mask_tokens", spy)
+    corpus = write_small_corpus(tmp_path / "corpus")
+    pretrain = ["model=bert", "data=text_corpus", f"data.path='{corpus}'", "data.min_freq=1"]
+    pretrain += ["data.val_fraction=0.25", "data.test_fraction=0.25", *FAST, "trainer.limit_train_batches=20"]
+    with compose_cfg("train", pretrain, name="pretrained") as cfg:
+        train.run(cfg)
+        source = cfg.paths.output_dir
+    out = capsys.readouterr().out
+    assert "25 tokens in the vocabulary" in out and "8000 tokens" not in out
+    checkpoint = torch.load(f"{source}/checkpoints/best.ckpt", weights_only=True)
+    assert len(checkpoint["tokenizer"]["tokens"]) == 25
+    assert seen and max(seen) < 25  # random words are words of the vocabulary, not ids past it
+    pretrained = checkpoint["state_dict"]["backbone.embed.weight"]
+    assert pretrained.shape[0] == 8000
+
+    labeled = tmp_path / "labeled.csv"
+    labeled.write_text("text,label\n" + "".join(f"{WORDS[i % 22]} {WORDS[(i * 7) % 22]},{i % 2}\n" for i in range(80)))
+    finetune = ["model=bert", "data=text_csv", f"data.path={labeled}", "data.max_length=64", *FAST]
+    kept = {}
+    build, initialise = train.build_module, train.initialise_from
+
+    def keep_module(*args, **kwargs):
+        kept["module"] = build(*args, **kwargs)
+        return kept["module"]
+
+    def keep_transfer(*args, **kwargs):
+        kept["transfer"] = initialise(*args, **kwargs)
+        return kept["transfer"]
+
+    monkeypatch.setattr(train, "build_module", keep_module)
+    monkeypatch.setattr(train, "initialise_from", keep_transfer)
+    for vocab_size in (8000, 25):
+        overrides = [*finetune, f"data.vocab_size={vocab_size}", f"init_from={source}", "optimizer.lr=1e-9"]
+        with compose_cfg("train", overrides, name=f"finetuned{vocab_size}") as cfg:
+            train.run(cfg)
+        transfer = kept["transfer"]
+        assert "backbone.embed.weight" in transfer.loaded
+        assert "backbone.embed.weight" not in [name for name, _, _ in transfer.reinitialised]
+        embedding = kept["module"].backbone.embed.weight.detach()
+        assert embedding.shape[0] == vocab_size
+        assert torch.allclose(embedding[:25], pretrained[:25], atol=1e-5)  # lr ~0: still the pretrained rows
+    with compose_cfg("train", [*finetune, "data.vocab_size=20", f"init_from={source}"], name="small") as cfg:
+        with pytest.raises(
+            UserError, match=r"word tokenizer of 25 tokens, more than .*=20 holds; fix: data.vocab_size=25"
         ):
             train.run(cfg)
