@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from bigmodel_cli.checkpoints.files import newest_good_checkpoint, read_checkpoint
 from bigmodel_cli.errors import UserError
+from bigmodel_cli.process_state import is_rank_zero
 
 
 def checkpoint_to_resume(cfg: DictConfig) -> str | None:
@@ -43,8 +44,9 @@ def checkpoint_to_resume(cfg: DictConfig) -> str | None:
 
 
 def trim_csv_logs(trainer, ckpt_path: str | None) -> None:
-    """Keep the CSV rows logged before the checkpoint's step (CSVLogger would delete the file)."""
-    if not ckpt_path:
+    """Keep the CSV rows logged before the checkpoint's step (CSVLogger would delete the file).
+    Rank 0 alone: it writes the log, and two ranks rewriting one file at once lose its rows."""
+    if not ckpt_path or not is_rank_zero():
         return
     from pytorch_lightning.loggers import CSVLogger
 
