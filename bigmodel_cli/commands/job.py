@@ -12,7 +12,7 @@ from bigmodel_cli.config.validation import validate
 from bigmodel_cli.errors import UserError
 from bigmodel_cli.process_state import is_rank_zero
 from bigmodel_cli.runs import records
-from bigmodel_cli.runs.ddp_job import check_world
+from bigmodel_cli.runs.ddp_job import check_world, peer_lost
 
 
 def prepare(cfg: DictConfig) -> int:
@@ -83,6 +83,12 @@ def print_summary(title: str, metrics: dict[str, float], notes: dict[str, str] |
 
 def task_main(run: Callable[[DictConfig], dict[str, float]], cfg: DictConfig):
     """Hydra task function body: run, save metrics.json, return the objective for sweepers."""
-    metrics = run(cfg)
+    try:
+        metrics = run(cfg)
+    except Exception as exc:
+        lost = peer_lost(exc, cfg.paths.output_dir)  # another DDP rank died: one line, not the collective's traceback
+        if lost is None:
+            raise
+        raise lost from None
     records.write_metrics(cfg.paths.output_dir, metrics)
     return records.objective_value(cfg, metrics)

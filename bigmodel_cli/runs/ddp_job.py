@@ -110,14 +110,16 @@ NO_HYDRA_FILES = ["hydra.output_subdir=null", "hydra/job_logging=stdout"]
 
 def continue_run(args: list[str], run_dir: str, launch: Launch) -> list[str]:
     """A restarted torchrun worker continues the run its first attempt announced: from its newest
-    checkpoint (resume=<run dir>) when it has one, else afresh in the same directory."""
+    checkpoint with the run's saved config (resume=<run dir>, which holds every override already;
+    group overrides such as accelerator=cpu would not apply to it), else afresh in the same directory."""
     rest = [a for a in args if not a.lstrip("+").startswith(("resume=", "hydra.run.dir="))]
     checkpoints = Path(run_dir) / "checkpoints"
     resumable = any(checkpoints.glob("*.ckpt")) and (Path(run_dir) / ".hydra" / "config.yaml").is_file()
     if launch.rank == 0:
         how = "from its newest checkpoint" if resumable else "afresh (no checkpoint yet)"
         print(f"torchrun restart {launch.restart}: continuing {run_dir} {how}", flush=True)
-    return [*rest, f"resume={run_dir}"] if resumable else rest
+    flags = [a for a in rest if a.startswith("--")]  # bigmodel's own (--verbose, --trust-checkpoint)
+    return [*flags, f"resume={run_dir}"] if resumable else rest
 
 
 def become_worker() -> None:
@@ -269,6 +271,37 @@ def same_start(run_dir: str, ckpt_path: str | None):
             )
 
     return SameStart()
+
+
+# What gloo and NCCL say when another rank died or stopped answering (its connection closed, or the
+# process group's timeout passed).
+PEER_LOSS = (
+    "connection closed by peer",
+    "connection reset by peer",
+    "broken pipe",
+    "timed out waiting",
+    "watchdog caught collective operation timeout",
+    "nccl communicator was aborted",
+)
+
+
+def peer_lost(error: BaseException, run_dir: str = "<run dir>") -> UserError | None:
+    """The one line for a collective that failed because another rank died, else None."""
+    if "torch" not in sys.modules:
+        return None
+    import torch.distributed as dist
+
+    text = str(error)
+    lost = isinstance(error, getattr(dist, "DistError", ())) or any(p in text.lower() for p in PEER_LOSS)
+    if not lost or not isinstance(error, RuntimeError):
+        return None
+    detail = re.sub(r"^\[[^\]]*\]\s*", "", text.strip().splitlines()[0]).split(". ")[0]
+    rank = process_state.global_rank()
+    return UserError(
+        f"rank {rank} lost the other ranks of this run ({detail}); the run stopped and is marked failed; fix: see the "
+        f"other ranks' output for why one died, then continue it with `bigmodel train resume={run_dir}` "
+        f"(torchrun --max-restarts=N does this by itself)"
+    )
 
 
 def release() -> None:

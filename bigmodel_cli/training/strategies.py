@@ -43,12 +43,46 @@ DEFAULT_TIMEOUT_S = 600
 
 
 def ddp(timeout_s: float = DEFAULT_TIMEOUT_S, **kwargs):
-    """Lightning's DDPStrategy with a bounded process-group timeout."""
+    """Lightning's DDPStrategy with a bounded process-group timeout, whose process group under
+    torchrun keeps to its own restart attempt's keys (`attempt_store`)."""
     from datetime import timedelta
 
     from pytorch_lightning.strategies import DDPStrategy
 
-    return DDPStrategy(timeout=timedelta(seconds=float(timeout_s)), **kwargs)
+    class DDP(DDPStrategy):
+        def setup_distributed(self) -> None:
+            import torch.distributed as dist
+
+            store = attempt_store(self._timeout)
+            if store is not None and not dist.is_initialized():
+                self.set_world_ranks()
+                device = self.root_device
+                dist.init_process_group(
+                    self._get_process_group_backend(),
+                    store=store,
+                    rank=self.global_rank,
+                    world_size=self.world_size,
+                    timeout=self._timeout,
+                    device_id=device if device.type != "cpu" else None,
+                )
+            super().setup_distributed()  # Lightning's own set-up; it finds the group made
+
+    return DDP(timeout=timedelta(seconds=float(timeout_s)), **kwargs)
+
+
+def attempt_store(timeout):
+    """Under torchrun, the agent's store with a prefix for this restart attempt; else None. Every
+    attempt's process group registers in the one agent store, which outlives the workers: without
+    the prefix a restarted rank can read the address its dead predecessor left there and give up
+    connecting to it ("Connection refused") before the new rank 0 has written its own."""
+    import os
+
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True" or "TORCHELASTIC_RESTART_COUNT" not in os.environ:
+        return None
+    import torch.distributed as dist
+
+    client = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False, timeout=timeout)
+    return dist.PrefixStore(f"bigmodel/attempt_{os.environ['TORCHELASTIC_RESTART_COUNT']}", client)
 
 
 def auto(devices=1, num_nodes=1, accelerator="auto", timeout_s: float = DEFAULT_TIMEOUT_S):
