@@ -47,9 +47,9 @@ def ddp(timeout_s: float = DEFAULT_TIMEOUT_S, **kwargs):
     torchrun keeps to its own restart attempt's keys (`attempt_store`)."""
     from datetime import timedelta
 
-    from pytorch_lightning.strategies import DDPStrategy
+    from pytorch_lightning.strategies import DDPStrategy as LightningDDP
 
-    class DDP(DDPStrategy):
+    class DDPStrategy(LightningDDP):  # Lightning's, with the process group made as below
         def setup_distributed(self) -> None:
             import torch.distributed as dist
 
@@ -67,7 +67,7 @@ def ddp(timeout_s: float = DEFAULT_TIMEOUT_S, **kwargs):
                 )
             super().setup_distributed()  # Lightning's own set-up; it finds the group made
 
-    return DDP(timeout=timedelta(seconds=float(timeout_s)), **kwargs)
+    return DDPStrategy(timeout=timedelta(seconds=float(timeout_s)), **kwargs)
 
 
 def attempt_store(timeout):
