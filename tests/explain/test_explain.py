@@ -48,11 +48,35 @@ def test_text_attributions_highlight_the_cue_words(cli, in_tmp_cwd):
     code, out, err = cli("explain", f"ckpt_path={checkpoint}", "method=integrated_gradients", "samples=4")
     assert code == 0, err
     page = (checkpoint.parent.parent / "explain" / "integrated_gradients.html").read_text()
-    assert "<span style='background: rgb" in page
-    assert any(word in page for word in POSITIVE + NEGATIVE)
+    paragraphs = highlighted(page)
+    assert len(paragraphs) == 4
+    cues = set(POSITIVE + NEGATIVE)
+    assert all(cues & {t for t, _, _ in tokens} for tokens in paragraphs)  # each sample has its cue words
+    # The strongest colour of a sample is on a cue word (nonzero), in all but at most one sample (the
+    # model may read a class from the absence of the other class's cues, which leaves it little to show) ...
+    strongest = [max(tokens, key=lambda t: t[2]) for tokens in paragraphs]
+    assert sum(t in cues and strength > 0 and score != 0 for t, score, strength in strongest) >= 3, strongest
+    # ... and over the page the cue words are coloured far more strongly than the filler.
+    cue = [s for tokens in paragraphs for t, _, s in tokens if t in cues]
+    filler = [s for tokens in paragraphs for t, _, s in tokens if t not in cues]
+    assert sum(cue) / len(cue) > 2 * sum(filler) / len(filler), paragraphs
     row = json.loads((checkpoint.parent.parent / "explain" / "explain.json").read_text())[0]
     assert row["deletion_auc"] < row["random_auc"]
-    assert "pred " in out  # the tokens, coloured, on the terminal
+    assert sum(f"pred {p}" in out for p in (0, 1)) >= 1 and all(t in out for t, _, _ in paragraphs[0])
+
+
+def highlighted(page: str) -> list[list[tuple[str, float, int]]]:
+    """Each paragraph's (token, score, colour strength 0..255) from the HTML: the strength is how far
+    the background is from white."""
+    import re
+
+    out = []
+    for paragraph in re.findall(r"<p [^>]*>(.*?)</p>", page, flags=re.S):
+        spans = re.findall(
+            r"<span style='background: rgb\((\d+), (\d+), (\d+)\)' title='([^']*)'>([^<]*)</span>", paragraph
+        )
+        out.append([(token, float(score), 255 - min(int(r), int(g), int(b))) for r, g, b, score, token in spans])
+    return out
 
 
 def test_explain_errors_are_one_line(digits_run, cli):
