@@ -65,6 +65,8 @@ def run_subcommand(command: str, overrides: list[str], verbose: bool = False) ->
     try:
         with environment(**{HYDRA_FULL_ERROR_ENV: "1", SUBCOMMAND_ENV: command}):
             app()
+    except failures.Refused as refused:  # a UserError from a Hydra callback, before anything is written
+        return print_error(str(refused.args[0]), refused.args[0] if show_trace else None)
     except failures.FailFast:
         failures.report(process_state.FAILED)
         return print_error("stopped at the first failed job (fail_fast); the jobs after it did not run", code=1)

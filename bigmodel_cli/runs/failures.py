@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from bigmodel_cli.errors import UserError, print_error
 from bigmodel_cli.process_state import FAILED
+from bigmodel_cli.runs.secrets import mask_text
 
 
 @dataclass
@@ -26,7 +27,8 @@ class JobFailure:
         return isinstance(self.error, UserError)
 
     def message(self) -> str:
-        return str(self.error) if self.is_user_error else f"{type(self.error).__name__}: {self.error}"
+        text = str(self.error) if self.is_user_error else f"{type(self.error).__name__}: {self.error}"
+        return mask_text(text)  # run.json, the terminal
 
     def __str__(self) -> str:  # what a sweeper shows when it cannot use this as an objective value
         return f"failed job: {self.message()}"
@@ -40,6 +42,22 @@ class JobFailure:
 class FailFast(BaseException):
     """Raised after a failed job is recorded when fail_fast is set. A BaseException, so it passes
     through Hydra's per-job `except Exception` and stops the launcher before the next job."""
+
+
+class Preempted(BaseException):
+    """Raised after an Optuna trial's job is recorded when a stop signal interrupted its training
+    (TrainingInterrupted): the sweeper queues the trial again and stops this worker."""
+
+
+class Refused(BaseException):
+    """A UserError found by a Hydra callback before anything is written (Hydra turns a callback's
+    Exception into a warning, so it travels as a BaseException; the CLI prints its one line)."""
+
+
+def is_interruption(error: BaseException) -> bool:
+    from bigmodel_cli.callbacks.guards import TrainingInterrupted
+
+    return isinstance(error, TrainingInterrupted)
 
 
 def record(error: Exception, show_trace: bool) -> JobFailure:

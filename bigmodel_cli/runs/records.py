@@ -23,10 +23,12 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from bigmodel_cli.errors import UserError, choices_text
 from bigmodel_cli.process_state import SKIPPED, SUBCOMMAND_ENV, is_rank_zero, trusted
-from bigmodel_cli.runs.failures import JobFailure, stop_if_fail_fast
+from bigmodel_cli.runs.failures import JobFailure, Preempted, Refused, is_interruption, stop_if_fail_fast
 from bigmodel_cli.runs.index import METRICS_FILE, NOT_PART_OF_THE_JOB, RUN_FILE, read_json
 from bigmodel_cli.runs.pruning import TrialPruned
+from bigmodel_cli.runs.secrets import forget, mask_data, mask_override, mask_text, take_storage_credentials
 
 PACKAGES = ("bigmodel-cli", "torch", "pytorch-lightning", "hydra-core", "omegaconf", "torchvision", "torchmetrics")
 
@@ -56,9 +58,10 @@ def git_sha(cwd: str) -> str | None:
 
 
 def command_line() -> list[str]:
-    """The command as the user typed it, for run.json (the subcommand is kept out of Hydra's argv)."""
+    """The command as the user typed it, for run.json (the subcommand is kept out of Hydra's argv),
+    with any credentials masked."""
     subcommand = os.environ.get(SUBCOMMAND_ENV)
-    return ["bigmodel", *([subcommand] if subcommand else []), *sys.argv[1:]]
+    return ["bigmodel", *([subcommand] if subcommand else []), *map(mask_override, sys.argv[1:])]
 
 
 def write_metrics(output_dir: str | Path, metrics: dict[str, float]) -> None:
@@ -95,7 +98,22 @@ def objective_value(cfg, metrics: dict[str, float]) -> float | None:
 class RunRecorder(Callback):
     """Writes run.json when a job starts (status "running") and updates it when it ends. With
     skip_completed, a sweep job whose config already completed in the sweep directory is skipped;
-    with resume, the run keeps its start time and gains a resumed_at entry."""
+    with resume, the run keeps its start time and gains a resumed_at entry. Before Hydra saves any
+    config, the storage URL's password is taken out of it (runs/secrets)."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        refuse_before_writing(config)
+        take_storage_credentials(config)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        refuse_before_writing(config)
+        take_storage_credentials(config)
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        forget()
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        forget()
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if not is_rank_zero():
@@ -115,7 +133,7 @@ class RunRecorder(Callback):
                         {
                             "status": "skipped",
                             "same_as": str(done[0]),
-                            "overrides": list(config.hydra.overrides.task),
+                            "overrides": [mask_override(o) for o in config.hydra.overrides.task],
                             "config_hash": fingerprint,
                         },
                     )
@@ -126,7 +144,7 @@ class RunRecorder(Callback):
             "status": "running",
             "command": " ".join(command_line()),
             "argv": command_line(),
-            "overrides": list(config.hydra.overrides.task),
+            "overrides": [mask_override(o) for o in config.hydra.overrides.task],
             "task": config.get("task_name"),
             "seed": config.get("seed"),
             "output_dir": runtime.output_dir,
@@ -136,7 +154,7 @@ class RunRecorder(Callback):
             "versions": versions(),
             "git_sha": git_sha(runtime.cwd),
             "start_time": previous.get("start_time", now),
-            "config": resolved(task_cfg),
+            "config": mask_data(resolved(task_cfg)),
             "config_hash": fingerprint,
             # --trust-checkpoint: checkpoints this run loads may run code when unpickled.
             "trust_checkpoint": trusted(),
@@ -157,13 +175,14 @@ class RunRecorder(Callback):
         outcome = job_return._return_value  # the property would re-raise an escaped exception
         pruned = isinstance(outcome, TrialPruned)
         failed = not pruned and isinstance(outcome, (JobFailure, BaseException))
-        record["status"] = "pruned" if pruned else "failed" if failed else "completed"
+        interrupted = isinstance(outcome, JobFailure) and is_interruption(outcome.error)
+        record["status"] = "pruned" if pruned else "interrupted" if interrupted else "failed" if failed else "completed"
         if pruned:
             record["pruned_after_epoch"] = outcome.epoch
         elif isinstance(outcome, JobFailure):
             record["error"] = outcome.message()
         elif isinstance(outcome, BaseException):
-            record["error"] = f"{type(outcome).__name__}: {outcome}"
+            record["error"] = mask_text(f"{type(outcome).__name__}: {outcome}")
         if (run_dir / METRICS_FILE).is_file():
             record["metrics"] = read_json(run_dir / METRICS_FILE)
         write_json(path, record)
@@ -171,8 +190,41 @@ class RunRecorder(Callback):
             from bigmodel_cli.runs.tracking import upload
 
             upload(run_dir, record)
+        if (
+            interrupted
+            and config.hydra.mode == RunMode.MULTIRUN
+            and (config.get("hparams_search") or {}).get("trial") is not None
+        ):
+            raise Preempted(outcome)  # an Optuna trial: the sweeper queues it again and stops
         if failed:
             stop_if_fail_fast(config)
+
+
+OBJECTIVE_MODES = ("max", "min")
+
+
+def refuse_before_writing(config: DictConfig) -> None:
+    """Values that would fail only once the run directory exists (Lightning's checkpoint callback
+    reads objective_mode), refused as one line before Hydra writes anything."""
+    mode = config.get("objective_mode", "max")
+    if mode not in OBJECTIVE_MODES:
+        raise Refused(
+            UserError(
+                f"objective_mode={mode} is not known; valid choices: {choices_text(OBJECTIVE_MODES)} "
+                f"(fix: objective_mode=max to maximise the objective, objective_mode=min to minimise it)"
+            )
+        )
+
+
+def mark_interrupted(run_dir: Path) -> None:
+    """A job stopped by Ctrl-C never reaches on_job_end: its run.json still says running."""
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        return
+    record = read_json(path)
+    if record.get("status") == "running":
+        end = datetime.now().isoformat(timespec="milliseconds")
+        write_json(path, {**record, "status": "interrupted", "end_time": end, "error": "interrupted (Ctrl-C)"})
 
 
 def resolved(cfg: DictConfig) -> dict:

@@ -17,7 +17,7 @@ def find_study(sweep_dir: Path, job_config: dict):
     node = job_config.get("hparams_search")
     if not node:
         return None
-    settings = SearchSettings(**{**node, "trial": None})
+    settings = SearchSettings(**{**node, "trial": None}).named(job_config.get("run_name"), sweep_dir)
     if not settings.storage and not (sweep_dir / DEFAULT_STORAGE_FILE).is_file():
         return None
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -4,7 +4,8 @@ the command line), as Optuna distributions:
     choice(adam, sgd) or adam,sgd     -> categorical
     interval(0.0, 0.5)                -> float in [0.0, 0.5]; tag(log, interval(1e-4, 1e-1)) log-uniform
     int(interval(1, 8))               -> integer in [1, 8]
-    range(1, 10, 2)                   -> 1, 3, ..., 9 (stop excluded, as in Python)
+    range(1, 10, 2)                   -> 1, 3, ..., 9 (stop excluded, as in Python; range(64, 16, -16)
+                                         is 64, 48, 32)
     anything else                     -> fixed: passed to every trial as it is
 """
 
@@ -57,11 +58,19 @@ def distribution(key: str, sweep) -> Any:
             return IntDistribution(sweep.start, sweep.end, log=log)
         return FloatDistribution(float(sweep.start), float(sweep.end), log=log)
     if isinstance(sweep, RangeSweep):
-        steps = int((sweep.stop - sweep.start) / sweep.step - 1e-9)  # stop excluded
-        last = sweep.start + steps * sweep.step
-        if all(isinstance(v, int) for v in (sweep.start, sweep.stop, sweep.step)):
-            return IntDistribution(sweep.start, last, step=sweep.step)
-        return FloatDistribution(float(sweep.start), float(last), step=float(sweep.step))
+        start, stop, step = sweep.start, sweep.stop, sweep.step
+        span = (stop - start) / step if step else 0
+        if span <= 0:  # Python's range: a zero step, or a step that moves away from stop, gives nothing
+            raise UserError(
+                f"{key}=range({start}, {stop}, {step}) has no values (the step must be nonzero and lead from "
+                f"start towards stop, which is excluded); fix: e.g. {key}=range({min(start, stop)}, "
+                f"{max(start, stop)}, {abs(step) or 1})"
+            )
+        last = start + int(span - 1e-9) * step  # stop excluded; a descending range is the same set
+        low, high = min(start, last), max(start, last)
+        if all(isinstance(v, int) for v in (start, stop, step)):
+            return IntDistribution(low, high, step=abs(step))
+        return FloatDistribution(float(low), float(high), step=float(abs(step)))
     raise UserError(
         f"{key}: the Optuna search cannot sample {type(sweep).__name__}; valid forms: choice(a,b), a,b, "
         f"interval(lo,hi), tag(log, interval(lo,hi)), int(interval(lo,hi)), range(start,stop,step)"

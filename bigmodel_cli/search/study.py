@@ -1,7 +1,8 @@
 """An Optuna study as `hparams_search` describes it, opened the same way by the sweeper and by its jobs.
 
 Storage: a SQLite file in the sweep directory by default, or any database URL
-(`hparams_search.storage=postgresql://user@host/db`). Both are Optuna's RDBStorage, the storage that
+(`hparams_search.storage=postgresql://user@host/db`, or OPTUNA_STORAGE in the environment; a password
+in it is masked everywhere it would be written, runs/secrets). Both are Optuna's RDBStorage, the storage that
 has heartbeats: a worker records one for each trial it runs, and a trial whose heartbeat is older than
 the grace period (its worker was killed) is failed and queued again with the same parameters.
 """
@@ -11,11 +12,12 @@ from __future__ import annotations
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from bigmodel_cli.errors import UserError, choices_text
+from bigmodel_cli.runs.secrets import mask_text, masked_url, unmask
 
 DEFAULT_STORAGE_FILE = "optuna.db"
 PRUNERS = ("none", "median", "hyperband", "successive_halving")
@@ -25,11 +27,22 @@ SQLITE_LOCK_TIMEOUT_S = 120
 SCHEMA_RACE_ATTEMPTS = 5
 
 
+# (key, smallest valid value, the default to suggest)
+WHOLE_NUMBERS = (
+    ("heartbeat_interval", 1, 10),
+    ("grace_period", 1, 60),
+    ("max_retry", 0, 3),
+    ("n_startup_trials", 0, 5),
+    ("pruner_startup_trials", 0, 3),
+    ("pruner_warmup_epochs", 0, 1),
+)
+
+
 @dataclass(frozen=True)
 class SearchSettings:
     """The `hparams_search` node of a run's config (conf/hparams_search/optuna.yaml explains each key)."""
 
-    study_name: str = "train"
+    study_name: str | None = None  # None: named after the sweep (named())
     storage: str | None = None
     sampler: str = "tpe"
     n_startup_trials: int = 5
@@ -54,7 +67,21 @@ class SearchSettings:
         settings.check()
         return settings
 
+    def named(self, run_name: str | None, sweep_dir: str | Path) -> SearchSettings:
+        """These settings with the study's name: hparams_search.study_name, else the sweep's run_name,
+        else its directory's name (so two sweeps on one database never share a study by accident)."""
+        if self.study_name:
+            return self
+        return replace(self, study_name=str(run_name) if run_name else Path(sweep_dir).name)
+
     def check(self) -> None:
+        for key, least, fix in WHOLE_NUMBERS:
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise UserError(
+                    f"hparams_search.{key}={value} is not valid: it must be a whole number of at least {least} "
+                    f"(fix: hparams_search.{key}={fix})"
+                )
         for key, value, valid in (("pruner", self.pruner, PRUNERS), ("sampler", self.sampler, SAMPLERS)):
             if value not in valid:
                 raise UserError(
@@ -69,9 +96,10 @@ class SearchSettings:
             )
 
     def storage_url(self, sweep_dir: str | Path) -> str:
-        """The database URL: hparams_search.storage, else SQLite in the sweep directory."""
+        """The database URL: hparams_search.storage (the real one behind a masked password), else
+        SQLite in the sweep directory."""
         if self.storage:
-            return str(self.storage)
+            return unmask(str(self.storage))
         return f"sqlite:///{Path(sweep_dir).resolve() / DEFAULT_STORAGE_FILE}"
 
 
@@ -127,9 +155,11 @@ def open_storage(settings: SearchSettings, url: str, retry: bool = True):
 def storage_error(url: str, exc: BaseException) -> UserError:
     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return UserError(
-        f"hparams_search.storage={url} cannot be opened: {reason}; fix: a database URL such as "
-        f"postgresql://user@host/db (server running, driver installed) or leave it unset for {DEFAULT_STORAGE_FILE} "
-        f"in the sweep directory"
+        mask_text(
+            f"hparams_search.storage={masked_url(url)} cannot be opened: {reason}; fix: a database URL such as "
+            f"postgresql://user@host/db (server running, driver installed; the password in PGPASSWORD or "
+            f"~/.pgpass) or leave it unset for {DEFAULT_STORAGE_FILE} in the sweep directory"
+        )
     )
 
 

@@ -40,10 +40,10 @@ def trial_callback(cfg) -> ReportToTrial | None:
     settings = SearchSettings.from_config(cfg) if cfg.get("hparams_search") else None
     if settings is None or settings.trial is None:
         return None
-    return ReportToTrial(str(cfg.objective), open_trial(settings, cfg.trainer.get("max_epochs")))
+    return ReportToTrial(str(cfg.objective), open_trial(settings, cfg.trainer.get("max_epochs"), cfg.get("run_name")))
 
 
-def open_trial(settings: SearchSettings, max_epochs: int | None):
+def open_trial(settings: SearchSettings, max_epochs: int | None, run_name: str | None = None):
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -53,7 +53,9 @@ def open_trial(settings: SearchSettings, max_epochs: int | None):
         return None
     import optuna
 
-    storage = open_storage(settings, settings.storage_url(HydraConfig.get().sweep.dir), retry=False)
+    sweep_dir = HydraConfig.get().sweep.dir
+    settings = settings.named(run_name, sweep_dir)
+    storage = open_storage(settings, settings.storage_url(sweep_dir), retry=False)
     study = optuna.load_study(study_name=settings.study_name, storage=storage, pruner=make_pruner(settings, max_epochs))
     trial_id = storage.get_trial_id_from_study_id_trial_number(
         storage.get_study_id_from_name(settings.study_name), settings.trial

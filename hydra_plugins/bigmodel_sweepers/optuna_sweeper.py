@@ -8,9 +8,18 @@ objective, PRUNED, or FAIL). Asking stops once the study holds n_trials trials t
 running or queued; a stale trial replaced by its retry does not count); the last worker waits for the
 others' trials, so a killed worker's trial is retried rather than left RUNNING.
 
-Re-running the command resumes the study (load_if_exists). Each trial's sampler is seeded from
-(seed, trial number): a search is reproducible from its seed, yet a resumed search or a second
-worker never replays earlier draws.
+Re-running the command resumes the study (load_if_exists); the study is named after the sweep
+(hparams_search.study_name, else run_name, else the sweep directory's name). Each trial's sampler is
+seeded from (seed, trial number): a search is reproducible from its seed, yet a resumed search or a
+second worker never replays earlier draws.
+
+Pre-emption (SIGTERM/SIGUSR1/SIGUSR2 while a trial trains: training saves last.ckpt and stops with
+TrainingInterrupted): the trial is told FAIL, marked pre-empted (it does not count), queued again
+with the same parameters, and the worker stops with one line, since its allocation is ending. Ctrl-C
+queues the trial it interrupted the same way and records "interrupted" in its run.json.
+
+The password of a storage URL is masked in the config this sweeper saves and passes to its jobs
+(bigmodel_cli.runs.secrets); the real URL stays in this process and its children's environment.
 """
 
 from __future__ import annotations
@@ -28,9 +37,11 @@ from hydra.core.utils import JobStatus
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import OmegaConf
 
-from bigmodel_cli.errors import UserError
-from bigmodel_cli.runs.failures import FailFast
+from bigmodel_cli.errors import UserError, choices_text
+from bigmodel_cli.runs import secrets
+from bigmodel_cli.runs.failures import FailFast, Preempted
 from bigmodel_cli.runs.pruning import TrialPruned
+from bigmodel_cli.runs.records import mark_interrupted
 from bigmodel_cli.search import space as search_space
 from bigmodel_cli.search.study import (
     SearchSettings,
@@ -50,6 +61,16 @@ SURPLUS = "bigmodel_surplus"
 # stale that has no heartbeat (asked by something else, or its worker killed in that instant): such a
 # trial older than the grace period is failed and queued again here.
 BEATING = "bigmodel_heartbeat"
+# Set on a trial whose job was pre-empted (a stop signal while training): it does not count; a copy
+# with the same parameters is queued (user attrs RERUN_OF, its number, and PREEMPTED_RUN, its run dir).
+PREEMPTED = "bigmodel_preempted"
+RERUN_OF = "bigmodel_rerun_of"
+PREEMPTED_RUN = "bigmodel_preempted_run"
+DIRECTIONS = ("maximize", "minimize")
+MODES = ("max", "min")
+# Python warnings raised in the sweeper itself (Optuna's, e.g. about list choices) go here, in the
+# sweep directory, as a job's go to its own log file; the terminal keeps bigmodel's lines.
+SWEEP_LOG = "sweep.log"
 
 
 class OptunaSweeper(Sweeper):
@@ -72,17 +93,48 @@ class OptunaSweeper(Sweeper):
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config
         )
-        self.settings = SearchSettings.from_config(config)
+        self.check_direction(config)
+        self.settings = SearchSettings.from_config(config).named(config.get("run_name"), config.hydra.sweep.dir)
         self.seed = config.get("seed")
         self.max_epochs = config.trainer.get("max_epochs") if "trainer" in config else None
 
+    def check_direction(self, config) -> None:
+        if self.direction in DIRECTIONS:
+            return
+        mode = config.get("objective_mode")
+        if mode not in MODES:
+            raise UserError(
+                f"objective_mode={mode} is not known; valid choices: {choices_text(MODES)} (fix: objective_mode=max)"
+            )
+        raise UserError(
+            f"hydra.sweeper.direction={self.direction} is not known; valid choices: {choices_text(DIRECTIONS)} "
+            f"(fix: leave it to objective_mode=max|min, or hydra.sweeper.direction=maximize)"
+        )
+
     def sweep(self, arguments: list[str]) -> None:
+        with WarningsToLog() as caught:
+            space = search_space.parse(self.params, arguments)
+            self.mask_storage(space)
+            sweep_dir = Path(self.config.hydra.sweep.dir)
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+            caught.to(sweep_dir / SWEEP_LOG)
+            masked = secrets.mask_data(OmegaConf.to_container(self.config, resolve=False))
+            OmegaConf.save(OmegaConf.create(masked), sweep_dir / "multirun.yaml")
+            self.search(sweep_dir, space)
+
+    def mask_storage(self, space: search_space.SearchSpace) -> None:
+        """A storage URL with a password reaches the jobs masked, whatever its spelling (a job
+        would otherwise resolve an interpolation or OPTUNA_STORAGE to the real one and save it)."""
+        storage = self.settings.storage
+        if not storage or secrets.MASK not in str(storage):
+            return
+        key = secrets.STORAGE_KEY
+        space.fixed = [o for o in space.fixed if o.split("=", 1)[0].lstrip("+~") != key]
+        space.fixed.append(f"{key}='{storage}'")
+
+    def search(self, sweep_dir: Path, space: search_space.SearchSpace) -> None:
         import optuna
 
-        space = search_space.parse(self.params, arguments)
-        sweep_dir = Path(self.config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         url = self.settings.storage_url(sweep_dir)
         storage = open_storage(self.settings, url)
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # bigmodel prints its own lines per trial
@@ -99,6 +151,7 @@ class OptunaSweeper(Sweeper):
                 f"this search to {self.direction}; fix: objective_mode={study.direction.name.lower()[:3]}, "
                 f"or another run_name for a new study"
             )
+        check_space(study, space, shown(url))
         worker = Worker(self, study, storage, space)
         worker.announce(shown(url))
         try:
@@ -127,7 +180,11 @@ class Worker:
         trials = self.study.get_trials(deepcopy=False)
         with quiet_experimental():
             replaced = {n for t in trials for n in RetryHeartbeatStaleTrialCallback.retry_history(t)}
-        return [t for t in trials if t.number not in replaced and not t.system_attrs.get(SURPLUS)]
+        return [
+            t
+            for t in trials
+            if t.number not in replaced and not t.system_attrs.get(SURPLUS) and not t.system_attrs.get(PREEMPTED)
+        ]
 
     def announce(self, where: str) -> None:
         from optuna.trial import TrialState
@@ -189,7 +246,16 @@ class Worker:
                 self.study.tell(trial, state=TrialState.FAIL)
                 break
             self.study.sampler = make_sampler(self.sweeper.settings, trial_seed(self.sweeper.seed, trial.number))
-            params = {name: suggest(trial, name, dist) for name, dist in self.space.distributions.items()}
+            try:
+                params = {name: suggest(trial, name, dist) for name, dist in self.space.distributions.items()}
+            except ValueError as exc:  # the space changed under a running search (check_space saw it before)
+                self.storage.set_trial_system_attr(trial_id, SURPLUS, True)  # not run, not counted
+                self.heartbeat.discard(trial_id)
+                self.study.tell(trial, state=TrialState.FAIL)
+                raise UserError(
+                    f"trial {trial.number} cannot take this search space: {exc}; fix: the search space the "
+                    f"study '{self.study.study_name}' was started with, or another run_name for a new study"
+                ) from None
             batch.append((trial, params))
         return batch
 
@@ -206,13 +272,28 @@ class Worker:
             ]
             try:
                 returns = self.sweeper.launcher.launch(overrides, initial_job_idx=group[0][0].number)
+            except Preempted as stop:
+                # A stop signal while a trial trained: that trial is queued again (it is not at
+                # fault), the rest of the group too, and this worker stops: its allocation is ending.
+                failure = stop.args[0]
+                for trial, params in group:
+                    if trial.number == failure.job_num:
+                        self.preempted(trial, params, failure.output_dir)
+                self.requeue([trial.number for trial, _ in group if trial.number != failure.job_num])
+                raise UserError(
+                    f"trial {failure.job_num} was pre-empted ({failure.message().split(';')[0]}); it is queued "
+                    f"again with the same parameters and this worker stops (fix: run the same command again "
+                    f"to go on with study '{self.study.study_name}')"
+                ) from None
             except BaseException as stop:
                 # --fail-fast: the trial whose job failed is FAIL (a retry would fail alike); the
-                # rest of the group was interrupted, so it is queued again.
+                # rest of the group was interrupted (Ctrl-C: its run.json says so), so it is queued again.
                 failed = stop.args[0].job_num if isinstance(stop, FailFast) else None
                 for trial, _ in group:
                     if trial.number == failed:
                         self.study.tell(trial, state=TrialState.FAIL)
+                    elif isinstance(stop, (KeyboardInterrupt, SystemExit)):
+                        mark_interrupted(Path(self.sweeper.config.hydra.sweep.dir) / str(trial.number))
                 self.requeue([trial.number for trial, _ in group if trial.number != failed])
                 raise
             for (trial, _), job in zip(group, returns):
@@ -233,6 +314,19 @@ class Worker:
         self.study.tell(trial, values, state=state)
         self.told.append(state.name)
         log.info(f"trial {trial.number}: {state.name.lower()}" + (f" ({values})" if values is not None else ""))
+
+    def preempted(self, trial, params: dict[str, Any], run_dir: str | None) -> None:
+        """Tell a pre-empted trial FAIL, marked so that it does not count, and queue a copy."""
+        from optuna.trial import TrialState
+
+        trial_id = self.trial_id(trial.number)
+        self.heartbeat.discard(trial_id)
+        self.storage.set_trial_system_attr(trial_id, PREEMPTED, True)
+        self.study.tell(trial, state=TrialState.FAIL)
+        self.told.append("PREEMPTED")
+        attrs = {RERUN_OF: trial.number, **({PREEMPTED_RUN: str(run_dir)} if run_dir else {})}
+        self.study.enqueue_trial(params, user_attrs=attrs)
+        log.info(f"trial {trial.number}: pre-empted, queued again")
 
     def orphans(self) -> list[int]:
         """RUNNING trials that no worker has ever kept a heartbeat for, older than the grace period."""
@@ -276,6 +370,35 @@ class Worker:
             )
 
 
+def check_space(study, space: search_space.SearchSpace, where: str) -> None:
+    """A resumed study must keep each parameter's kind and choices (Optuna cannot sample a changed
+    categorical); say which one changed before any trial is asked."""
+    from optuna.distributions import CategoricalDistribution, check_distribution_compatibility
+
+    seen: dict[str, Any] = {}
+    for trial in study.get_trials(deepcopy=False):
+        for name, dist in trial.distributions.items():
+            seen.setdefault(name, dist)
+    for name, new in space.distributions.items():
+        old = seen.get(name)
+        if old is None:
+            continue
+        try:
+            check_distribution_compatibility(old, new)
+        except ValueError:
+
+            def text(d):
+                return (
+                    f"choice({', '.join(map(str, d.choices))})" if isinstance(d, CategoricalDistribution) else repr(d)
+                )
+
+            raise UserError(
+                f"{name}: study '{study.study_name}' in {where} searched {text(old)}, this search {text(new)}; "
+                f"a study cannot change a parameter's choices (fix: {name}={text(old)} to go on with it, or "
+                f"another run_name or hparams_search.study_name for a new study)"
+            ) from None
+
+
 def suggest(trial, name: str, dist) -> Any:
     """The trial's value for one parameter (a queued retry's trial already has it)."""
     from optuna.distributions import CategoricalDistribution, IntDistribution
@@ -296,6 +419,40 @@ def consecutive(batch: list) -> list[list]:
         else:
             groups.append([item])
     return groups
+
+
+class WarningsToLog:
+    """Python warnings raised while the sweeper works go to a file (`to`, once the sweep directory
+    exists; those raised before wait for it) instead of the terminal. A job run in this process
+    sends its own warnings to its log file meanwhile (logging.captureWarnings) and puts this back."""
+
+    def __init__(self):
+        self.pending: list[str] = []
+        self.path: Path | None = None
+        self.catcher = warnings.catch_warnings()
+
+    def __enter__(self) -> WarningsToLog:
+        self.catcher.__enter__()
+        warnings.showwarning = self.show
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.catcher.__exit__(*exc)
+        self.flush()
+
+    def show(self, message, category, filename, lineno, file=None, line=None) -> None:
+        self.pending.append(warnings.formatwarning(message, category, filename, lineno, line))
+        self.flush()
+
+    def to(self, path: Path) -> None:
+        self.path = path
+        self.flush()
+
+    def flush(self) -> None:
+        if self.path is not None and self.pending:
+            with open(self.path, "a") as out:
+                out.writelines(self.pending)
+            self.pending.clear()
 
 
 class Heartbeat:
@@ -338,9 +495,7 @@ class Heartbeat:
 
 def shown(url: str) -> str:
     """The storage URL without its password, for the terminal."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
+    return secrets.masked_url(url)
 
 
 def write_results(sweep_dir: Path, study) -> None:

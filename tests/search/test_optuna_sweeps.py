@@ -13,10 +13,11 @@ from tests.conftest import FAST
 SEARCH = ["train", "-m", "hparams_search=optuna"]
 
 
-def study_of(sweep, name="train"):
+def study_of(sweep, name=None):
+    """The sweep's study: named after the sweep (its run_name, the directory's name) by default."""
     import optuna
 
-    return optuna.load_study(study_name=name, storage=f"sqlite:///{sweep / 'optuna.db'}")
+    return optuna.load_study(study_name=name or sweep.name, storage=f"sqlite:///{sweep / 'optuna.db'}")
 
 
 def job_dirs(sweep) -> list[str]:
@@ -54,7 +55,7 @@ def test_a_search_resumes_its_study_numbers_jobs_by_trial_and_never_replays_draw
         *base, "hydra.sweeper.n_trials=4", "hparams_search.heartbeat_interval=1", "hparams_search.grace_period=2"
     )
     assert code == 0, err
-    assert "resuming optuna study 'train'" in out and "2 trial(s) already run, 1 running, 1 to go" in out
+    assert "resuming optuna study 'opt'" in out and "2 trial(s) already run, 1 running, 1 to go" in out
     trials = study_of(sweep).trials
     State = optuna.trial.TrialState
     # trial 2 (the orphan) is failed and queued again as trial 4; every job directory is its trial's number

@@ -4,15 +4,12 @@ killed mid-trial (its trial goes stale, is failed and re-run with the same param
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -46,10 +43,10 @@ def trials_told(output: str) -> set[int]:
     return {int(n) for n in re.findall(r"trial (\d+): complete", output)}
 
 
-def load(storage: str):
+def load(storage: str, name: str):
     import optuna
 
-    return optuna.load_study(study_name="train", storage=storage)
+    return optuna.load_study(study_name=name, storage=storage)
 
 
 def assert_shared(outputs: list[str], study, sweep: Path, n_trials: int) -> None:
@@ -76,34 +73,7 @@ def test_two_workers_share_the_study_in_the_sweep_directory(tmp_path):
     args = ["run_name=shared", "hydra.sweeper.n_trials=6", *QUICK]
     outputs = [finish(w) for w in [start(args, tmp_path), start(args, tmp_path)]]
     sweep = tmp_path / "multirun" / "train" / "shared"
-    assert_shared(outputs, load(f"sqlite:///{sweep / 'optuna.db'}"), sweep, 6)
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    """A PostgreSQL cluster of its own in a temporary directory, serving on 127.0.0.1 (the server
-    refuses to run as root, so as the postgres user when the tests run as root)."""
-    binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-    if not binaries:
-        pytest.skip("PostgreSQL server is not installed (.ci/run installs it: apt-get install postgresql)")
-    bindir = Path(binaries[-1]).parent
-    as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    home = Path(tempfile.mkdtemp(prefix="bigmodel-pg-"))
-    if as_owner:
-        shutil.chown(home, "postgres")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = home / "data"
-    run = lambda *cmd: subprocess.run([*as_owner, *map(str, cmd)], check=True, capture_output=True, timeout=120)  # noqa: E731
-    run(bindir / "initdb", "-D", data, "-U", "postgres", "--auth=trust")
-    run(bindir / "pg_ctl", "-D", data, "-l", home / "log", "-w", "-o", f"-h 127.0.0.1 -p {port} -k {home}", "start")
-    try:
-        run(bindir / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "optuna")
-        yield f"postgresql://postgres@127.0.0.1:{port}/optuna"
-    finally:
-        run(bindir / "pg_ctl", "-D", data, "-m", "fast", "stop")
-        shutil.rmtree(home, ignore_errors=True)
+    assert_shared(outputs, load(f"sqlite:///{sweep / 'optuna.db'}", sweep.name), sweep, 6)
 
 
 def test_two_workers_share_a_study_in_postgresql(tmp_path, postgres):
@@ -111,7 +81,7 @@ def test_two_workers_share_a_study_in_postgresql(tmp_path, postgres):
     outputs = [finish(w) for w in [start(args, tmp_path), start(args, tmp_path)]]
     sweep = tmp_path / "multirun" / "train" / "pg"
     assert not (sweep / "optuna.db").exists()
-    assert_shared(outputs, load(postgres), sweep, 5)
+    assert_shared(outputs, load(postgres, "pg"), sweep, 5)
     assert "postgresql://postgres@127.0.0.1" in (sweep / "0" / "run.json").read_text()
 
 
@@ -131,10 +101,10 @@ def test_a_killed_workers_trial_goes_stale_and_is_run_again(tmp_path):
     os.killpg(a.pid, signal.SIGKILL)
     a.wait()
     storage = f"sqlite:///{sweep / 'optuna.db'}"
-    assert load(storage).trials[0].state == optuna.trial.TrialState.RUNNING
+    assert load(storage, "killed").trials[0].state == optuna.trial.TrialState.RUNNING
 
     finish(start([*beat, "hydra.sweeper.n_trials=3", *QUICK], tmp_path))
-    trials = load(storage).trials
+    trials = load(storage, "killed").trials
     State = optuna.trial.TrialState
     assert len(trials) == 4 and trials[0].state == State.FAIL
     assert [t.state for t in trials[1:]] == [State.COMPLETE] * 3
@@ -151,7 +121,7 @@ def test_ddp_trials_report_from_rank_zero_with_the_parameters_of_their_trial(tmp
     args = ["run_name=ddp", *QUICK, "trainer.max_epochs=2", "accelerator=cpu", "trainer.devices=2"]
     out = finish(start([*args, "hydra.sweeper.n_trials=2", "hparams_search.pruner=median"], tmp_path))
     sweep = tmp_path / "multirun" / "train" / "ddp"
-    trials = load(f"sqlite:///{sweep / 'optuna.db'}").trials
+    trials = load(f"sqlite:///{sweep / 'optuna.db'}", sweep.name).trials
     assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2, out[-3000:]
     for trial in trials:
         assert sorted(trial.intermediate_values) == [0, 1]
