@@ -13,7 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from bigmodel_cli.config.catalogue import check_model_fits_data
+from bigmodel_cli.config.catalogue import check_model_fits_data, data_for
 from bigmodel_cli.config.instantiate import check_targets
 from bigmodel_cli.config.source import override_key
 from bigmodel_cli.errors import UserError
@@ -53,14 +53,28 @@ def _is_word_value(key: str, value: Any) -> bool:
     return isinstance(value, str) and any(fnmatch(key, pattern) and value in words for pattern, words in WORD_VALUES)
 
 
+class Unresolvable:
+    """A leaf whose interpolation cannot be resolved (`${data.image_size}` on text data)."""
+
+    def __init__(self, error: Exception):
+        self.text = str(error).splitlines()[0]
+
+
 def _leaves(node: Any, prefix: str = ""):
-    """(dotted key, value) for every leaf, resolving interpolations."""
+    """(dotted key, value) for every leaf, resolving interpolations (an Unresolvable when one fails)."""
+    from omegaconf.errors import InterpolationResolutionError
+
     if isinstance(node, DictConfig):
         for key in node.keys():
             where = f"{prefix}.{key}" if prefix else str(key)
             if OmegaConf.is_missing(node, key):
                 continue
-            yield from _leaves(node[key], where)
+            try:
+                value = node[key]
+            except InterpolationResolutionError as exc:
+                yield where, Unresolvable(exc)
+                continue
+            yield from _leaves(value, where)
     elif isinstance(node, ListConfig):
         yield prefix, list(node)
     else:
@@ -98,6 +112,9 @@ def problems(cfg: DictConfig, reference: DictConfig | None) -> list[str]:
     for key, value in _leaves(cfg):
         if key.startswith("hydra.") or _is_word_value(key, value):
             continue
+        if isinstance(value, Unresolvable):
+            found.append(f"{key} cannot be resolved: {value.text}")
+            continue
         problem = _type_problem(key, value, reference_leaves.get(key)) or _range_problem(key, value)
         if problem:
             found.append(problem)
@@ -122,11 +139,30 @@ def reference_config(cfg: DictConfig) -> DictConfig | None:
     return compose(config_name=hydra_cfg.job.config_name, overrides=choices)
 
 
+def check_augmentation_fits_data(cfg: DictConfig) -> None:
+    """The augmentation group transforms images; on other data it would be silently ignored (or
+    fail to resolve `${data.image_size}`), so it is one line instead."""
+    augmentation = cfg.get("augmentation")
+    modality = cfg.data.get("modality", "image")
+    if modality == "image" or not augmentation or not any(node is not None for node in augmentation.values()):
+        return
+    from hydra.core.hydra_config import HydraConfig
+
+    choice = HydraConfig.get().runtime.choices.get("augmentation") if HydraConfig.initialized() else None
+    named = f"augmentation={choice}" if choice else f"augmentation ({', '.join(augmentation)})"
+    raise UserError(
+        f"{named} transforms images, and this run's data is {modality} data; fix: augmentation=none "
+        f"(or image data: {', '.join(data_for('image'))})"
+    )
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise one UserError listing every problem: bad types, out-of-range values, unsafe targets."""
     check_targets(cfg, cfg.get("allow_targets") or ())
     if cfg.get("model") is not None and cfg.get("data") is not None:
         check_model_fits_data(cfg)  # before resolving: a CNN's ${data.image_size} is missing on text
+    if cfg.get("data") is not None:
+        check_augmentation_fits_data(cfg)
     found = problems(cfg, reference_config(cfg))
     if found:
         raise UserError("invalid config: " + "; ".join(found))

@@ -49,6 +49,10 @@ TASK_MODULES = {
 }
 
 
+# Tasks whose module reads one prediction per token, and the model made for each.
+PER_TOKEN_TASKS = {"language_modeling": "model=gpt", "masked_lm": "model=bert"}
+
+
 def build_module(config: dict[str, Any]):
     """The LightningModule for the data's task around the configured backbone. A backbone that
     refuses its settings (a UserError in its constructor) is reported as that one line."""
@@ -88,6 +92,14 @@ def probe(module, datamodule) -> None:
         ) from None
     finally:
         module.train()
+    task = getattr(module, "config", {}).get("data", {}).get("task", "classification")
+    if task in PER_TOKEN_TASKS and tuple(out.shape[:-1]) != tuple(example.shape[:2]):
+        name = type(getattr(module, "backbone", module)).__name__
+        raise UserError(
+            f"model {name} gives one prediction per sequence (outputs of shape {tuple(out.shape)}), and "
+            f"data.task={task} needs one for every token ({' x '.join(map(str, example.shape[:2]))} x vocabulary); "
+            f"fix: a model that predicts tokens ({PER_TOKEN_TASKS[task]})"
+        )
     expected = datamodule.num_classes
     if out.shape[-1] != expected:
         raise UserError(
@@ -95,6 +107,34 @@ def probe(module, datamodule) -> None:
             f"fix: model.num_classes=${{data.num_classes}}"
         )
     module.example_input_array = example
+    probe_optimization(module)
+
+
+def probe_optimization(module) -> None:
+    """Build the run's optimizer and schedule once on the module's parameters, before training: a
+    setting their constructors refuse (a value out of their range, onecycle's momentum cycling on
+    an optimizer without momentum) is one line here instead of an error inside trainer.fit."""
+    from bigmodel_cli.lightning_modules.optim import build_optimizer, build_scheduler
+
+    config = getattr(module, "config", None) or {}
+    optimizer_cfg = dict(module.optimizer_config()) if hasattr(module, "optimizer_config") else {}
+    lr = optimizer_cfg.get("lr", 0.0)
+    if not optimizer_cfg.get("_target_") or isinstance(lr, bool) or not isinstance(lr, (int, float)):
+        return  # nothing to build, or optimizer.lr=auto: the finder sets the lr first
+    scheduler_cfg = config.get("scheduler")
+    try:
+        optimizer = build_optimizer(module, optimizer_cfg, allowed(config))
+        build_scheduler(optimizer, scheduler_cfg, allowed(config), lambda interval: 100)
+    except ValueError as exc:
+        names = [
+            f"{group}={node['_target_'].rsplit('.', 1)[-1]}"
+            for group, node in (("optimizer", optimizer_cfg), ("scheduler", scheduler_cfg or {}))
+            if node.get("_target_")
+        ]
+        raise UserError(
+            f"{' with '.join(names)} cannot be built with these settings: {str(exc).splitlines()[0]}; "
+            f"fix: change the optimizer.* or scheduler.* value it names, or pick another optimizer or scheduler"
+        ) from None
 
 
 def build_trainer(cfg: DictConfig, **overrides):
