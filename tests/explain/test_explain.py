@@ -25,7 +25,9 @@ def test_attributions_are_faithful_on_a_trained_digits_model(method, digits_run,
     assert f"| {method} | 6 |" in (digits_run / "explain" / "explain.md").read_text()
 
 
-def test_lime_and_kernel_shap_run_on_patches(digits_run, cli):
+def test_lime_and_kernel_shap_are_faithful_on_digits(digits_run, cli):
+    """On 8x8 digits a patch is one pixel; patches of several pixels (and sides they do not
+    divide) are test_perturbation_methods_cover_images_whose_side_the_patches_do_not_divide."""
     for method in ("lime", "kernel_shap"):
         code, _, err = cli(
             "explain", f"ckpt_path={digits_run}/checkpoints/best.ckpt", f"method={method}", "samples=2", "steps=8"

@@ -36,6 +36,10 @@ def test_masking_rule_proportions():
     # a random word equals the original 1 time in ~1000: "kept" is 10% plus that sliver
     assert kept.sum().item() / n == pytest.approx(0.1, abs=0.01)
     assert randomised.sum().item() / n == pytest.approx(0.1, abs=0.01)
+    # random words are words: after the specials, inside the vocabulary
+    assert int(inputs[randomised].min()) >= len(SPECIALS) and int(inputs[randomised].max()) < vocab
+    small, _ = mask_tokens(ids.clamp(max=24), 25, generator=torch.Generator().manual_seed(0))
+    assert int(small.max()) < 25
     assert torch.equal(targets[selected], ids[selected]) and torch.equal(inputs[~selected], ids[~selected])
 
 
