@@ -1,18 +1,22 @@
 """Callbacks that stop training safely: on a non-finite loss (before the bad step is taken, so no
-checkpoint is overwritten with NaN weights) and on SIGTERM / SIGUSR1 (after saving a checkpoint to
-resume from). Both end in a UserError that names the step and the checkpoint to resume from."""
+checkpoint is overwritten with NaN weights) and on SIGTERM / SIGUSR1 / SIGUSR2 (after saving a
+checkpoint to resume from). Both end in a UserError that names the step and the checkpoint to resume from."""
 
 from __future__ import annotations
 
 import math
+import os
 import signal
 from pathlib import Path
 
 import pytorch_lightning as pl
 
+from bigmodel_cli.callbacks.last_checkpoint import LatestCheckpoint
 from bigmodel_cli.errors import UserError
 
-STOP_SIGNALS = tuple(s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGUSR1", None)) if s)
+STOP_SIGNALS = tuple(
+    s for s in (getattr(signal, name, None) for name in ("SIGTERM", "SIGUSR1", "SIGUSR2")) if s is not None
+)
 
 
 class NonFiniteLoss(UserError):
@@ -24,9 +28,9 @@ class TrainingInterrupted(UserError):
 
 
 def last_good_checkpoint(trainer: pl.Trainer) -> str:
-    callback = trainer.checkpoint_callback
-    path = (callback.last_model_path or callback.best_model_path) if callback is not None else ""
-    return path or "none saved yet"
+    saved = [c for c in trainer.checkpoint_callbacks if c.best_model_path]
+    latest = [c.best_model_path for c in saved if isinstance(c, LatestCheckpoint)]
+    return (latest or [c.best_model_path for c in saved] or ["none saved yet"])[0]
 
 
 class NonFiniteLossGuard(pl.Callback):
@@ -43,8 +47,13 @@ class NonFiniteLossGuard(pl.Callback):
 
 
 class SaveOnSignal(pl.Callback):
-    """On SIGTERM or SIGUSR1 (SLURM's pre-emption warning) save `checkpoint_path` at the end of the
-    current batch, then stop with TrainingInterrupted naming the checkpoint."""
+    """On SIGTERM, SIGUSR1 or SIGUSR2 (SLURM's and submitit's warnings before a time limit or a
+    pre-emption) save last.ckpt at the end of the current batch on every rank, hand the job back to
+    the scheduler (SLURM: `scontrol requeue`; submitit: its own handler, which requeues), then stop
+    with TrainingInterrupted naming the checkpoint. The saved step is where the resumed run starts.
+
+    Ranks agree on the batch to stop at (the flag is reduced across them after every batch), so
+    a signal that reaches one rank first cannot leave the others waiting in a collective."""
 
     def __init__(self, checkpoint_path: str | Path, signals: tuple[int, ...] = STOP_SIGNALS):
         self.checkpoint_path = str(checkpoint_path)
@@ -74,15 +83,59 @@ class SaveOnSignal(pl.Callback):
             signal.signal(signum, handler)
         self._previous.clear()
 
-    def _check(self, trainer: pl.Trainer) -> None:
-        if self.received is None:
-            return
-        name = signal.Signals(self.received).name
-        trainer.save_checkpoint(self.checkpoint_path)
-        raise TrainingInterrupted(
-            f"received {name} at step {trainer.global_step} (epoch {trainer.current_epoch}); saved "
-            f"{self.checkpoint_path}; fix: continue with `bigmodel train resume={Path(self.checkpoint_path).parent.parent}`"
-        )
+    def _agreed_signal(self, trainer: pl.Trainer) -> int | None:
+        """The signal any rank received (the same answer on every rank)."""
+        received = self.received or 0
+        if trainer.world_size > 1:
+            import torch
+            import torch.distributed as dist
+
+            flag = torch.tensor([received], device=trainer.strategy.root_device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            received = int(flag.item())
+        return received or None
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self._check(trainer)
+        received = self._agreed_signal(trainer)
+        if received is None:
+            return
+        name = signal.Signals(received).name
+        latest = next((c for c in trainer.checkpoint_callbacks if isinstance(c, LatestCheckpoint)), None)
+        if latest is not None:
+            latest.save_now(trainer)
+        else:
+            trainer.save_checkpoint(self.checkpoint_path)
+        handed_back = self._hand_back(trainer, received)
+        raise TrainingInterrupted(
+            f"received {name} at step {trainer.global_step} (epoch {trainer.current_epoch}); saved "
+            f"{self.checkpoint_path}{handed_back}; fix: continue with "
+            f"`bigmodel train resume={Path(self.checkpoint_path).parent.parent}`"
+        )
+
+    def _hand_back(self, trainer: pl.Trainer, signum: int) -> str:
+        """Give the job back to whoever scheduled it, after the checkpoint is on disk."""
+        previous = self._previous.get(signum)
+        self._restore()
+        if callable(previous) and not _is_lightnings(previous):
+            previous(signum, None)  # e.g. submitit's: requeues its job with the same arguments
+            return ""
+        if signum != signal.SIGTERM and os.environ.get("SLURM_JOB_ID") and trainer.is_global_zero:
+            return requeue_slurm_job()
+        return ""
+
+
+def _is_lightnings(handler) -> bool:
+    """Lightning's own signal handlers (its SLURM auto-requeue saves an hpc checkpoint of its own)."""
+    return type(handler).__module__.startswith(("pytorch_lightning.", "lightning."))
+
+
+def requeue_slurm_job() -> str:
+    """`scontrol requeue` this SLURM job (an array task by its array id), as Lightning's auto-requeue does."""
+    import subprocess
+
+    array_job = os.environ.get("SLURM_ARRAY_JOB_ID")
+    job = f"{array_job}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array_job else os.environ["SLURM_JOB_ID"]
+    done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
+    if done.returncode != 0:
+        return f"; `scontrol requeue {job}` failed: {(done.stderr or done.stdout).strip()}"
+    return f"; SLURM job {job} requeued (it resumes from this checkpoint)"

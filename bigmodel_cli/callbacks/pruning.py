@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 from pytorch_lightning.callbacks import ModelPruning
+from pytorch_lightning.callbacks.weight_averaging import WeightAveraging
 from torch import nn
 
 from bigmodel_cli.config.contracts import keys_group_settings
@@ -56,10 +57,26 @@ class Compress:
 
 
 class GradualPruning(ModelPruning):
+    """Lightning's ModelPruning on the cubic schedule, with what it lacks to resume and to combine:
+
+    - its state (the masks, the last epoch pruned) is in every checkpoint, and the masks are put
+      back when a run resumes, so the resumed run prunes on from where it stopped;
+    - an EMA of the weights (regularizer=ema) is pruned alongside the model, with the same masks,
+      so the average stays as sparse as the model and pairs with it parameter by parameter;
+    - early stopping waits for full sparsity: until then it is held at "improving", so a run can
+      never stop (and test a checkpoint) before it reaches compress.amount.
+    """
+
     def __init__(self, amount: float, start_epoch: int = 1, end_epoch: int | None = None):
         # No lottery-ticket rewind: the survivors keep their trained values.
         super().__init__("l1_unstructured", amount=self.step_amount, use_lottery_ticket_hypothesis=False)
         self.target, self.start_epoch, self.end_epoch = amount, start_epoch, end_epoch
+        self.pruned_epoch = -1  # the last epoch whose pruning step has run
+        self._masks_to_restore: dict[str, torch.Tensor] = {}
+
+    @property
+    def state_key(self) -> str:
+        return "GradualPruning"
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         # The backbone's Linear/Conv/Embedding weights, not norms, biases or the module's metrics.
@@ -77,13 +94,93 @@ class GradualPruning(ModelPruning):
         before, after = cubic_sparsity(self.target, step - 1, steps), cubic_sparsity(self.target, step, steps)
         return 1 - (1 - after) / (1 - before)
 
+    # --- resuming -----------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        masks = {}
+        for name, module in self._named_pruned(self._module):
+            masks[name] = module.weight_mask.detach().to("cpu", torch.bool)
+        return {"pruned_epoch": self.pruned_epoch, "masks": masks}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.pruned_epoch = int(state_dict.get("pruned_epoch", -1))
+        self._masks_to_restore = dict(state_dict.get("masks", {}))
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self._module = pl_module
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        """A resumed run: the checkpoint's weights are the pruned ones made permanent; put the
+        masks back (on the model and its EMA) so the zeros stay zeros."""
+        if not self._masks_to_restore:
+            return
+        modules = dict(pl_module.named_modules())
+        for name, mask in self._masks_to_restore.items():
+            mask = mask.to(modules[name].weight.device, modules[name].weight.dtype)
+            self._mask(modules[name], "weight", mask)
+            self._mirror_on_average(trainer, name, mask)
+        self._masks_to_restore = {}
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        # Every model state in the checkpoint permanent (weights x masks, no _orig/_mask names),
+        # the EMA's included, so any model loads it; the masks travel in this callback's state.
+        for key in ("state_dict", "current_model_state"):
+            if key in checkpoint:
+                checkpoint[key] = permanent(checkpoint[key])
+
+    # --- pruning ------------------------------------------------------------------------------
+
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self._run_pruning(trainer.current_epoch)
-        if trainer.current_epoch == self.last:
+        epoch = trainer.current_epoch
+        if epoch <= self.pruned_epoch:  # resumed within or after an epoch whose step already ran
+            return
+        self._run_pruning(epoch)
+        for name, module in self._named_pruned(pl_module):
+            self._mirror_on_average(trainer, name, module.weight_mask)
+        self.pruned_epoch = epoch
+        if epoch == self.last:
             forget_best(trainer)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         """Pruning happens at epoch starts, so each epoch's validation and checkpoint see it."""
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking or trainer.current_epoch >= self.last:
+            return
+        for stopper in trainer.early_stopping_callbacks:  # they ran first: reset what they counted
+            stopper.wait_count = 0
+            stopper.best_score = torch.tensor(torch.inf if stopper.monitor_op == torch.lt else -torch.inf)
+
+    def _mask(self, module: nn.Module, name: str, mask: torch.Tensor) -> None:
+        torch.nn.utils.prune.custom_from_mask(module, name, mask)
+
+    def _mirror_on_average(self, trainer, name: str, mask: torch.Tensor) -> None:
+        """The same mask on the EMA's copy of the module (regularizer=ema), if there is one."""
+        for averaging in (c for c in trainer.callbacks if isinstance(c, WeightAveraging)):
+            if averaging._average_model is not None:
+                self._mask(dict(averaging._average_model.module.named_modules())[name], "weight", mask.detach().clone())
+
+    @staticmethod
+    def _named_pruned(pl_module) -> list[tuple[str, nn.Module]]:
+        if pl_module is None:
+            return []
+        return [(name, m) for name, m in pl_module.named_modules() if hasattr(m, "weight_mask")]
+
+    _module = None
+
+
+def permanent(state: dict) -> dict:
+    """A state dict with every pruned tensor made permanent: `x_orig` x `x_mask` saved as `x`."""
+    out = {}
+    for key, value in state.items():
+        if key.endswith("_mask") and key[: -len("_mask")] + "_orig" in state:
+            continue
+        if key.endswith("_orig") and key[: -len("_orig")] + "_mask" in state:
+            base = key[: -len("_orig")]
+            out[base] = (value * state[base + "_mask"].to(value.dtype)).cpu()
+        else:
+            out[key] = value
+    return out
 
 
 def forget_best(trainer) -> None:

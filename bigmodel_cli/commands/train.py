@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 from bigmodel_cli.callbacks.cuda_check import SettledCudaCheck
 from bigmodel_cli.callbacks.guards import NonFiniteLossGuard, SaveOnSignal
 from bigmodel_cli.callbacks.header import RunHeader
+from bigmodel_cli.callbacks.resume_state import ResumeState
 from bigmodel_cli.checkpoints.files import load_checkpoint
 from bigmodel_cli.checkpoints.plugin import AtomicCheckpointIO
 from bigmodel_cli.commands import lr_find
@@ -38,7 +39,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
     probe(module, datamodule)
     trainer = build_trainer(cfg, plugins=[AtomicCheckpointIO()])
     run_header = RunHeader(cfg.paths.output_dir, hydra_choice("model"), hydra_choice("data"))
-    trainer.callbacks.insert(0, run_header)
+    # The random state first: it is restored before any other callback's epoch start can draw.
+    resume_state = ResumeState()
+    trainer.callbacks[:0] = [resume_state, run_header]
     trainer.callbacks.extend(
         [
             NonFiniteLossGuard(),
@@ -57,7 +60,10 @@ def run(cfg: DictConfig) -> dict[str, float]:
     if lr_find.wants_search(cfg):
         lr_find.tune(cfg, module, datamodule, trainer)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    metrics = collect(trainer.callback_metrics, ("train/", "val/"))
+    # A run resumed after its last epoch fits nothing: its metrics are the checkpoint's.
+    metrics = collect(resume_state.resumed_metrics, ("train/", "val/")) | collect(
+        trainer.callback_metrics, ("train/", "val/")
+    )
     checkpoint = trainer.checkpoint_callback
     notes = {}
     if checkpoint is not None and checkpoint.best_model_score is not None:

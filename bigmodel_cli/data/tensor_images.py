@@ -32,6 +32,10 @@ class TensorLoader:
     same seed gives the same data order. Lightning calls `sampler.set_epoch(epoch)` on it each
     epoch, as on a DataLoader. Under DDP each rank takes every world_size-th index of the order
     (padded by wrapping around, as DistributedSampler does, so every rank gets as many batches).
+
+    It keeps its position in the epoch (Lightning's Stateful loader protocol: `state_dict` goes
+    into each checkpoint, `load_state_dict` comes back on resume), so a run resumed from a
+    checkpoint saved mid-epoch goes on with the next batch of the same order, not a new epoch.
     """
 
     def __init__(
@@ -49,9 +53,17 @@ class TensorLoader:
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
         self.sampler, self.batch_sampler = self, None  # where Lightning looks for set_epoch
+        self.batches_served = 0  # of the current epoch's order (Lightning fetches no batch ahead of a sized loader)
+        self._resume_at: tuple[int, int] | None = None  # (epoch, batch) to start the next pass at
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "batches_served": self.batches_served}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume_at = (int(state["epoch"]), int(state["batches_served"]))
 
     def order(self) -> torch.Tensor:
         count = len(self.dataset)
@@ -74,10 +86,17 @@ class TensorLoader:
         return -(-self.samples_per_rank // self.batch_size)
 
     def __iter__(self):
+        # A generator: the order is drawn at the first batch, after Lightning's set_epoch.
+        first = 0
+        if self._resume_at is not None and self._resume_at[0] == self.epoch:
+            first = self._resume_at[1]
+        self._resume_at = None
         order = self.order()
         images, labels = self.dataset.images, self.dataset.labels
-        for start in range(0, len(order), self.batch_size):
+        self.batches_served = first
+        for start in range(first * self.batch_size, len(order), self.batch_size):
             index = order[start : start + self.batch_size]
+            self.batches_served += 1
             yield images[index], labels[index]
 
 

@@ -116,6 +116,9 @@ class BackboneModule(pl.LightningModule):
 
     # --- full-batch gradient descent (optimizer=gd) -------------------------------------------
 
+    def on_train_start(self) -> None:
+        self.on_train_epoch_start()  # a run resumed mid-epoch gets no on_train_epoch_start
+
     def on_train_epoch_start(self) -> None:
         if self.full_batch:  # one optimizer step per epoch: accumulate over every batch of the epoch
             self.trainer.accumulate_grad_batches = max(1, int(self.trainer.num_training_batches))

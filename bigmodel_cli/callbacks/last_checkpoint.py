@@ -1,0 +1,53 @@
+"""checkpoints/last.ckpt: the newest state of the run, the one `resume=` continues from.
+
+A checkpoint callback of its own, apart from the best one: Lightning's `save_last` on the best
+checkpoint only writes when a best is saved, so a run whose objective stalls would resume epochs
+back. This one writes at the end of every epoch (after validation, with every callback's state
+updated) and, with `every_n_steps`, also every that many optimizer steps within an epoch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pytorch_lightning.callbacks import ModelCheckpoint
+
+
+class LatestCheckpoint(ModelCheckpoint):
+    def __init__(self, dirpath: str, every_n_steps: int | None = None):
+        super().__init__(
+            dirpath=dirpath,
+            filename="last",
+            monitor=None,
+            save_top_k=1,
+            save_last=False,
+            every_n_epochs=1,
+            enable_version_counter=False,
+            auto_insert_metric_name=False,
+        )
+        if every_n_steps is not None and (isinstance(every_n_steps, bool) or int(every_n_steps) < 1):
+            from bigmodel_cli.errors import UserError
+
+            raise UserError(
+                f"callbacks.last_checkpoint.every_n_steps={every_n_steps} is not a number of steps; "
+                f"fix: a whole number of 1 or more, or null (once per epoch)"
+            )
+        self.every_n_steps = int(every_n_steps) if every_n_steps else None
+
+    @property
+    def path(self) -> str:
+        return str(Path(self.dirpath) / "last.ckpt")
+
+    @property
+    def state_key(self) -> str:
+        return "LatestCheckpoint"
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step  # under gradient accumulation it stays put between optimizer steps
+        if self.every_n_steps and step and step % self.every_n_steps == 0 and step != self._last_global_step_saved:
+            self.save_now(trainer)
+
+    def save_now(self, trainer) -> None:
+        """Write last.ckpt now (end of a batch): the every_n_steps save, and SaveOnSignal's."""
+        self.best_model_path = self.path
+        self._save_checkpoint(trainer, self.path)
