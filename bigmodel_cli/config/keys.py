@@ -45,6 +45,10 @@ def group_keys(group: str) -> tuple[str, ...]:
         package = package_of(group, option)
         if package != "_global_":
             keys.update(flatten(option_yaml(group, option), package.removeprefix("_global_.")))
+        else:  # a global option's own node (hparams_search=optuna sets hparams_search.*)
+            node = option_yaml(group, option).get(group.replace("/", "."))
+            if isinstance(node, dict):
+                keys.update(flatten(node, group.replace("/", ".")))
     return tuple(sorted(keys))
 
 

@@ -200,3 +200,96 @@ def test_fail_fast_fails_the_trial_that_failed_and_queues_none_again(cli, in_tmp
     assert code == 1 and "optimizer.lr=-1 is out of range" in err and "stopped at the first failed job" in err
     (trial,) = study_of(in_tmp_cwd / "multirun" / "train" / "fastfail").trials  # no retry of it queued
     assert trial.state == optuna.trial.TrialState.FAIL
+
+
+def test_two_sweeps_on_one_storage_get_a_study_each_and_both_run(cli, in_tmp_cwd):
+    """The study is named after the sweep (its run_name), so a second sweep on a shared database
+    starts its own study instead of resuming the first one's; hparams_search.study_name joins one."""
+    import optuna
+
+    storage = f"sqlite:///{in_tmp_cwd / 'shared.db'}"
+    for name in ("s1", "s2"):
+        code, out, err = cli(
+            *SEARCH, *FAST, f"run_name={name}", "hydra.sweeper.n_trials=2", f"hparams_search.storage={storage}"
+        )
+        assert code == 0, err
+        assert "resuming" not in out and job_dirs(in_tmp_cwd / "multirun" / "train" / name) == ["0", "1"]
+    studies = {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(storage)}
+    assert studies == {"s1": 2, "s2": 2}
+    code, out, err = cli(
+        *SEARCH, *FAST, "run_name=s3", "hydra.sweeper.n_trials=2", f"hparams_search.storage={storage}",
+        "hparams_search.study_name=s1",
+    )  # fmt: skip
+    assert code == 0 and "resuming optuna study 's1' in" in out and "0 to go" in out, err
+    assert "s3" not in {s.study_name for s in optuna.get_all_study_summaries(storage)}
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ([*SEARCH, "objective_mode=maximum"], "objective_mode=maximum is not known; valid choices: max, min"),
+        (["train", "objective_mode=maximum"], "objective_mode=maximum is not known; valid choices: max, min"),
+        ([*SEARCH, "hydra.sweeper.direction=up"], "hydra.sweeper.direction=up is not known; valid choices: maximize"),
+        ([*SEARCH, "hparams_search.heartbeat_interval=abc"], "hparams_search.heartbeat_interval=abc is not valid"),
+        ([*SEARCH, "hparams_search.heartbeat_interval=0"], "hparams_search.heartbeat_interval=0 is not valid"),
+        ([*SEARCH, "data.batch_size=range(16,64,-16)"], "data.batch_size=range(16, 64, -16) has no values"),
+    ],
+    ids=["objective_mode", "objective_mode-no-search", "direction", "heartbeat-abc", "heartbeat-0", "empty-range"],
+)
+def test_bad_search_input_is_one_line_and_writes_nothing(cli, in_tmp_cwd, args, expected):
+    code, out, err = cli(*args, *FAST, "run_name=bad")
+    assert code == 2 and expected in err and "Traceback" not in out + err, err
+    assert len(err.strip().splitlines()) == 1
+    assert not (in_tmp_cwd / "multirun").exists() and not (in_tmp_cwd / "outputs").exists()
+
+
+def test_a_descending_range_is_the_same_values_as_python_gives(cli, in_tmp_cwd):
+    from optuna.distributions import IntDistribution
+
+    from bigmodel_cli.search.space import parse
+
+    assert parse({}, ["data.batch_size=range(64,16,-16)"]).distributions["data.batch_size"] == IntDistribution(
+        32, 64, step=16
+    )  # 64, 48, 32
+    code, _, err = cli(*SEARCH, *FAST, "run_name=down", "hydra.sweeper.n_trials=2", "data.batch_size=range(64,16,-16)")
+    assert code == 0, err
+    assert {t.params["data.batch_size"] for t in study_of(in_tmp_cwd / "multirun" / "train" / "down").trials} <= {
+        32,
+        48,
+        64,
+    }
+
+
+def test_optunas_warnings_go_to_the_sweep_log_not_the_terminal(cli, in_tmp_cwd):
+    """List choices (regularizer=[dropout,l2]) make Optuna warn about persistent storage, in the
+    sweeper and in every job; the lines go to sweep.log and the jobs' log files."""
+    code, out, err = cli(
+        *SEARCH, *FAST, "run_name=lists", "hydra.sweeper.n_trials=1", "regularizer=choice([dropout],[dropout,l2])"
+    )
+    assert code == 0, err
+    assert "UserWarning" not in out + err and "Choices for a categorical distribution" not in out + err
+    assert (
+        "Choices for a categorical distribution"
+        in (in_tmp_cwd / "multirun" / "train" / "lists" / "sweep.log").read_text()
+    )
+
+
+def test_a_changed_categorical_space_is_one_line_and_leaves_no_trial_running(cli, in_tmp_cwd):
+    import optuna
+
+    base = [*SEARCH, *FAST, "run_name=changed"]
+    assert cli(*base, "hydra.sweeper.n_trials=1", "optimizer=choice(adam,sgd)")[0] == 0
+    code, out, err = cli(*base, "hydra.sweeper.n_trials=2", "optimizer=choice(adam,adamw)")
+    assert code == 2 and "Traceback" not in out + err, err
+    assert "optimizer: study 'changed'" in err and "searched choice(adam, sgd), this search choice(adam, adamw)" in err
+    assert "fix: optimizer=choice(adam, sgd)" in err
+    trials = study_of(in_tmp_cwd / "multirun" / "train" / "changed").trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE]
+
+
+def test_completion_offers_the_search_settings(cli):
+    from bigmodel_cli.commands.completion import candidates
+
+    found = candidates("bigmodel train -m hparams_search=optuna hparams_search.")
+    assert {"hparams_search.storage=", "hparams_search.study_name=", "hparams_search.pruner="} <= set(found)
+    assert candidates("bigmodel train hparams_search.heart") == ["hparams_search.heartbeat_interval="]
