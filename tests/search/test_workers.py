@@ -128,3 +128,63 @@ def test_ddp_trials_report_from_rank_zero_with_the_parameters_of_their_trial(tmp
         record = json.loads((sweep / str(trial.number) / "run.json").read_text())
         assert record["config"]["optimizer"]["lr"] == pytest.approx(trial.params["optimizer.lr"])
         assert record["config"]["trainer"]["devices"] == 2
+
+
+def wait_training(worker: subprocess.Popen, job: Path) -> None:
+    deadline = time.monotonic() + 120
+    while not (job / "csv" / "metrics.csv").is_file():  # the trial has trained an epoch
+        assert worker.poll() is None and time.monotonic() < deadline, (
+            worker.stdout.read() if worker.poll() is not None else "timeout"
+        )
+        time.sleep(0.5)
+
+
+def test_a_preempted_trial_is_run_again_and_its_worker_stops(tmp_path):
+    """SIGUSR1 (SLURM's pre-emption warning) while trial 0 trains: training saves last.ckpt and
+    stops; the trial is failed, marked pre-empted (not counted) and queued again with its parameters,
+    and the worker stops with one line. The next worker runs it and the others: every parameter set
+    of the study completes exactly once."""
+    import optuna
+
+    State = optuna.trial.TrialState
+    sweep = tmp_path / "multirun" / "train" / "pre"
+    args = ["run_name=pre", "hydra.sweeper.n_trials=3"]
+    a = start(
+        [*args, "trainer.max_epochs=100", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1"], tmp_path
+    )
+    wait_training(a, sweep / "0")
+    os.kill(a.pid, signal.SIGUSR1)
+    out, _ = a.communicate(timeout=180)
+    assert a.returncode == 2 and "Traceback" not in out, out[-3000:]
+    assert "error: trial 0 was pre-empted (received SIGUSR1" in out and "this worker stops" in out
+    assert not (sweep / "1").exists()  # it stopped: no other trial started
+    record = json.loads((sweep / "0" / "run.json").read_text())
+    assert record["status"] == "interrupted" and (sweep / "0" / "checkpoints" / "last.ckpt").is_file()
+    first = load(f"sqlite:///{sweep / 'optuna.db'}", "pre").trials
+    assert [t.state for t in first] == [State.FAIL, State.WAITING]
+    assert first[0].system_attrs["bigmodel_preempted"] and first[1].user_attrs["bigmodel_rerun_of"] == 0
+
+    finish(start([*args, *QUICK], tmp_path))
+    trials = load(f"sqlite:///{sweep / 'optuna.db'}", "pre").trials
+    complete = [t for t in trials if t.state == State.COMPLETE]
+    assert len(complete) == 3 and len(trials) == 4
+    sets = [sorted(t.params.items()) for t in trials]
+    assert all(sum(t.state == State.COMPLETE for t in trials if sorted(t.params.items()) == s) == 1 for s in sets)
+    assert trials[1].params == trials[0].params and trials[1].state == State.COMPLETE
+
+
+def test_ctrl_c_records_the_trial_interrupted_and_queues_it_again(tmp_path):
+    import optuna
+
+    sweep = tmp_path / "multirun" / "train" / "ctrlc"
+    a = start(["run_name=ctrlc", "hydra.sweeper.n_trials=2", "trainer.max_epochs=100", "trainer.limit_train_batches=3",
+               "trainer.limit_val_batches=1"], tmp_path)  # fmt: skip
+    wait_training(a, sweep / "0")
+    os.kill(a.pid, signal.SIGINT)
+    out, _ = a.communicate(timeout=180)
+    assert a.returncode != 0, out[-3000:]
+    record = json.loads((sweep / "0" / "run.json").read_text())
+    assert record["status"] == "interrupted" and "end_time" in record
+    trials = load(f"sqlite:///{sweep / 'optuna.db'}", "ctrlc").trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]
+    assert trials[1].params == trials[0].params
