@@ -23,7 +23,7 @@ from bigmodel_cli.runs.index import (
 )
 
 # Every status records.py writes (pruned: an Optuna trial stopped early).
-STATUSES = ("completed", "failed", "pruned", "running", "skipped")
+STATUSES = ("completed", "failed", "interrupted", "pruned", "running", "skipped")
 AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 COLUMNS = ("id", "command", "status", "overrides", "objective", "test", "time", "age")
 # What stays on a narrow terminal, most important first (--json has every field).

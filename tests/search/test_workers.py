@@ -185,6 +185,9 @@ def test_ctrl_c_records_the_trial_interrupted_and_queues_it_again(tmp_path):
     assert a.returncode != 0, out[-3000:]
     record = json.loads((sweep / "0" / "run.json").read_text())
     assert record["status"] == "interrupted" and "end_time" in record
+    listed = subprocess.run([BIGMODEL, "runs", "--status", "interrupted", "--json", "multirun"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert listed.returncode == 0 and len(json.loads(listed.stdout)) == 1, listed.stderr
     trials = load(f"sqlite:///{sweep / 'optuna.db'}", "ctrlc").trials
     assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]
     assert trials[1].params == trials[0].params
