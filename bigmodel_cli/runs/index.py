@@ -127,5 +127,5 @@ def run_record(run: str | Path) -> tuple[Path, dict]:
     except ValueError as exc:
         raise UserError(f"{path} is not valid JSON ({exc}); fix: give another run") from None
     if not isinstance(record, dict):
-        raise UserError(f"{path} is not a run record: {not_a_record(record)}; fix: give another run")
+        raise UserError(f"{path}: {not_a_record(record)}; fix: give another run")
     return path.parent, record
