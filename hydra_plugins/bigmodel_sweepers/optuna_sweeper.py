@@ -172,6 +172,7 @@ class Worker:
         self.study_id = storage.get_study_id_from_name(study.study_name)
         self.heartbeat = Heartbeat(storage, sweeper.settings.heartbeat_interval)
         self.told: list[str] = []  # this worker's trial states, for max_failure_rate
+        self.resume_from: dict[int, str] = {}  # trial number -> the checkpoint its pre-empted run saved
 
     def counted(self) -> list:
         """The study's trials that count towards n_trials, by number."""
@@ -256,6 +257,9 @@ class Worker:
                     f"trial {trial.number} cannot take this search space: {exc}; fix: the search space the "
                     f"study '{self.study.study_name}' was started with, or another run_name for a new study"
                 ) from None
+            preempted_run = trial.user_attrs.get(PREEMPTED_RUN)
+            if preempted_run and (Path(preempted_run) / "checkpoints" / "last.ckpt").is_file():
+                self.resume_from[trial.number] = str(Path(preempted_run) / "checkpoints" / "last.ckpt")
             batch.append((trial, params))
         return batch
 
@@ -267,9 +271,7 @@ class Worker:
         from optuna.trial import TrialState
 
         for group in consecutive(batch):
-            overrides = [
-                [*self.space.overrides(params), f"hparams_search.trial={trial.number}"] for trial, params in group
-            ]
+            overrides = [[*self.space.overrides(params), *self.resumed(trial.number)] for trial, params in group]
             try:
                 returns = self.sweeper.launcher.launch(overrides, initial_job_idx=group[0][0].number)
             except Preempted as stop:
@@ -298,6 +300,12 @@ class Worker:
                 raise
             for (trial, _), job in zip(group, returns):
                 self.tell(trial, job)
+
+    def resumed(self, number: int) -> list[str]:
+        """The trial's own overrides: its number, and for the re-run of a pre-empted trial the
+        checkpoint that run saved (ckpt_path: weights, optimizer, epoch), so it goes on from there."""
+        ckpt = self.resume_from.pop(number, None)
+        return [*([f"ckpt_path='{ckpt}'"] if ckpt else []), f"hparams_search.trial={number}"]
 
     def tell(self, trial, job) -> None:
         from optuna.trial import TrialState

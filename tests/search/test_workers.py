@@ -139,11 +139,18 @@ def wait_training(worker: subprocess.Popen, job: Path) -> None:
         time.sleep(0.5)
 
 
+def epochs_logged(run: Path) -> set[int]:
+    import csv
+
+    with open(run / "csv" / "metrics.csv", newline="") as f:
+        return {int(row["epoch"]) for row in csv.DictReader(f) if row.get("val/acc")}
+
+
 def test_a_preempted_trial_is_run_again_and_its_worker_stops(tmp_path):
     """SIGUSR1 (SLURM's pre-emption warning) while trial 0 trains: training saves last.ckpt and
     stops; the trial is failed, marked pre-empted (not counted) and queued again with its parameters,
     and the worker stops with one line. The next worker runs it and the others: every parameter set
-    of the study completes exactly once."""
+    of the study completes exactly once, the pre-empted one going on from the checkpoint it saved."""
     import optuna
 
     State = optuna.trial.TrialState
@@ -164,13 +171,17 @@ def test_a_preempted_trial_is_run_again_and_its_worker_stops(tmp_path):
     assert [t.state for t in first] == [State.FAIL, State.WAITING]
     assert first[0].system_attrs["bigmodel_preempted"] and first[1].user_attrs["bigmodel_rerun_of"] == 0
 
-    finish(start([*args, *QUICK], tmp_path))
+    finish(start([*args, *QUICK[1:], "trainer.max_epochs=2"], tmp_path))
     trials = load(f"sqlite:///{sweep / 'optuna.db'}", "pre").trials
     complete = [t for t in trials if t.state == State.COMPLETE]
     assert len(complete) == 3 and len(trials) == 4
     sets = [sorted(t.params.items()) for t in trials]
     assert all(sum(t.state == State.COMPLETE for t in trials if sorted(t.params.items()) == s) == 1 for s in sets)
     assert trials[1].params == trials[0].params and trials[1].state == State.COMPLETE
+    # the re-run went on from the checkpoint the pre-empted run saved (in epoch 1): it trained epoch 1 only
+    rerun = json.loads((sweep / "1" / "run.json").read_text())
+    assert f"ckpt_path={sweep / '0' / 'checkpoints' / 'last.ckpt'}" in [o.replace("'", "") for o in rerun["overrides"]]
+    assert epochs_logged(sweep / "1") == {1} and epochs_logged(sweep / "2") == {0, 1}
 
 
 def test_ctrl_c_records_the_trial_interrupted_and_queues_it_again(tmp_path):
