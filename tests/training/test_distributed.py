@@ -173,28 +173,28 @@ def test_submitit_local_launcher(tmp_path):
 
 
 def test_submitit_slurm_config_composes(cli):
+    """What each job asks SLURM for follows its trainer (a sweep on a real cluster:
+    tests/training/test_clusters.py): tasks per node = trainer.devices, nodes = trainer.num_nodes,
+    GPUs only with accelerator=gpu, and the accelerator group is not overridden."""
+    code, out, err = cli("train", "launcher=submitit_slurm", "hydra.launcher.partition=gpu", "--cfg", "hydra")
+    assert code == 0, err
+    assert "bigmodel_launchers.slurm.SlurmLauncher" in out and "partition: gpu" in out and "signal_delay_s: 120" in out
+    assert "cpus_per_task: 1" in out and "mem_gb: 4" in out
     code, out, err = cli(
-        "train",
-        "launcher=submitit_slurm",
-        "hydra.launcher.partition=gpu",
-        "hydra.launcher.gpus_per_node=4",
-        "hydra.launcher.nodes=2",
-        "--cfg",
-        "hydra",
+        "train", "launcher=submitit_slurm", "accelerator=cpu", "trainer.devices=2", "--cfg", "all", "--resolve"
     )
     assert code == 0, err
-    assert "SlurmLauncher" in out and "partition: gpu" in out and "signal_delay_s: 120" in out
-    code, out, err = cli(
-        "train",
-        "launcher=submitit_slurm",
-        "hydra.launcher.gpus_per_node=4",
-        "hydra.launcher.nodes=2",
-        "--cfg",
-        "job",
-        "--resolve",
-    )
-    assert code == 0, err
-    assert "devices: 4" in out and "num_nodes: 2" in out and "accelerator: gpu" in out
+    assert "tasks_per_node: 2" in out and "accelerator: cpu" in out and "accelerator: gpu" not in out
+
+
+def test_submitit_slurm_asks_for_gpus_only_on_gpu():
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.bigmodel_launchers.slurm import gpus_for
+
+    assert gpus_for(OmegaConf.create({"accelerator": "cpu", "devices": 2})) is None
+    assert gpus_for(OmegaConf.create({"accelerator": "auto", "devices": 1})) is None
+    assert gpus_for(OmegaConf.create({"accelerator": "gpu", "devices": 4})) == 4
 
 
 def test_srun_style_launch_two_tasks(tmp_path):

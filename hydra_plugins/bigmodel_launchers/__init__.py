@@ -1,0 +1,1 @@
+"""bigmodel's Hydra launcher plugins (Hydra only loads plugins from the `hydra_plugins` namespace)."""
