@@ -183,11 +183,13 @@ def rank_process(marker: str, rank: str, variable: str) -> int | None:
     return None
 
 
-def kill_rank_after_first_checkpoint(tmp_path: Path, variable: str, timeout: float = 240) -> float:
+def kill_rank_after_first_checkpoint(tmp_path: Path, variable: str, process, timeout: float = 240) -> float:
     """SIGKILL rank 1 once epoch 0's last.ckpt is written (in epoch 1); returns when."""
     deadline = time.monotonic() + timeout
     while not list(tmp_path.glob("outputs/train/*/checkpoints/last.ckpt")):
-        assert time.monotonic() < deadline, "no checkpoint was written"
+        console = (tmp_path / "console.txt").read_text(errors="replace")[-3000:]
+        assert process.poll() is None, f"it ended (exit {process.returncode}) before a checkpoint:\n{console}"
+        assert time.monotonic() < deadline, f"no checkpoint was written:\n{console}"
         time.sleep(0.2)
     time.sleep(0.5)
     pid = rank_process(str(tmp_path), "1", variable)
@@ -197,14 +199,21 @@ def kill_rank_after_first_checkpoint(tmp_path: Path, variable: str, timeout: flo
 
 
 def start(argv: list[str], tmp_path: Path, env: dict) -> subprocess.Popen:
-    return subprocess.Popen(
-        argv,
-        cwd=tmp_path,
-        env={**env, "PYTHONUNBUFFERED": "1", "BIGMODEL_TEST_MARK": str(tmp_path)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    """Start argv in the background, its output to tmp_path/console.txt (a pipe nobody reads
+    while we wait would fill up and stop the ranks)."""
+    with open(tmp_path / "console.txt", "w") as console:
+        return subprocess.Popen(
+            argv,
+            cwd=tmp_path,
+            env={**env, "PYTHONUNBUFFERED": "1", "BIGMODEL_TEST_MARK": str(tmp_path)},
+            stdout=console,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def finish(process: subprocess.Popen, tmp_path: Path, timeout: float) -> str:
+    process.wait(timeout)
+    return (tmp_path / "console.txt").read_text(errors="replace")
 
 
 def test_torchrun_restarts_a_killed_worker_and_the_run_goes_on(tmp_path):
@@ -214,8 +223,8 @@ def test_torchrun_restarts_a_killed_worker_and_the_run_goes_on(tmp_path):
     args = [*DDP, "trainer.max_epochs=4", "data.batch_size=16", "trainer.limit_val_batches=4"]
     process = start([*torchrun, "-m", "bigmodel_cli", "train", *args], tmp_path, dict(os.environ))
     try:
-        kill_rank_after_first_checkpoint(tmp_path, "RANK")
-        out = process.communicate(timeout=400)[0]
+        kill_rank_after_first_checkpoint(tmp_path, "RANK", process)
+        out = finish(process, tmp_path, 400)
     finally:
         process.kill()
     assert process.returncode == 0, out[-4000:]
@@ -232,8 +241,8 @@ def test_a_killed_rank_stops_the_other_in_bounded_time(slurm, tmp_path):
     args = [*DDP, "trainer.max_epochs=20", "data.batch_size=16", "trainer.strategy.timeout_s=60"]
     process = start(["srun", "--ntasks=2", BIGMODEL, "train", *args], tmp_path, slurm.env)
     try:
-        killed = kill_rank_after_first_checkpoint(tmp_path, "SLURM_PROCID")
-        out = process.communicate(timeout=180)[0]
+        killed = kill_rank_after_first_checkpoint(tmp_path, "SLURM_PROCID", process)
+        out = finish(process, tmp_path, 180)
         took = time.monotonic() - killed
     finally:
         process.kill()
