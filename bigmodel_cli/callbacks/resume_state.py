@@ -1,5 +1,5 @@
 """What a checkpoint needs beyond Lightning's own state for a resumed run to end exactly where the
-run left alone ends: the random generators and the last logged metrics.
+run left alone ends: the random generators, the epoch's metric accumulators, the last logged metrics.
 
 The random state: a resumed run draws the same random numbers as the run left alone (dropout,
 batch augmentation, mixup/cutmix, masking, per-sample transforms without workers).
@@ -70,17 +70,62 @@ def _python_state(state: tuple) -> list:
     return [version, list(internal), gauss]
 
 
+def metric_states(module: torch.nn.Module) -> dict[str, dict[str, Any]]:
+    """The accumulated state of every torchmetrics Metric in the module (the epoch's sums so far:
+    a run resumed mid-epoch reports the whole epoch's training metrics, not only its own part)."""
+    from torchmetrics import Metric
+
+    states = {}
+    for name, metric in module.named_modules():
+        if not isinstance(metric, Metric):
+            continue
+        if hasattr(metric, "flush"):  # BatchedUpdates: held batches into the wrapped metric first
+            metric.flush()
+        values = {
+            key: [t.detach().cpu().clone() for t in value] if isinstance(value, list) else value.detach().cpu().clone()
+            for key, value in metric.metric_state.items()
+        }
+        states[name] = {"values": values, "updates": int(metric._update_count)}
+    return states
+
+
+def restore_metric_states(module: torch.nn.Module, states: dict[str, dict[str, Any]]) -> None:
+    modules = dict(module.named_modules())
+    for name, state in states.items():
+        metric = modules[name]
+        device = metric.device
+        for key, value in state["values"].items():
+            setattr(metric, key, [t.to(device) for t in value] if isinstance(value, list) else value.to(device))
+        metric._update_count = state["updates"]
+        metric._computed = None
+
+
 class ResumeState(pl.Callback):
-    """Saves the global random generators and the logged metrics in each checkpoint; restores the
-    generators when training resumes and keeps the metrics for the run's summary."""
+    """Saves, per rank, the global random generators and the epoch's metric accumulators in each
+    checkpoint, and the logged metrics once; restores the first two when training resumes and keeps
+    the logged metrics for the run's summary."""
 
     def __init__(self) -> None:
         self._to_restore: dict[str, Any] | None = None
+        self._trainer: pl.Trainer | None = None
+        self._module: torch.nn.Module | None = None
         self.resumed_metrics: dict[str, float] = {}
 
     @property
     def state_key(self) -> str:
         return "ResumeState"
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        self._trainer, self._module = trainer, pl_module
+
+    def _epoch_metric_states(self) -> dict:
+        """The metric accumulators when the checkpoint is written at the end of a training batch
+        (the resumed run goes on in this epoch); none at an epoch's end, where the run left alone
+        computes and resets them before the next epoch (and the resumed run starts that epoch)."""
+        if self._module is None:
+            return {}
+        progress = self._trainer.fit_loop.epoch_loop.batch_progress.current
+        return metric_states(self._module) if progress.completed < progress.processed else {}
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         checkpoint["logged_metrics"] = {
@@ -91,9 +136,10 @@ class ResumeState(pl.Callback):
         self.resumed_metrics = dict(checkpoint.get("logged_metrics", {}))
 
     def state_dict(self) -> dict[str, Any]:
-        # Under DDP each rank draws its own dropout masks: rank zero writes the checkpoint, so it
-        # gathers every rank's state (Lightning builds a checkpoint's contents on all ranks at once).
-        state = capture()
+        state = {"random": capture(), "metrics": self._epoch_metric_states()}
+        # Each rank draws its own dropout masks and sums its own shard's metrics; rank zero writes
+        # the checkpoint, so it gathers every rank's state (Lightning builds a checkpoint's
+        # contents on all ranks at once).
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             states: list = [None] * torch.distributed.get_world_size()
             torch.distributed.all_gather_object(states, state)
@@ -101,12 +147,12 @@ class ResumeState(pl.Callback):
         return {"ranks": {0: state}}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        ranks = state_dict.get("ranks", {})
-        self._to_restore = ranks.get(self._rank())
+        self._to_restore = state_dict.get("ranks", {}).get(self._rank())
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._to_restore is not None:
-            restore(self._to_restore)
+            restore(self._to_restore["random"])
+            restore_metric_states(pl_module, self._to_restore["metrics"])
             self._to_restore = None
 
     @staticmethod

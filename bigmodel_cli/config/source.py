@@ -7,11 +7,13 @@ first ones); `config_source_arguments` is what DDP children need to compose the 
 
 from __future__ import annotations
 
+import json
 import os
 
 import yaml
 
 from bigmodel_cli.config.catalogue import conf_dir
+from bigmodel_cli.config.catalogue import groups as catalogue_groups
 from bigmodel_cli.config.renamed import moved_target_overrides
 from bigmodel_cli.errors import UserError
 
@@ -63,9 +65,61 @@ def resume_arguments(overrides: list[str]) -> list[str]:
             f"fresh when there is nothing to resume"
         )
     overrides = [f"resume={run}" if a.lstrip("+").startswith("resume=") else a for a in overrides]
+    overrides = without_retyped_choices(overrides, resume, run)
     if option_value(overrides, *CONFIG_PATH) is None:
         overrides = [CONFIG_PATH[0], os.path.join(run, ".hydra"), CONFIG_NAME[0], "config", *overrides]
     return overrides
+
+
+def without_retyped_choices(overrides: list[str], resume: str, run: str) -> list[str]:
+    """A user resumes by retyping the command that started the run with resume= added. The run
+    continues with its saved config, which has no groups left to choose from: group choices that
+    agree with the run's (run.json "choices") are dropped; one that differs is one line."""
+    groups = set(catalogue_groups(include_plumbing=True))
+    retyped = [a for a in overrides if "=" in a and not a.startswith(("+", "~")) and override_key(a) in groups]
+    if not retyped:
+        return overrides
+    try:
+        with open(os.path.join(run, "run.json")) as f:
+            saved = json.load(f).get("choices")
+    except (OSError, ValueError, AttributeError):
+        saved = None
+    for arg in retyped:
+        group, value = override_key(arg), arg.split("=", 1)[1]
+        if saved is None:
+            raise UserError(
+                f"resume={resume}: {arg} chooses a config group, but this run does not record its choices "
+                f"and a resumed run continues with its saved config; fix: drop {arg} (single keys such as "
+                f"trainer.max_epochs=8 still apply)"
+            )
+        if _choice(value) != _choice(saved.get(group)):
+            raise UserError(
+                f"resume={resume}: {group}={value} differs from the run's {group}={_choice_text(saved.get(group))}; "
+                f"a resumed run continues with its own config; fix: drop {arg}, or start a new run "
+                f"(without resume=) to train with {group}={value}"
+            )
+    return [a for a in overrides if a not in retyped]
+
+
+def _choice(value) -> tuple[str, ...]:
+    """A group's choice as written on the command line ("[l2,dropout]", "null") or saved (a list, None)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(str(v) for v in value)
+    text = "" if value is None else str(value).strip()
+    if text in ("", "null", "None"):
+        return ()
+    return tuple(v.strip() for v in text.strip("[]").split(",") if v.strip())
+
+
+def _choice_text(value) -> str:
+    chosen = _choice(value)
+    return (
+        "null"
+        if not chosen
+        else chosen[0]
+        if len(chosen) == 1 and not isinstance(value, list)
+        else f"[{','.join(chosen)}]"
+    )
 
 
 def saved_config_arguments(overrides: list[str]) -> list[str]:

@@ -156,6 +156,9 @@ class RunRecorder(Callback):
             "start_time": previous.get("start_time", now),
             "config": mask_data(resolved(task_cfg)),
             "config_hash": fingerprint,
+            # The option picked in each config group; a resumed run keeps its first run's (its own
+            # composition comes from the saved config, with no groups): what resume= checks against.
+            "choices": previous.get("choices") or chosen_options(runtime.choices, config.hydra.overrides.task),
             # --trust-checkpoint: checkpoints this run loads may run code when unpickled.
             "trust_checkpoint": trusted(),
         }
@@ -214,6 +217,18 @@ def refuse_before_writing(config: DictConfig) -> None:
                 f"(fix: objective_mode=max to maximise the objective, objective_mode=min to minimise it)"
             )
         )
+
+
+def chosen_options(choices, overrides) -> dict:
+    """The option of each of bigmodel's groups (not hydra/*): Hydra's runtime choices, which leave
+    out groups given a list (regularizer=[l2,dropout]); those come from the command line."""
+    plain = OmegaConf.to_container(choices) if isinstance(choices, DictConfig) else dict(choices)
+    chosen = {group: option for group, option in plain.items() if group != "hydra" and not group.startswith("hydra/")}
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key.isidentifier() and key not in chosen and value.startswith("["):
+            chosen[key] = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
+    return chosen
 
 
 def mark_interrupted(run_dir: Path) -> None:

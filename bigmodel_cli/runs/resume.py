@@ -31,13 +31,10 @@ def checkpoint_to_resume(cfg: DictConfig) -> str | None:
         )
     found = newest_good_checkpoint(run_dir / "checkpoints")
     if found is None:
-        if str(resume) == "auto":
-            print(f"resume=auto: no checkpoint in {run_dir}/checkpoints yet; starting fresh")
-            return cfg.get("ckpt_path")
-        raise UserError(
-            f"resume={resume}: no readable checkpoint in {run_dir}/checkpoints, so there is "
-            f"nothing to continue; fix: start a new run without resume="
-        )
+        # Killed before its first checkpoint: nothing was kept, so running it again from its first
+        # step, in its own directory, is exactly continuing it.
+        print(f"resume={resume}: no checkpoint in {run_dir}/checkpoints yet; starting fresh from the first step")
+        return cfg.get("ckpt_path")
     checkpoint = read_checkpoint(found)
     print(f"resuming {run_dir} from {found} (epoch {checkpoint.get('epoch')}, step {checkpoint.get('global_step')})")
     return str(found)

@@ -50,3 +50,24 @@ def test_resume_auto_starts_fresh_then_resumes(cli, in_tmp_cwd):
     assert "resuming" in out and "outputs/train/auto1/checkpoints/last.ckpt (epoch 0" in out
     ckpt = torch.load(in_tmp_cwd / "outputs/train/auto1/checkpoints/last.ckpt", weights_only=True)
     assert ckpt["epoch"] == 1
+
+
+def test_the_same_command_with_resume_appended_continues_and_a_changed_group_is_one_line(cli, in_tmp_cwd):
+    """Users retype the command that started the run with resume= added: group choices that agree
+    with the run's are accepted (list choices included); one that differs is one line, nothing run."""
+    command = [*FAST, "accelerator=cpu", "regularizer=[l2,dropout]", "run_name=retyped"]
+    code, _, err = cli("train", *command)
+    assert code == 0, err
+    run_dir = in_tmp_cwd / "outputs" / "train" / "retyped"
+    code, out, err = cli(
+        "train", *[o for o in command if o != "trainer.max_epochs=1"], "trainer.max_epochs=2", f"resume={run_dir}"
+    )
+    assert code == 0, err
+    assert "resuming" in out and epochs_logged(run_dir) == [0, 1]
+
+    before = (run_dir / "run.json").read_text()
+    code, _, err = cli("train", "accelerator=cpu", "regularizer=l2", f"resume={run_dir}")
+    assert code == 2
+    assert err.strip().count("\n") == 0, err
+    assert "regularizer=l2 differs from the run's regularizer=[l2,dropout]" in err and "fix: drop regularizer=l2" in err
+    assert (run_dir / "run.json").read_text() == before

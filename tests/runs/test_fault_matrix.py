@@ -1,0 +1,179 @@
+"""Interrupt anything, anywhere, lose nothing: for every option in conf/ that trains, a
+deterministic CPU run killed with SIGKILL at a seeded random step and resumed with
+`bigmodel train resume=<run>` ends exactly where the same run left alone ends: the same validation
+rows in its CSV log, the same metrics.json and the same last.ckpt tensors, bit for bit.
+
+The rows are generated from conf/ (every `group=option`, apart from the groups and options
+NOT_ROWS names with the reason), so a new option without a row fails
+`test_every_option_has_a_fault_row`. last.ckpt is written every 2 optimizer steps, and the kill
+step is drawn per option, so most kills land mid-epoch, some right before a save and some right
+after one. The killed runs are forked from one process that has done the imports
+(tests/support/faults.py); the uninterrupted and resumed runs run in this process.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from bigmodel_cli.config import catalogue
+from tests.support.data_files import write_cifar, write_image_folder, write_mnist_like, write_text_table
+from tests.support.faults import ForkServer, fault_overrides
+
+EPOCHS, BATCHES = 2, 4  # 8 optimizer steps; last.ckpt every 2
+BASE = [
+    "accelerator=cpu",
+    "deterministic=true",
+    f"trainer.max_epochs={EPOCHS}",
+    f"trainer.limit_train_batches={BATCHES}",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+    "callbacks.last_checkpoint.every_n_steps=2",
+]
+
+# Groups whose options are not training settings of one run.
+NOT_GROUPS = {
+    "launcher": "sweeps: tests/runs/test_sweeps.py and tests/search/ interrupt their jobs",
+    "hparams_search": "sweeps: tests/search/test_optuna_sweeps.py interrupts its trials",
+    "trainer": "the trainer group's one option is the default every row runs",
+}
+NOT_ROWS = {
+    "accelerator=gpu": "no GPU on the test machine",
+    "accelerator=mps": "no Apple GPU on the test machine",
+    "accelerator=fsdp": "FSDP runs on GPUs only",
+    "accelerator=ddp": "several processes: tests/training/test_clusters.py kills and resumes them",
+    "accelerator=ddp_spawn": "several processes: tests/training/test_clusters.py kills and resumes them",
+    "callbacks=eval": "the validate/test/predict preset: it writes no checkpoint to resume from",
+    "debug=fdr": "fast_dev_run writes no checkpoint to resume from",
+    "experiment=fashion_mnist_92": "the same groups as fashion_mnist_fast, at full length",
+    "experiment=pretrain_bert": "text_corpus + bert, both rows of their own",
+    "experiment=finetune_bert": "needs a pretrain_bert run; finetune and bert rows cover its parts",
+}
+
+# What some options need besides BASE to train in a few steps (files are written by `files_for`).
+SETTINGS = {
+    "model=gpt": ["data=char_lm", "data.block_size=32"],
+    "model=bert": ["data=text_csv"],
+    "data=char_lm": ["model=gpt", "data.block_size=32"],
+    "data=text_corpus": ["model=bert", "data.min_freq=1", "data.max_length=16"],
+    "data=text_csv": ["model=transformer"],
+    "data=imdb": ["model=transformer"],
+    "data=ag_news": ["model=transformer"],
+    "scheduler=multistep": ["scheduler.milestones=[1]"],
+    "experiment=char_lm_gpt": ["data.block_size=32", "model.n_layer=1"],
+}
+TEXT_TABLES = ("text_csv", "imdb", "ag_news")
+
+
+def rows() -> list[str]:
+    return [
+        f"{group}={option}"
+        for group, options in catalogue.groups().items()
+        if group not in NOT_GROUPS
+        for option in options
+        if f"{group}={option}" not in NOT_ROWS
+    ]
+
+
+def test_every_option_has_a_fault_row():
+    every = {f"{g}={o}" for g, options in catalogue.groups().items() for o in options if g not in NOT_GROUPS}
+    assert set(rows()) | set(NOT_ROWS) == every
+    assert set(NOT_ROWS) <= every, f"NOT_ROWS names options that no longer exist: {sorted(set(NOT_ROWS) - every)}"
+
+
+def files_for(option: str, overrides: list[str], data_root: Path) -> list[str]:
+    """Small files in the layout of the datasets that read files; overrides pointing at them."""
+    data = next((o.split("=", 1)[1] for o in [option, *overrides] if o.startswith("data=")), None)
+    if data in ("mnist", "fashion_mnist"):
+        write_mnist_like(data_root / ("MNIST" if data == "mnist" else "FashionMNIST") / "raw")
+        extra = ["data.source.system_dirs=[]"] if data == "fashion_mnist" else []
+        return [f"paths.data_dir={data_root}", *extra]
+    if data in ("cifar10", "cifar100"):
+        write_cifar(data_root, 10 if data == "cifar10" else 100)
+        return [f"paths.data_dir={data_root}"]
+    if data == "imagefolder":
+        write_image_folder(data_root / "folder")
+        return [f"data.root={data_root / 'folder'}", "data.num_classes=3", "data.num_workers=0", "data.image_size=16"]
+    if data in TEXT_TABLES:
+        write_text_table(data_root / "text.csv")
+        return [f"data.path={data_root / 'text.csv'}", "data.min_freq=1", "data.num_classes=2"]
+    if data == "text_corpus":
+        corpus = data_root / "corpus"
+        corpus.mkdir(parents=True, exist_ok=True)
+        words = random.Random(0).choices("the a of cat dog runs sat on mat red blue big".split(), k=4000)
+        for i in range(6):
+            (corpus / f"doc{i}.txt").write_text(" ".join(words[i * 600 : (i + 1) * 600]))
+        return [f"data.path='{corpus}/*.txt'"]
+    if option.startswith("finetune=") or option == "experiment=finetune_digits":
+        return ["init_from=PRETRAINED"]
+    return []
+
+
+def validation_rows(run_dir: Path) -> list[dict]:
+    path = run_dir / "csv" / "metrics.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [
+            {k: v for k, v in row.items() if k in ("epoch", "step") or k.startswith("val/")}
+            for row in csv.DictReader(f)
+            if any(row.get(k) for k in row if k.startswith("val/"))
+        ]
+
+
+def final_tensors(run_dir: Path) -> dict[str, torch.Tensor]:
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    return {**checkpoint["state_dict"], **{f"raw.{k}": v for k, v in checkpoint.get("current_model_state", {}).items()}}
+
+
+@pytest.fixture(scope="module")
+def forks():
+    server = ForkServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    """A short run whose weights the finetune rows start from."""
+    from bigmodel_cli.cli.main import main
+
+    where = tmp_path_factory.mktemp("pretrained")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(where)
+        with pytest.raises(SystemExit) as ended:
+            main(["train", *BASE, "run_name=base", "logger=none"])
+    assert not ended.value.code
+    return where / "outputs" / "train" / "base"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("option", rows())
+def test_a_killed_run_resumes_to_the_uninterrupted_result(option, forks, pretrained, cli, in_tmp_cwd):
+    overrides = [*BASE, option, *SETTINGS.get(option, [])]
+    overrides += [o.replace("PRETRAINED", str(pretrained)) for o in files_for(option, overrides, in_tmp_cwd / "data")]
+    step = random.Random(option).randint(1, EPOCHS * BATCHES - 1)
+
+    code, _, err = cli("train", *overrides, "run_name=whole")
+    assert code == 0, err
+    killed = forks.run(in_tmp_cwd, ["train", *overrides, *fault_overrides(step), "run_name=cut"])
+    assert killed == -9, f"the run to interrupt ended with {killed}, not SIGKILL at step {step}"
+    cut = in_tmp_cwd / "outputs" / "train" / "cut"
+    assert not (cut / "metrics.json").exists()
+    code, out, err = cli("train", f"resume={cut}", "~callbacks.fault")
+    assert code == 0, err
+
+    whole = in_tmp_cwd / "outputs" / "train" / "whole"
+    assert validation_rows(cut) == validation_rows(whole), f"killed at step {step}: validation rows differ"
+    assert json.loads((cut / "metrics.json").read_text()) == json.loads((whole / "metrics.json").read_text()), (
+        f"killed at step {step}: final metrics differ"
+    )
+    a, b = final_tensors(whole), final_tensors(cut)
+    assert a.keys() == b.keys()
+    differ = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not differ, f"killed at step {step}: last.ckpt tensors differ: {differ[:5]}"

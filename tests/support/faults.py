@@ -1,0 +1,108 @@
+"""Fault injection for the interruption tests: a real signal at an exact training step, and a
+process that forks one `bigmodel` run per request, so each run that is killed costs a fork, not a
+new interpreter's 5 s of imports.
+
+`KillAtStep` is an ordinary Lightning callback a test adds to a run's config
+(`+callbacks.fault._target_=tests.support.faults.KillAtStep ... allow_targets=[tests.support.]`):
+at the end of the batch that reaches `step` it sends `signal` to its own process. SIGKILL ends the
+process there and then, without any of Python's or Lightning's clean-up, as the OOM killer or a
+dead node would.
+
+`ForkServer` starts `python -m tests.support.faults` once: it imports torch, Lightning and bigmodel
+and computes nothing (forking after computation is not safe with OpenMP), then for each request
+forks a child that runs `bigmodel <argv>` in the request's directory and reports how it ended.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytorch_lightning as pl
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class KillAtStep(pl.Callback):
+    def __init__(self, step: int, signal: str = "SIGKILL"):
+        self.step, self.signal = int(step), signal
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), getattr(signal, self.signal))
+
+
+def fault_overrides(step: int, signal_name: str = "SIGKILL") -> list[str]:
+    return [
+        "+callbacks.fault._target_=tests.support.faults.KillAtStep",
+        f"+callbacks.fault.step={step}",
+        f"+callbacks.fault.signal={signal_name}",
+        "allow_targets=[tests.support.]",
+    ]
+
+
+class ForkServer:
+    """One long-lived process that runs `bigmodel` commands in forked children."""
+
+    def __init__(self):
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.faults"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            env=env,
+        )
+        assert self.process.stdout.readline().strip() == "ready"
+
+    def run(self, cwd: Path, argv: list[str]) -> int:
+        """Run `bigmodel *argv` in cwd in a forked child; its exit code, or -N for signal N.
+        The child's output is in cwd/fork-<n>.log."""
+        self.process.stdin.write(json.dumps({"cwd": str(cwd), "argv": argv}) + "\n")
+        self.process.stdin.flush()
+        return int(self.process.stdout.readline())
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+def serve() -> None:
+    import bigmodel_cli.commands.train  # noqa: F401  (the heavy imports, before any fork)
+    from bigmodel_cli.cli.main import main
+
+    print("ready", flush=True)
+    for count, line in enumerate(sys.stdin):
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            os.chdir(request["cwd"])
+            log = os.open(f"fork-{count}.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.dup2(log, 1)
+            os.dup2(log, 2)
+            code = 0
+            try:
+                main(request["argv"])
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            except BaseException:  # noqa: BLE001 - the child reports any failure as its exit code
+                import traceback
+
+                traceback.print_exc()
+                code = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        print(code, flush=True)
+
+
+if __name__ == "__main__":
+    serve()
