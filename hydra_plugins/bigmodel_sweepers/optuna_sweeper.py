@@ -89,6 +89,7 @@ class OptunaSweeper(Sweeper):
         self.params = dict(params or {})
 
     def setup(self, *, hydra_context, task_function, config) -> None:
+        secrets.take_storage_credentials(config)  # done by RunRecorder already, unless it could not resolve yet
         self.config = config
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config
