@@ -252,3 +252,33 @@ def test_a_killed_rank_stops_the_other_in_bounded_time(slurm, tmp_path):
     assert "Traceback" not in out, out[-3000:]
     run_dir = only_run_dir(tmp_path / "outputs" / "train")
     assert status(run_dir) == "failed"
+
+
+def test_a_frozen_rank_stops_the_other_at_the_process_group_timeout(slurm, tmp_path):
+    """Rank 1 stopped (SIGSTOP: alive, silent, no connection reset): rank 0 gives up at
+    trainer.strategy.timeout_s with one line; srun --kill-on-bad-exit then ends the step."""
+    args = [*DDP, "trainer.max_epochs=20", "data.batch_size=16", "trainer.strategy.timeout_s=20"]
+    process = start(["srun", "--ntasks=2", "--kill-on-bad-exit=1", BIGMODEL, "train", *args], tmp_path, slurm.env)
+    frozen = None
+    try:
+        deadline = time.monotonic() + 240
+        while not list(tmp_path.glob("outputs/train/*/checkpoints/last.ckpt")):
+            assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "console.txt").read_text()[
+                -3000:
+            ]
+            time.sleep(0.2)
+        frozen = rank_process(str(tmp_path), "1", "SLURM_PROCID")
+        os.kill(frozen, signal.SIGSTOP)
+        stopped = time.monotonic()
+        out = finish(process, tmp_path, 180)
+        took = time.monotonic() - stopped
+    finally:
+        process.kill()
+        if frozen is not None and Path(f"/proc/{frozen}").exists():
+            os.kill(frozen, signal.SIGKILL)
+    assert took < 90, f"the job took {took:.0f}s to end after rank 1 froze (timeout_s=20)"
+    errors = [line for line in out.splitlines() if line.startswith("error:")]
+    assert any("rank 0 lost the other ranks of this run (Timed out waiting 20000ms" in e for e in errors), out[-3000:]
+    # srun's SIGTERM wakes rank 1 (SIGCONT first), which then finds rank 0 gone: its own one line.
+    assert all("lost the other ranks of this run" in e for e in errors) and "Traceback" not in out, out[-3000:]
+    assert status(only_run_dir(tmp_path / "outputs" / "train")) == "failed"
