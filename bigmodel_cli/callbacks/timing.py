@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pytorch_lightning as pl
+
+from bigmodel_cli.atomic import write_text
 
 
 class EpochTimer(pl.Callback):
@@ -47,4 +48,4 @@ class EpochTimer(pl.Callback):
                 import torch
 
                 record["peak_gpu_mib"] = torch.cuda.max_memory_allocated(pl_module.device) / 2**20
-            Path(self.path).write_text(json.dumps(record))
+            write_text(self.path, json.dumps(record))

@@ -10,15 +10,14 @@ has to skip a broken one.
 from __future__ import annotations
 
 import contextlib
-import os
 import pickle
 import re
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
 
+from bigmodel_cli.atomic import atomic_path
 from bigmodel_cli.config.renamed import with_current_targets
 from bigmodel_cli.errors import UserError
 from bigmodel_cli.process_state import trusted
@@ -161,39 +160,11 @@ def saved_config(checkpoint: dict[str, Any]) -> dict[str, Any]:
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
-    """torch.save to a temp file in the same directory, fsync it, rename it over `path`, fsync the
-    directory: readers see the old file or the new one, never a partial one."""
+    """torch.save through a temp file renamed over `path`: readers see the old file or the new one."""
     import torch
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp makes the file 0600; a checkpoint gets the mode any new file would (0666 & ~umask),
-        # so a project group can read it.
-        os.fchmod(fd, 0o666 & ~current_umask())
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
-def current_umask() -> int:
-    """The process's umask (reading it means setting it; it is put back at once)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def newest_good_checkpoint(directory: str | Path) -> Path | None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from bigmodel_cli.atomic import write_text
 from bigmodel_cli.commands.evaluate import restore_module
 from bigmodel_cli.commands.job import prepare, require_checkpoint_path, task_main
 from bigmodel_cli.errors import UserError
@@ -71,7 +72,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     if is_rank_zero():
         separator = "\n" + "-" * 40 + "\n"
         print(separator.join(samples))
-        Path(cfg.paths.output_dir, "samples.txt").write_text(separator.join(samples) + "\n", encoding="utf-8")
+        write_text(Path(cfg.paths.output_dir, "samples.txt"), separator.join(samples) + "\n")
     return {"generate/samples": float(len(samples)), "generate/new_tokens": float(cfg.max_new_tokens)}
 
 

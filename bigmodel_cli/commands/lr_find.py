@@ -11,6 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, open_dict
 
+from bigmodel_cli.atomic import atomic_path
 from bigmodel_cli.commands.job import prepare, print_summary, task_main
 from bigmodel_cli.errors import UserError
 from bigmodel_cli.process_state import is_rank_zero
@@ -56,7 +57,8 @@ def save_plot(finder, path: Path) -> Path:
     figure = finder.plot(suggest=True, show=False)
     figure.axes[0].set_title("learning-rate range test")
     if is_rank_zero():
-        figure.savefig(path, dpi=120, bbox_inches="tight")
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, dpi=120, bbox_inches="tight")
     import matplotlib.pyplot as plt
 
     plt.close(figure)

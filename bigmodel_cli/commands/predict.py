@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
+from bigmodel_cli.atomic import atomic_path
 from bigmodel_cli.commands.evaluate import restore
 from bigmodel_cli.commands.job import prepare, print_summary, require_checkpoint_path, task_main
 from bigmodel_cli.errors import UserError
@@ -19,13 +20,11 @@ SPLITS = ("train", "val", "test")
 
 def write_predictions(path: Path, probabilities: torch.Tensor) -> None:
     """CSV: index, predicted class, one probability column per class."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["index", "predicted", *(f"prob_{c}" for c in range(probabilities.shape[1]))])
         for index, (row, predicted) in enumerate(zip(probabilities.tolist(), probabilities.argmax(1).tolist())):
             writer.writerow([index, predicted, *(f"{p:.6f}" for p in row)])
-    tmp.replace(path)
 
 
 def run(cfg: DictConfig) -> dict[str, float]:

@@ -9,6 +9,7 @@ import argparse
 import csv
 from pathlib import Path
 
+from bigmodel_cli.atomic import atomic_path, write_text
 from bigmodel_cli.console import print_fitted_table, short_duration, significant, slow_progress
 from bigmodel_cli.errors import UserError
 from bigmodel_cli.runs.index import (
@@ -114,13 +115,18 @@ def rows(jobs: list[dict], params: list[str]) -> tuple[list[str], list[list[str]
 
 
 def write_tables(root: Path, header: list[str], table: list[list[str]]) -> None:
-    with open(root / "summary.csv", "w", newline="") as f:
+    with atomic_path(root / "summary.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows(table)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in table]
-    (root / "summary.md").write_text("\n".join(lines) + "\n")
+    write_text(root / "summary.md", "\n".join(lines) + "\n")
+
+
+def save_figure(fig, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
 
 
 def plot(root: Path, jobs: list[dict], params: list[str], top: int) -> list[Path]:
@@ -150,7 +156,7 @@ def plot(root: Path, jobs: list[dict], params: list[str], top: int) -> list[Path
         ax.set_title(f"{objective} vs {param}")
         fig.tight_layout()
         path = root / f"plot_{param.replace('/', '_').replace('.', '_')}.png"
-        fig.savefig(path, dpi=100)
+        save_figure(fig, path)
         plt.close(fig)
         written.append(path)
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -165,7 +171,7 @@ def plot(root: Path, jobs: list[dict], params: list[str], top: int) -> list[Path
         ax.legend(fontsize="small")
     fig.tight_layout()
     path = root / "learning_curves.png"
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)
     written.append(path)
     return written

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from bigmodel_cli.atomic import atomic_path
 from bigmodel_cli.deploy.inputs import is_token_input, pad_to
 from bigmodel_cli.errors import UserError
 
@@ -102,12 +103,13 @@ def export(
 ) -> Exported:
     """Write `model` (in eval mode, given a real example input) as `fmt` to `path`."""
     program, fixed_length = trace(model, example, max_length, name)
-    if fmt == "pt2":
-        torch.export.save(program, str(path))
-    else:
-        with quiet_exporter():
-            onnx_program = torch.onnx.export(program, dynamo=True, opset_version=OPSET, verbose=False)
-        onnx_program.save(str(path))
+    with atomic_path(path) as tmp:
+        if fmt == "pt2":
+            torch.export.save(program, str(tmp))
+        else:
+            with quiet_exporter():
+                onnx_program = torch.onnx.export(program, dynamo=True, opset_version=OPSET, verbose=False)
+            onnx_program.save(str(tmp))
     return Exported(path, fmt, fixed_length)
 
 

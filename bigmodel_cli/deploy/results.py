@@ -9,6 +9,7 @@ import json
 import os
 from pathlib import Path
 
+from bigmodel_cli.atomic import write_text
 from bigmodel_cli.console import significant
 from bigmodel_cli.errors import UserError
 
@@ -56,11 +57,9 @@ def write_table(where: Path, kind: str, key: str, rows: list[dict]) -> tuple[Pat
     kept = json.loads(path.read_text()) if path.is_file() else []
     new = {row[key] for row in rows}
     merged = [row for row in kept if row.get(key) not in new] + rows
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(merged, indent=2) + "\n")
-    tmp.replace(path)
+    write_text(path, json.dumps(merged, indent=2) + "\n")
     markdown = where / f"{kind}.md"
-    markdown.write_text(markdown_table(merged))
+    write_text(markdown, markdown_table(merged))
     return path, markdown
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from bigmodel_cli.atomic import atomic_path, write_text
+
 
 def image_grid(path: Path, pixels: torch.Tensor, scores: torch.Tensor, titles: list[str], method: str) -> None:
     """pixels: (N, C, H, W) uint8; scores: (N, H, W) attribution per pixel."""
@@ -30,7 +32,8 @@ def image_grid(path: Path, pixels: torch.Tensor, scores: torch.Tensor, titles: l
         for axis in axes[row]:
             axis.set_axis_off()
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=100)
     plt.close(figure)
 
 
@@ -51,7 +54,7 @@ def token_html(path: Path, samples: list[tuple[list[str], list[float], str]], me
             for t, s in zip(tokens, scores)
         )
         parts.append(f"<h2>{html.escape(title)}</h2><p style='font-family: monospace; line-height: 1.8'>{spans}</p>")
-    path.write_text("\n".join(parts) + "\n")
+    write_text(path, "\n".join(parts) + "\n")
 
 
 def print_tokens(samples: list[tuple[list[str], list[float], str]]) -> None:

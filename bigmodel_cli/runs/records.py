@@ -23,6 +23,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from bigmodel_cli.atomic import write_text
 from bigmodel_cli.errors import UserError, choices_text
 from bigmodel_cli.process_state import SKIPPED, SUBCOMMAND_ENV, is_rank_zero, trusted
 from bigmodel_cli.runs.failures import JobFailure, Preempted, Refused, is_interruption, stop_if_fail_fast
@@ -34,9 +35,7 @@ PACKAGES = ("bigmodel-cli", "torch", "pytorch-lightning", "hydra-core", "omegaco
 
 
 def write_json(path: Path, payload: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(payload, indent=2, default=str) + "\n")
 
 
 def versions() -> dict[str, str | None]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from bigmodel_cli.atomic import atomic_path
 from bigmodel_cli.checkpoints.files import newest_good_checkpoint, read_checkpoint
 from bigmodel_cli.errors import UserError
 from bigmodel_cli.process_state import is_rank_zero
@@ -59,7 +60,7 @@ def trim_csv_logs(trainer, ckpt_path: str | None) -> None:
             header = list(reader.fieldnames or [])
             rows = [row for row in reader if row.get("step") and int(float(row["step"])) < step]
         writer = logger.experiment  # creating it removes the old file
-        with open(path, "w", newline="") as f:
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:  # a kill now loses no rows
             out = csv.DictWriter(f, fieldnames=header)
             out.writeheader()
             out.writerows(rows)

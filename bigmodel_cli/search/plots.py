@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from bigmodel_cli.atomic import atomic_path
 from bigmodel_cli.search.study import DEFAULT_STORAGE_FILE, SearchSettings, quiet_experimental
 
 
@@ -48,7 +49,8 @@ def write_study_plots(sweep_dir: Path, study) -> tuple[list[Path], list[str]]:
         notes += [f"{name}: {str(w.message).splitlines()[0]}" for w in caught if issubclass(w.category, UserWarning)]
         ax.figure.set_size_inches(7, 4.5)
         ax.figure.tight_layout()
-        ax.figure.savefig(sweep_dir / name, dpi=100)
+        with atomic_path(sweep_dir / name) as tmp:
+            ax.figure.savefig(tmp, dpi=100)
         plt.close(ax.figure)
         written.append(sweep_dir / name)
     return written, notes

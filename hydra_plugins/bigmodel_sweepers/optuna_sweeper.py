@@ -37,6 +37,7 @@ from hydra.core.utils import JobStatus
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import OmegaConf
 
+from bigmodel_cli.atomic import write_text
 from bigmodel_cli.errors import UserError, choices_text
 from bigmodel_cli.runs import secrets
 from bigmodel_cli.runs.failures import FailFast, Preempted
@@ -515,11 +516,7 @@ def write_results(sweep_dir: Path, study) -> None:
         print("no trial of the study has completed yet")
         return
     best = study.best_trial
-    OmegaConf.save(
-        OmegaConf.create(
-            {"name": "optuna", "best_trial": best.number, "best_params": best.params, "best_value": best.value}
-        ),
-        sweep_dir / "optimization_results.yaml",
-    )
+    results = {"name": "optuna", "best_trial": best.number, "best_params": best.params, "best_value": best.value}
+    write_text(sweep_dir / "optimization_results.yaml", OmegaConf.to_yaml(OmegaConf.create(results)))
     params = " ".join(f"{k}={v}" for k, v in best.params.items())
     print(f"best trial: {best.number} ({best.value:.4g}) {params}")
