@@ -1,6 +1,7 @@
 """A database password never reaches a file, a log line, a tracker or the terminal: sweeps against a
 real PostgreSQL role that logs in with a password (scram-sha-256), the password given in the URL, by
-an interpolation, in OPTUNA_STORAGE, or left to libpq (PGPASSFILE). Every file under the working
+an interpolation, in OPTUNA_STORAGE, or left to libpq (PGPASSFILE), and jobs in other processes
+(launcher=joblib). Every file under the working
 directory (run and sweep records, Hydra's configs, checkpoints, CSV logs, MLflow's store and
 artifacts) and every line printed is searched for it, and the study really holds the trials."""
 
@@ -33,7 +34,7 @@ def files_holding(root: Path, secret: str) -> list[str]:
     return [str(p) for p in root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
 
 
-@pytest.mark.parametrize("spelling", ["url", "interpolation", "OPTUNA_STORAGE", "PGPASSFILE"])
+@pytest.mark.parametrize("spelling", ["url", "interpolation", "OPTUNA_STORAGE", "PGPASSFILE", "joblib"])
 def test_a_storage_password_reaches_no_file_log_tracker_or_terminal(tmp_path, postgres_password_login, spelling):
     import optuna
 
@@ -45,6 +46,8 @@ def test_a_storage_password_reaches_no_file_log_tracker_or_terminal(tmp_path, po
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
     storage = {
         "url": [f"hparams_search.storage={url}"],
+        # jobs in other processes open the study with the real URL, from the sweep's environment
+        "joblib": [f"hparams_search.storage={url}", "launcher=joblib", "hydra.sweeper.n_jobs=2"],
         "interpolation": [f"hparams_search.storage=postgresql://{user}:${{oc.env:SWEEP_DB_PASSWORD}}@{where}"],
         "OPTUNA_STORAGE": [],
         "PGPASSFILE": [f"hparams_search.storage=postgresql://{user}@{where}"],
@@ -73,6 +76,7 @@ def test_a_storage_password_reaches_no_file_log_tracker_or_terminal(tmp_path, po
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
     assert password not in out and not any(password in text for text in listed)
     assert files_holding(work, password) == []
+    assert all(t.intermediate_values for t in study.trials)  # each job reported to its trial
     if spelling != "PGPASSFILE":  # the URL is recorded, masked
         assert f"{user}:***@{where}" in (sweep / "0" / "run.json").read_text()
 
