@@ -233,6 +233,12 @@ def test_torchrun_restarts_a_killed_worker_and_the_run_goes_on(tmp_path):
     assert status(run_dir) == "completed"
     assert epoch_rows(run_dir) == [0, 1, 2, 3], f"epochs in the CSV log: {epoch_rows(run_dir)}"
     assert json.loads((run_dir / "run.json").read_text()).get("resumed_at"), "the restart did not resume the run"
+    # The same run left alone ends with the same metrics, exactly (the resumed state is whole).
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    ok(run([*torchrun[:-1], "-m", "bigmodel_cli", "train", *args], alone, dict(os.environ), timeout=400))
+    expected = json.loads((only_run_dir(alone / "outputs" / "train") / "metrics.json").read_text())
+    assert json.loads((run_dir / "metrics.json").read_text()) == expected
 
 
 def test_a_killed_rank_stops_the_other_in_bounded_time(slurm, tmp_path):
