@@ -121,7 +121,7 @@ class OptunaSweeper(Sweeper):
             sweep_dir.mkdir(parents=True, exist_ok=True)
             caught.to(sweep_dir / SWEEP_LOG)
             masked = secrets.mask_data(OmegaConf.to_container(self.config, resolve=False))
-            OmegaConf.save(OmegaConf.create(masked), sweep_dir / "multirun.yaml")
+            write_text(sweep_dir / "multirun.yaml", OmegaConf.to_yaml(OmegaConf.create(masked)))
             self.search(sweep_dir, space)
 
     def mask_storage(self, space: search_space.SearchSpace) -> None:
