@@ -26,8 +26,10 @@ OTHER_PLACEHOLDER = re.compile(r"outputs/train/<other run>")
 # Lines skipped, by a pattern (regular expression) of the command, with the reason.
 SKIPPED = {
     "^torchrun --nnodes=2": "needs two machines (tests/training/test_distributed.py runs two torchrun nodes on loopback)",
-    "^srun ": "needs a SLURM cluster (tests/training/test_distributed.py simulates srun's two tasks)",
-    "launcher=submitit_slurm": "needs a SLURM cluster (its config is checked by test_submitit_slurm_config_composes)",
+    "^torchrun --nproc_per_node=2 --max-restarts": "a restart needs a killed worker (tests/training/test_clusters.py "
+    "kills one and checks the run goes on)",
+    "^srun ": "needs a SLURM cluster (tests/training/test_clusters.py runs srun on a real one-node cluster)",
+    "launcher=submitit_slurm": "needs a SLURM cluster (tests/training/test_clusters.py runs such a sweep on a real one)",
     "accelerator=gpu": "needs a CUDA GPU",
     "storage=postgresql://": "needs a PostgreSQL server (tests/search/test_workers.py starts one and runs two workers on it)",
     "tracking_uri=http://": "needs an MLflow server (tests/runs/test_tracking.py starts one and reads the run back)",
