@@ -83,6 +83,15 @@ def mask_text(text: str) -> str:
     return text
 
 
+def mask_password(text: str, password: str) -> str:
+    """`text` without this one password: in URLs (any length), and anywhere once it is long enough
+    to be taken as a secret. Other URLs' credentials stay (they may be needed, e.g. a tracking URI)."""
+    text = URL_PASSWORD.sub(
+        lambda m: f"{m.group('head')}{MASK}@" if m.group("password") == password else m.group(0), str(text)
+    )
+    return text.replace(password, MASK) if len(password) >= MIN_SECRET else text
+
+
 def mask_override(override: str) -> str:
     """A command-line word or override (`key=value`) with its credentials masked."""
     return mask_text(str(override))
@@ -125,7 +134,8 @@ def take_storage_credentials(config) -> None:
         url = OmegaConf.select(config, STORAGE_KEY, throw_on_resolution_failure=True)
     except Exception:  # noqa: BLE001 - a value that does not resolve is reported where it is used
         return
-    if not url or password_of(str(url)) is None:
+    password = password_of(str(url)) if url else None
+    if password is None:
         return
     masked = remember(str(url))
     with read_write(config), open_dict(config):
@@ -133,4 +143,4 @@ def take_storage_credentials(config) -> None:
         overrides = config.hydra.overrides if "hydra" in config else {}
         for kind in ("task", "hydra"):
             if kind in overrides:
-                overrides[kind] = [mask_override(o) for o in overrides[kind]]
+                overrides[kind] = [mask_password(o, password) for o in overrides[kind]]

@@ -43,12 +43,13 @@ def test_the_config_keeps_the_masked_url_and_the_opener_gets_the_real_one(monkey
     cfg = OmegaConf.create(
         {
             "hparams_search": {"storage": "postgresql://u:${oc.env:DB_PW}@h/db"},
-            "hydra": {"overrides": {"task": ["+pw=Env-pw-123", "x=1"], "hydra": []}},
+            "hydra": {"overrides": {"task": ["+pw=Env-pw-123", "x=1", "t=http://me:other-pw@mlflow"], "hydra": []}},
         }
     )
     secrets.take_storage_credentials(cfg)
     assert cfg.hparams_search.storage == "postgresql://u:***@h/db"
-    assert list(cfg.hydra.overrides.task) == ["+pw=***", "x=1"]
+    # the jobs are composed from these: another URL's credentials (a tracking server's) still work there
+    assert list(cfg.hydra.overrides.task) == ["+pw=***", "x=1", "t=http://me:other-pw@mlflow"]
     assert secrets.unmask(cfg.hparams_search.storage) == "postgresql://u:Env-pw-123@h/db"
     secrets.forget()
     with pytest.raises(UserError, match="its password is masked and the real one is not known"):
