@@ -28,6 +28,7 @@ import logging
 import threading
 import time
 import warnings
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from bigmodel_cli.atomic import write_text
 from bigmodel_cli.errors import UserError, choices_text
 from bigmodel_cli.runs import secrets
 from bigmodel_cli.runs.failures import FailFast, Preempted
+from bigmodel_cli.runs.index import RUN_FILE, read_json
 from bigmodel_cli.runs.pruning import TrialPruned
 from bigmodel_cli.runs.records import mark_interrupted
 from bigmodel_cli.search import space as search_space
@@ -96,7 +98,9 @@ class OptunaSweeper(Sweeper):
             hydra_context=hydra_context, task_function=task_function, config=config
         )
         self.check_direction(config)
-        self.settings = SearchSettings.from_config(config).named(config.get("run_name"), config.hydra.sweep.dir)
+        settings = SearchSettings.from_config(config)
+        self.named_by_user = settings.study_name is not None
+        self.settings = settings.named(config.get("run_name"), config.hydra.sweep.dir)
         self.seed = config.get("seed")
         self.max_epochs = config.trainer.get("max_epochs") if "trainer" in config else None
 
@@ -134,12 +138,35 @@ class OptunaSweeper(Sweeper):
         space.fixed = [o for o in space.fixed if o.split("=", 1)[0].lstrip("+~") != key]
         space.fixed.append(f"{key}='{storage}'")
 
+    def keep_earlier_study(self, sweep_dir: Path, storage, space: search_space.SearchSpace) -> None:
+        """A sweep directory whose jobs reported to another study (started before studies took the
+        sweep's name, when every study was 'train') goes on with that study: a new one would number
+        its trials from 0 again, into the directories of the earlier trials."""
+        import optuna
+
+        if self.named_by_user:
+            return
+        names = set(optuna.get_all_study_names(storage=storage))
+        if self.settings.study_name in names:
+            return
+        for path in sorted(sweep_dir.glob(f"*/{RUN_FILE}")):
+            try:
+                earlier = ((read_json(path).get("config") or {}).get("hparams_search") or {}).get("study_name")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if earlier in names:
+                print(f"going on with study '{earlier}', which this sweep directory's trials reported to")
+                self.settings = replace(self.settings, study_name=earlier)
+                space.fixed.append(f"hparams_search.study_name={earlier}")  # the jobs report to it too
+                return
+
     def search(self, sweep_dir: Path, space: search_space.SearchSpace) -> None:
         import optuna
 
         url = self.settings.storage_url(sweep_dir)
         storage = open_storage(self.settings, url)
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # bigmodel prints its own lines per trial
+        self.keep_earlier_study(sweep_dir, storage, space)
         study = optuna.create_study(
             study_name=self.settings.study_name,
             storage=storage,

@@ -293,3 +293,18 @@ def test_completion_offers_the_search_settings(cli):
     found = candidates("bigmodel train -m hparams_search=optuna hparams_search.")
     assert {"hparams_search.storage=", "hparams_search.study_name=", "hparams_search.pruner="} <= set(found)
     assert candidates("bigmodel train hparams_search.heart") == ["hparams_search.heartbeat_interval="]
+
+
+def test_a_sweep_started_with_the_old_study_name_goes_on_with_that_study(cli, in_tmp_cwd):
+    """Before studies took the sweep's name every study was 'train'; re-running such a sweep goes on
+    with it (its jobs' run.json say so) instead of numbering a new study's trials into the old trials'
+    directories."""
+    import optuna
+
+    base = [*SEARCH, *FAST, "run_name=legacy"]
+    assert cli(*base, "hydra.sweeper.n_trials=1", "hparams_search.study_name=train")[0] == 0  # as the old default
+    code, out, err = cli(*base, "hydra.sweeper.n_trials=2")
+    assert code == 0 and "going on with study 'train'" in out, err
+    sweep = in_tmp_cwd / "multirun" / "train" / "legacy"
+    assert optuna.get_all_study_names(f"sqlite:///{sweep / 'optuna.db'}") == ["train"]
+    assert len(study_of(sweep, "train").trials) == 2 and job_dirs(sweep) == ["0", "1"]
