@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 
-from bigmodel_cli.callbacks.last_checkpoint import LatestCheckpoint
+from bigmodel_cli.callbacks.last_checkpoint import LatestCheckpoint, ends_epoch
 from bigmodel_cli.errors import UserError
 
 STOP_SIGNALS = tuple(
@@ -96,6 +96,8 @@ class SaveOnSignal(pl.Callback):
         return received or None
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if ends_epoch(trainer):  # saved at the next batch's end instead, after this epoch's validation
+            return
         received = self._agreed_signal(trainer)
         if received is None:
             return

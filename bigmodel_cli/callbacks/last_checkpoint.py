@@ -45,9 +45,17 @@ class LatestCheckpoint(ModelCheckpoint):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step  # under gradient accumulation it stays put between optimizer steps
         if self.every_n_steps and step and step % self.every_n_steps == 0 and step != self._last_global_step_saved:
-            self.save_now(trainer)
+            if not ends_epoch(trainer):
+                self.save_now(trainer)
 
     def save_now(self, trainer) -> None:
         """Write last.ckpt now (end of a batch): the every_n_steps save, and SaveOnSignal's."""
         self.best_model_path = self.path
         self._save_checkpoint(trainer, self.path)
+
+
+def ends_epoch(trainer) -> bool:
+    """The batch that just ended is its epoch's last. A checkpoint of the state between it and the
+    epoch's validation cannot be resumed exactly (Lightning restarts such a checkpoint at the next
+    epoch, skipping the epoch's end), so mid-epoch saves wait: the epoch-end save follows anyway."""
+    return bool(trainer.fit_loop.epoch_loop.batch_progress.is_last_batch)
