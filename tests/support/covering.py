@@ -6,7 +6,8 @@ fills the other factors one at a time with the value that covers the most pairs 
 (ties broken by the seeded generator); of a few such candidates the one covering most is kept. The
 result stays near the product of the two largest factors. Two kinds of exception:
 - `apart`: pairs that may not share a configuration with other pairs (a pair that must fail, or a
-  known failure): each gets its own configuration, every other factor at its first value;
+  known failure): each gets its own configuration, every other factor at its first value that
+  fits;
 - `alone`: values that end a run early whatever else is chosen (hardware that is missing): each is
   paired with every value of the other factors in configurations of its own, and the pairs among
   those other values do not count as covered there;
@@ -39,6 +40,12 @@ class Configuration:
         return list(self.choices.items())
 
 
+@dataclass(frozen=True)
+class Cover:
+    configurations: list[Configuration]
+    infeasible: set[Pair]  # pairs that cannot be held without an apart pair or an aside value
+
+
 def required_pairs(factors: Mapping[str, list[str]]) -> set[Pair]:
     names = list(factors)
     return {
@@ -57,9 +64,11 @@ def pairwise_cover(
     alone: Iterable[Value] = (),
     aside: Iterable[Value] = (),
     candidates: int = 8,
-) -> list[Configuration]:
+) -> Cover:
     """Configurations covering every pair of values of different factors (see the module doc).
-    The first value of each factor is its default, used to fill apart/alone configurations."""
+    The first value of each factor is its default, used to fill apart/alone configurations. Pairs
+    that no configuration can hold without an apart pair or an aside value (data only one model
+    reads, and that model apart from a third value) are returned as infeasible."""
     factors = {name: list(values) for name, values in factors.items() if values}
     apart, alone, aside = set(apart), set(alone), set(aside)
     rng = random.Random(seed)
@@ -70,31 +79,51 @@ def pairwise_cover(
 
     uncovered = {p for p in required_pairs(factors) if p not in apart and not (p & (alone | aside))}
     configurations: list[Configuration] = []
+    infeasible: set[Pair] = set()
+
+    def extend(start: Pair) -> dict[str, str] | None:
+        """A whole configuration around the start pair, or None where the order chosen dead-ends."""
+        chosen = dict(start)
+        rest = [n for n in names if n not in chosen]
+        rng.shuffle(rest)
+        for name in rest:
+            options = [v for v in factors[name] if fits((name, v), chosen)]
+            if not options:
+                return None
+            gains = [sum(pair((name, v), c) in uncovered for c in chosen.items()) for v in options]
+            top = max(gains)
+            chosen[name] = rng.choice([v for v, g in zip(options, gains) if g == top])
+        return chosen
+
     while uncovered:
         best, best_gain = None, -1
         ordered = sorted(uncovered, key=lambda p: sorted(p))
         for _ in range(candidates):
             start = rng.choice(ordered)
-            chosen = dict(start)
-            rest = [n for n in names if n not in chosen]
-            rng.shuffle(rest)
-            for name in rest:
-                options = [v for v in factors[name] if fits((name, v), chosen)]
-                if not options:
-                    raise ValueError(f"no value of {name} fits with {chosen} (apart pairs leave none)")
-                gains = [sum(pair((name, v), c) in uncovered for c in chosen.items()) for v in options]
-                top = max(gains)
-                chosen[name] = rng.choice([v for v, g in zip(options, gains) if g == top])
+            chosen = next((c for c in (extend(start) for _ in range(20)) if c is not None), None)
+            if chosen is None:  # every configuration with this pair holds an apart pair or value
+                infeasible.add(start)
+                uncovered.discard(start)
+                ordered.remove(start)
+                if not ordered:
+                    break
+                continue
             gain = sum(pair(a, b) in uncovered for a, b in itertools.combinations(chosen.items(), 2))
             if gain > best_gain:
                 best, best_gain = chosen, gain
+        if best is None:
+            continue
         configurations.append(Configuration({n: best[n] for n in names}))
         uncovered -= {pair(a, b) for a, b in itertools.combinations(best.items(), 2)}
 
     defaults = {name: values[0] for name, values in factors.items()}
     for p in sorted(apart, key=lambda p: sorted(p)):
         if all(v in factors.get(f, ()) for f, v in p):
-            configurations.append(Configuration({**defaults, **dict(p)}, "apart", tuple(sorted(p))))
+            chosen = dict(p)
+            for name in names:  # the first value that fits: bert is tried on text, not on the default digits
+                if name not in chosen:
+                    chosen[name] = next((v for v in factors[name] if fits((name, v), chosen)), defaults[name])
+            configurations.append(Configuration({n: chosen[n] for n in names}, "apart", tuple(sorted(p))))
     for value in sorted(aside):
         configurations.append(Configuration({**defaults, value[0]: value[1]}, "aside", (value,)))
     for value in sorted(alone - aside):
@@ -111,7 +140,7 @@ def pairwise_cover(
                 chosen[name] = (wanted or options)[0]
             configurations.append(Configuration({n: chosen[n] for n in names}, "alone", (value,)))
             todo -= {pair(value, c) for c in chosen.items()}
-    return configurations
+    return Cover(configurations, infeasible)
 
 
 def uncovered_pairs(
