@@ -77,6 +77,20 @@ def tune(cfg: DictConfig, module, datamodule, trainer) -> float:
     return lr
 
 
+def reuse(cfg: DictConfig, module, ckpt_path: str) -> float:
+    """optimizer.lr=auto when resuming: the lr the finder chose for this run, from its checkpoint
+    (searching again would cost the search and could suggest another lr)."""
+    from bigmodel_cli.checkpoints.files import read_checkpoint
+
+    lr = float(read_checkpoint(ckpt_path)["hyper_parameters"]["config"]["optimizer"]["lr"])
+    module.set_learning_rate(lr)
+    with open_dict(cfg):
+        cfg.optimizer.lr = lr
+    if is_rank_zero():
+        print(f"optimizer.lr=auto: resuming with the lr the finder chose for this run, {lr:.4g}")
+    return lr
+
+
 def run(cfg: DictConfig) -> dict[str, float]:
     prepare(cfg)
     datamodule = build_datamodule(cfg.data, allowed(cfg))

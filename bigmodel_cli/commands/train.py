@@ -58,7 +58,10 @@ def run(cfg: DictConfig) -> dict[str, float]:
         trainer.callbacks.append(reports)
     trim_csv_logs(trainer, ckpt_path if cfg.get("resume") else None)
     if lr_find.wants_search(cfg):
-        lr_find.tune(cfg, module, datamodule, trainer)
+        if ckpt_path:
+            lr_find.reuse(cfg, module, ckpt_path)
+        else:
+            lr_find.tune(cfg, module, datamodule, trainer)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     # A run resumed after its last epoch fits nothing: its metrics are the checkpoint's.
     metrics = collect(resume_state.resumed_metrics, ("train/", "val/")) | collect(

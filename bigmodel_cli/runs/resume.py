@@ -9,9 +9,10 @@ logged before the checkpoint's step, so the continued run adds each later epoch 
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from bigmodel_cli.atomic import atomic_path
 from bigmodel_cli.checkpoints.files import newest_good_checkpoint, read_checkpoint
@@ -22,9 +23,15 @@ from bigmodel_cli.process_state import is_rank_zero
 def checkpoint_to_resume(cfg: DictConfig) -> str | None:
     """The ckpt_path for trainer.fit: from resume=..., else cfg.ckpt_path. Prints what it decided."""
     resume = cfg.get("resume")
+    run_dir = Path(cfg.paths.output_dir)
+    if not resume and requeued() and newest_good_checkpoint(run_dir / "checkpoints") is not None:
+        # A SLURM job requeued after pre-emption or its time limit runs the same command again; a
+        # run in the same directory (a sweep job, run_name=) goes on by itself, as with resume=auto.
+        with open_dict(cfg):
+            cfg.resume = resume = "auto"
+        print(f"requeued SLURM job (restart {os.environ['SLURM_RESTART_COUNT']}): continuing {run_dir}")
     if not resume:
         return cfg.get("ckpt_path")
-    run_dir = Path(cfg.paths.output_dir)
     if str(resume) != "auto" and not Path(resume).is_dir():
         raise UserError(
             f"resume={resume}: no run there; fix: give a run directory such as "
@@ -39,6 +46,10 @@ def checkpoint_to_resume(cfg: DictConfig) -> str | None:
     checkpoint = read_checkpoint(found)
     print(f"resuming {run_dir} from {found} (epoch {checkpoint.get('epoch')}, step {checkpoint.get('global_step')})")
     return str(found)
+
+
+def requeued() -> bool:
+    return int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0
 
 
 def trim_csv_logs(trainer, ckpt_path: str | None) -> None:

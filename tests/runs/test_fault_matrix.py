@@ -65,24 +65,38 @@ SETTINGS = {
     "data=imdb": ["model=transformer"],
     "data=ag_news": ["model=transformer"],
     "scheduler=multistep": ["scheduler.milestones=[1]"],
-    "experiment=char_lm_gpt": ["data.block_size=32", "model.n_layer=1"],
+    "experiment=char_lm_gpt": ["data.block_size=32", "model.depth=1"],
+    "optimizer.lr=auto": ["lr_find.num_training=20"],
 }
 TEXT_TABLES = ("text_csv", "imdb", "ag_news")
 
 
+# Top-level switches and trainer settings that change what a step does, each a row as well.
+SWITCHES = [
+    "optimizer.lr=auto",
+    "channels_last=true",
+    "init_from=PRETRAINED",
+    "distill.teacher=PRETRAINED",
+    "trainer.accumulate_grad_batches=2",
+    "trainer.gradient_clip_val=0.5",
+    "trainer.precision=bf16-mixed",
+]
+
+
 def rows() -> list[str]:
-    return [
+    options = [
         f"{group}={option}"
         for group, options in catalogue.groups().items()
         if group not in NOT_GROUPS
         for option in options
         if f"{group}={option}" not in NOT_ROWS
     ]
+    return options + SWITCHES
 
 
 def test_every_option_has_a_fault_row():
     every = {f"{g}={o}" for g, options in catalogue.groups().items() for o in options if g not in NOT_GROUPS}
-    assert set(rows()) | set(NOT_ROWS) == every
+    assert set(rows()) - set(SWITCHES) | set(NOT_ROWS) == every
     assert set(NOT_ROWS) <= every, f"NOT_ROWS names options that no longer exist: {sorted(set(NOT_ROWS) - every)}"
 
 
@@ -155,8 +169,9 @@ def pretrained(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("option", rows())
 def test_a_killed_run_resumes_to_the_uninterrupted_result(option, forks, pretrained, cli, in_tmp_cwd):
-    overrides = [*BASE, option, *SETTINGS.get(option, [])]
-    overrides += [o.replace("PRETRAINED", str(pretrained)) for o in files_for(option, overrides, in_tmp_cwd / "data")]
+    settings = SETTINGS.get(option, [])
+    overrides = [*BASE, option, *settings, *files_for(option, settings, in_tmp_cwd / "data")]
+    overrides = [o.replace("PRETRAINED", str(pretrained)) for o in overrides]
     code, _, err = cli("train", *overrides, "run_name=whole")
     assert code == 0, err
     whole = in_tmp_cwd / "outputs" / "train" / "whole"
