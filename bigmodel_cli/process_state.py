@@ -46,6 +46,9 @@ SKIPPED: dict[str, dict] = {}
 FAILED: list[Any] = []
 # LAUNCHER_VARIABLES as they were when the current job started.
 JOB_START_ENVIRONMENT: dict[str, str | None] = {}
+# Under torchrun/srun: "store", the rendezvous store of the launch (runs/ddp_job), which also holds
+# every process group this process makes (training/strategies), and "groups", how many it made.
+LAUNCH_STORE: dict[str, Any] = {}
 
 
 def global_rank() -> int:

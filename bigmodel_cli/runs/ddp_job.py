@@ -35,6 +35,7 @@ from bigmodel_cli.process_state import (
 )
 
 RUN_DIR_KEY = "bigmodel/run_dir"
+SWEEP_DIR_KEY = "bigmodel/sweep_dir"
 DEFAULT_RENDEZVOUS_TIMEOUT_S = 300
 MULTIRUN = ("-m", "--multirun")
 
@@ -89,18 +90,18 @@ def rank_arguments(args: list[str]) -> list[str]:
         become_worker()
         return args
     settle_slurm_tasks_per_node()
-    if multirun:  # DDP ranks of a sweep: every rank runs the sweep's jobs in order (no rendezvous)
-        return args
-    rendezvous = Rendezvous.open(launch)
+    # A sweep's DDP ranks run its jobs in the same order: they share rank 0's sweep directory.
+    rendezvous = Rendezvous.open(launch, SWEEP_DIR_KEY if multirun else RUN_DIR_KEY)
     announced = rendezvous.announced() if launch.restart > 0 or launch.rank > 0 else None
     if announced is None and launch.rank > 0:
         announced = rendezvous.wait()
-    if announced is not None and launch.restart > 0:
+    where = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    if announced is not None and launch.restart > 0 and not multirun:
         args = continue_run(args, announced, launch)
     if launch.rank > 0:
-        return [*args, f'hydra.run.dir="{announced}"', *NO_HYDRA_FILES]
+        return [*args, f'{where}="{announced}"', *NO_HYDRA_FILES]
     if announced is not None and not any(a.startswith("resume=") for a in args):
-        return [*args, f'hydra.run.dir="{announced}"']
+        return [*args, f'{where}="{announced}"']
     return args
 
 
@@ -172,11 +173,11 @@ class Rendezvous:
 
     opened: Rendezvous | None = None  # this process's (rank 0 hosts the SLURM store while it lives)
 
-    def __init__(self, store, launch: Launch, where: str):
-        self.store, self.launch, self.where = store, launch, where
+    def __init__(self, store, launch: Launch, where: str, key: str):
+        self.store, self.launch, self.where, self.key = store, launch, where, key
 
     @classmethod
-    def open(cls, launch: Launch) -> Rendezvous:
+    def open(cls, launch: Launch, key: str = RUN_DIR_KEY) -> Rendezvous:
         from datetime import timedelta
 
         import torch.distributed as dist
@@ -201,17 +202,18 @@ class Rendezvous:
                 f"{timeout.total_seconds():.0f}s ({str(exc).splitlines()[0]}); fix: start every rank with the same "
                 f"command, or raise {RENDEZVOUS_TIMEOUT_ENV}"
             ) from None
-        cls.opened = cls(store, launch, f"{host}:{port}")
+        cls.opened = cls(store, launch, f"{host}:{port}", key)
+        process_state.LAUNCH_STORE.update(store=store, groups=0)
         return cls.opened
 
     def announced(self) -> str | None:
-        if not self.store.check([RUN_DIR_KEY]):
+        if not self.store.check([self.key]):
             return None
-        return self.store.get(RUN_DIR_KEY).decode()
+        return self.store.get(self.key).decode()
 
     def wait(self) -> str:
         try:
-            return self.store.get(RUN_DIR_KEY).decode()
+            return self.store.get(self.key).decode()
         except RuntimeError as exc:
             raise UserError(
                 f"rank {self.launch.rank} waited {rendezvous_timeout():.0f}s at {self.where} for rank 0 to "
@@ -219,9 +221,9 @@ class Rendezvous:
                 f"fix: see rank 0's error, or raise {RENDEZVOUS_TIMEOUT_ENV}"
             ) from None
 
-    def announce(self, run_dir: str) -> None:
+    def announce(self, directory: str) -> None:
         if self.launch.rank == 0 and self.announced() is None:
-            self.store.set(RUN_DIR_KEY, run_dir)
+            self.store.set(self.key, directory)
 
 
 def export_job(command: str, config_source: list[str]) -> None:
@@ -236,7 +238,8 @@ def export_job(command: str, config_source: list[str]) -> None:
         return
     hydra_cfg = HydraConfig.get()
     if Rendezvous.opened is not None:
-        Rendezvous.opened.announce(os.path.abspath(hydra_cfg.runtime.output_dir))
+        sweep = Rendezvous.opened.key == SWEEP_DIR_KEY
+        Rendezvous.opened.announce(os.path.abspath(hydra_cfg.sweep.dir if sweep else hydra_cfg.runtime.output_dir))
     if "LOCAL_RANK" in os.environ:
         return
     os.environ[DDP_JOB_ENV] = json.dumps(
@@ -259,14 +262,19 @@ def same_start(run_dir: str, ckpt_path: str | None):
 
     class SameStart(pl.Callback):
         def setup(self, trainer, pl_module, stage: str) -> None:
-            if trainer.world_size <= 1:
+            import torch.distributed as dist
+
+            if trainer.world_size <= 1 or not dist.is_initialized():
                 return
-            rank0 = trainer.strategy.broadcast(mine, src=0)
-            if trainer.strategy.reduce_boolean_decision(tuple(rank0) == mine, all=True):
+            starts: list = [None] * trainer.world_size
+            dist.all_gather_object(starts, mine)
+            other = next((rank for rank, start in enumerate(starts) if tuple(start) != tuple(starts[0])), None)
+            if other is None:
                 return
+            (dir0, ckpt0), (dir1, ckpt1) = starts[0], starts[other]
             raise UserError(
-                f"the ranks disagree on where to start: rank 0 runs in {rank0[0]} from {rank0[1] or 'no checkpoint'}, "
-                f"rank {trainer.global_rank} in {mine[0]} from {mine[1] or 'no checkpoint'}; fix: start every rank with "
+                f"the ranks disagree on where to start: rank 0 runs in {dir0} from {ckpt0 or 'no checkpoint'}, "
+                f"rank {other} in {dir1} from {ckpt1 or 'no checkpoint'}; fix: start every rank with "
                 f"the same command (resume=<run dir> or resume=auto run_name=<name>)"
             )
 

@@ -53,7 +53,7 @@ def ddp(timeout_s: float = DEFAULT_TIMEOUT_S, **kwargs):
         def setup_distributed(self) -> None:
             import torch.distributed as dist
 
-            store = attempt_store(self._timeout)
+            store = group_store()
             if store is not None and not dist.is_initialized():
                 self.set_world_ranks()
                 device = self.root_device
@@ -70,19 +70,24 @@ def ddp(timeout_s: float = DEFAULT_TIMEOUT_S, **kwargs):
     return DDPStrategy(timeout=timedelta(seconds=float(timeout_s)), **kwargs)
 
 
-def attempt_store(timeout):
-    """Under torchrun, the agent's store with a prefix for this restart attempt; else None. Every
-    attempt's process group registers in the one agent store, which outlives the workers: without
-    the prefix a restarted rank can read the address its dead predecessor left there and give up
-    connecting to it ("Connection refused") before the new rank 0 has written its own."""
+def group_store():
+    """Under torchrun/srun, the launch's rendezvous store (process_state.LAUNCH_STORE) with a prefix
+    of its own for this process group; else None (Lightning makes its own). The store outlives each
+    group: torchrun's agent store outlives the workers it restarts, rank 0's SLURM store the jobs of a
+    sweep. Without the prefix a rank can read the address a dead predecessor (or the previous job's
+    group) left there and give up connecting to it ("Connection refused") before rank 0 has written
+    its own."""
     import os
 
-    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True" or "TORCHELASTIC_RESTART_COUNT" not in os.environ:
+    from bigmodel_cli.process_state import LAUNCH_STORE
+
+    if "store" not in LAUNCH_STORE:
         return None
     import torch.distributed as dist
 
-    client = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False, timeout=timeout)
-    return dist.PrefixStore(f"bigmodel/attempt_{os.environ['TORCHELASTIC_RESTART_COUNT']}", client)
+    LAUNCH_STORE["groups"] += 1
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    return dist.PrefixStore(f"bigmodel/attempt_{attempt}/group_{LAUNCH_STORE['groups']}", LAUNCH_STORE["store"])
 
 
 def auto(devices=1, num_nodes=1, accelerator="auto", timeout_s: float = DEFAULT_TIMEOUT_S):

@@ -53,6 +53,9 @@ def torchrun_store(monkeypatch, rank: int, restart: int = 0):
     monkeypatch.delenv(DDP_JOB_ENV, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    # What the rendezvous keeps for the rest of the process, undone after the test.
+    monkeypatch.setattr(process_state, "LAUNCH_STORE", {})
+    monkeypatch.setattr(ddp_job.Rendezvous, "opened", None)
     return store
 
 

@@ -90,6 +90,15 @@ def test_srun_two_tasks_train_one_ddp_run(slurm, tmp_path):
     assert scratch_dirs() == before, "a rank left a scratch directory in /tmp"
 
 
+def test_srun_ddp_sweep_has_one_sweep_directory(slurm, tmp_path):
+    """`srun --ntasks=2 bigmodel train -m trainer.devices=2 ...`: the ranks share rank 0's sweep
+    directory and run each job together (a process group per job)."""
+    args = ["-m", *DDP, "debug=limit", "optimizer=sgd,adam"]
+    out = ok(run(["srun", "--ntasks=2", BIGMODEL, "train", *args], tmp_path, slurm.env))
+    sweep = only_run_dir(tmp_path / "multirun" / "train")
+    assert [status(sweep / job) for job in ("0", "1")] == ["completed", "completed"], out[-3000:]
+
+
 def test_srun_resumes_a_two_task_run_on_both_ranks(slurm, tmp_path):
     """resume=<run> and resume=auto run_name=... on 2 tasks: both ranks resume from the same
     checkpoint, no hang, and the CSV log has each epoch once."""
