@@ -119,7 +119,7 @@ def continue_run(args: list[str], run_dir: str, launch: Launch) -> list[str]:
     if launch.rank == 0:
         how = "from its newest checkpoint" if resumable else "afresh (no checkpoint yet)"
         print(f"torchrun restart {launch.restart}: continuing {run_dir} {how}", flush=True)
-    flags = [a for a in rest if a.startswith("--")]  # bigmodel's own (--verbose, --trust-checkpoint)
+    flags = [a for a in rest if a in ("--verbose", "--trust-checkpoint")]  # bigmodel's own
     return [*flags, f"resume={run_dir}"] if resumable else rest
 
 
