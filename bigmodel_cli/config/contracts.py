@@ -7,11 +7,19 @@ Three shapes of group:
 - a *keys* group: an option sets only the listed keys (and a `defaults` list).
 tests/config/test_contracts.py holds every option in conf/ to its group's contract, so a key that
 nothing reads (a typo, a leftover) fails the suite. A new group needs a contract here.
+
+A contract also says which numbers its keys may hold (`ranges`, keys relative to the node the
+options land in); config/validation checks every number of a run against them before anything is
+built, and a value that is not a number where a range is declared is a type error even when the
+YAML default is null. tests/config/test_bad_values.py tries 0, a negative number and a word on
+every numeric key in conf/, so a new key without its range is found there.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
+from functools import cache
 
 from bigmodel_cli.errors import UserError, choices_text
 
@@ -21,19 +29,124 @@ SCHEDULER_RESERVED = ("interval", "frequency", "monitor")
 
 
 @dataclass(frozen=True)
+class Rule:
+    """What numbers a key may hold: a test, and the words that say so in an error line."""
+
+    test: Callable[[float], bool]
+    valid: str
+    numbers_only: bool = True  # False: other values (device lists, "0,1") are the reader's to check
+
+
+POSITIVE = Rule(lambda v: v > 0, "a positive number")
+NON_NEGATIVE = Rule(lambda v: v >= 0, "0 or more")
+AT_LEAST_ONE = Rule(lambda v: v >= 1, "1 or more")
+PROBABILITY = Rule(lambda v: 0 <= v < 1, "a probability in [0, 1), e.g. 0.1")
+UNIT = Rule(lambda v: 0 <= v <= 1, "in [0, 1]")
+OPEN_UNIT = Rule(lambda v: 0 < v < 1, "strictly between 0 and 1, e.g. 0.1")
+SIZES = {  # a model's widths and counts: one at least (a zero-width layer cannot train)
+    f"model.{key}": AT_LEAST_ONE
+    for key in (
+        "dim",
+        "depth",
+        "heads",
+        "hidden",
+        "channels",
+        "width",
+        "layers",
+        "embed_dim",
+        "patch_size",
+        "convs_per_stage",
+        "steps",
+        "pool_every",
+        "num_classes",
+        "in_channels",
+        "image_size",
+        "vocab_size",
+        "max_length",
+        "block_size",
+    )
+}
+
+
+@dataclass(frozen=True)
 class Contract:
     read_by: str
     shape: str  # "target", "named" or "keys"
     keys: tuple[str, ...] = ()  # keys groups: the keys an option may set
     reserved: tuple[str, ...] = ()  # target groups: keys bigmodel reads, not arguments
     package: str | None = None  # where the option's keys land when not under the group's name
+    ranges: tuple[tuple[str, Rule], ...] = ()  # (key pattern under the node, rule)
 
 
 CONTRACTS: dict[str, Contract] = {
-    "data": Contract("training/assembly.build_datamodule -> the data module class", "target"),
-    "model": Contract("lightning_modules/base.BackboneModule builds it as its backbone", "target"),
-    "optimizer": Contract("lightning_modules/optim.build_optimizer", "target", reserved=OPTIMIZER_RESERVED),
-    "scheduler": Contract("lightning_modules/optim.build_scheduler", "target", reserved=SCHEDULER_RESERVED),
+    "data": Contract(
+        "training/assembly.build_datamodule -> the data module class",
+        "target",
+        ranges=(
+            ("batch_size", AT_LEAST_ONE),
+            ("val_fraction", OPEN_UNIT),
+            ("test_fraction", OPEN_UNIT),
+            ("train_fraction", Rule(lambda v: 0 < v <= 1, "in (0, 1], e.g. 0.1")),
+            ("num_workers", NON_NEGATIVE),
+            ("split_seed", NON_NEGATIVE),
+            ("num_classes", Rule(lambda v: v >= 2, "2 or more")),
+            ("in_channels", AT_LEAST_ONE),
+            ("image_size", AT_LEAST_ONE),
+            ("vocab_size", Rule(lambda v: v >= 2, "2 or more")),
+            ("min_freq", AT_LEAST_ONE),
+            ("max_length", AT_LEAST_ONE),
+            ("block_size", AT_LEAST_ONE),
+            ("source.classes", Rule(lambda v: v >= 2, "2 or more")),
+            ("source.train_samples", AT_LEAST_ONE),
+            ("source.test_samples", AT_LEAST_ONE),
+            ("source.noise", NON_NEGATIVE),
+        ),
+    ),
+    "model": Contract(
+        "lightning_modules/base.BackboneModule builds it as its backbone",
+        "target",
+        ranges=(
+            *((key.removeprefix("model."), rule) for key, rule in SIZES.items()),
+            ("mlp_ratio", POSITIVE),
+        ),
+    ),
+    "optimizer": Contract(
+        "lightning_modules/optim.build_optimizer",
+        "target",
+        reserved=OPTIMIZER_RESERVED,
+        ranges=(
+            ("lr", Rule(lambda v: v > 0, "a positive number, e.g. optimizer.lr=1e-3")),
+            ("weight_decay", NON_NEGATIVE),
+            ("momentum", Rule(lambda v: 0 <= v < 1, "in [0, 1), e.g. 0.9")),
+            ("eps", NON_NEGATIVE),
+            ("lr_decay", NON_NEGATIVE),
+            ("alpha", NON_NEGATIVE),
+            ("dampening", NON_NEGATIVE),
+        ),
+    ),
+    "scheduler": Contract(
+        "lightning_modules/optim.build_scheduler",
+        "target",
+        reserved=SCHEDULER_RESERVED,
+        ranges=(
+            ("gamma", POSITIVE),
+            ("eta_min", NON_NEGATIVE),
+            ("min_lr", NON_NEGATIVE),
+            ("min_lr_ratio", UNIT),
+            ("pct_start", OPEN_UNIT),
+            ("div_factor", POSITIVE),
+            ("final_div_factor", POSITIVE),
+            ("factor", OPEN_UNIT),
+            ("patience", NON_NEGATIVE),
+            ("threshold", NON_NEGATIVE),
+            ("frequency", AT_LEAST_ONE),
+            ("step_size", AT_LEAST_ONE),
+            ("T_max", AT_LEAST_ONE),
+            ("total_steps", AT_LEAST_ONE),
+            ("warmup_steps", NON_NEGATIVE),
+            ("warmup_fraction", PROBABILITY),
+        ),
+    ),
     "regularizer": Contract(
         "lightning_modules/regularization.Regularization",
         "keys",
@@ -47,26 +160,90 @@ CONTRACTS: dict[str, Contract] = {
             "stochastic_depth",
             "callbacks",
         ),
+        ranges=(
+            ("l1", NON_NEGATIVE),
+            ("l2", NON_NEGATIVE),
+            ("label_smoothing", Rule(lambda v: 0 <= v < 1, "in [0, 1)")),
+            ("weight_decay", NON_NEGATIVE),
+            ("stochastic_depth", PROBABILITY),
+            ("callbacks.ema.decay", Rule(lambda v: 0 < v < 1, "in (0, 1), e.g. 0.99")),
+            ("callbacks.ema.update_every_n_steps", AT_LEAST_ONE),
+            ("callbacks.early_stopping.patience", NON_NEGATIVE),
+            ("callbacks.early_stopping.min_delta", NON_NEGATIVE),
+        ),
     ),
     "finetune": Contract(
         "callbacks/finetuning.Finetune (the freezing callback, and layer-wise lr in the optimizer)",
         "keys",
         keys=("mode", "unfreeze_at_epoch", "backbone_lr_factor", "layer_decay"),
+        ranges=(
+            ("unfreeze_at_epoch", NON_NEGATIVE),
+            ("backbone_lr_factor", NON_NEGATIVE),
+            ("layer_decay", Rule(lambda v: 0 < v <= 1, "in (0, 1], e.g. 0.75")),
+        ),
     ),
     "compress": Contract(
         "callbacks/pruning.Compress (pruning while training)",
         "keys",
         keys=("method", "amount", "start_epoch", "end_epoch"),
+        ranges=(
+            ("amount", Rule(lambda v: 0 < v < 1, "a fraction strictly between 0 and 1, e.g. 0.5")),
+            ("start_epoch", NON_NEGATIVE),
+            ("end_epoch", NON_NEGATIVE),
+        ),
     ),
-    "augmentation": Contract("data/image.ImageDataModule (per sample) and data/batch_augment (per batch)", "named"),
-    "trainer": Contract("training/assembly.build_trainer -> pytorch_lightning.Trainer", "target"),
+    "augmentation": Contract(
+        "data/image.ImageDataModule (per sample) and data/batch_augment (per batch)",
+        "named",
+        ranges=(
+            ("*.p", UNIT),
+            ("*.alpha", POSITIVE),
+            ("color_jitter.brightness", NON_NEGATIVE),
+            ("color_jitter.contrast", NON_NEGATIVE),
+            ("color_jitter.saturation", NON_NEGATIVE),
+            ("color_jitter.hue", Rule(lambda v: 0 <= v <= 0.5, "in [0, 0.5]")),
+            ("randaugment.num_ops", NON_NEGATIVE),
+            ("randaugment.magnitude", NON_NEGATIVE),
+            ("trivialaugment.num_magnitude_bins", Rule(lambda v: v >= 2, "2 or more")),
+            ("rotate.degrees", NON_NEGATIVE),
+        ),
+    ),
+    "trainer": Contract(
+        "training/assembly.build_trainer -> pytorch_lightning.Trainer",
+        "target",
+        ranges=(
+            ("max_epochs", Rule(lambda v: v >= 1 or v == -1, "1 or more (or -1 for no limit)")),
+            ("min_epochs", NON_NEGATIVE),
+            ("max_steps", Rule(lambda v: v >= 1 or v == -1, "1 or more (or -1 for no limit)")),
+            ("check_val_every_n_epoch", AT_LEAST_ONE),
+            ("log_every_n_steps", AT_LEAST_ONE),
+            ("accumulate_grad_batches", AT_LEAST_ONE),
+            ("overfit_batches", NON_NEGATIVE),
+            ("limit_*_batches", NON_NEGATIVE),
+            ("gradient_clip_val", NON_NEGATIVE),
+            ("val_check_interval", POSITIVE),
+        ),
+    ),
     "accelerator": Contract(
         "training/assembly.build_trainer: Trainer arguments",
         "keys",
         package="trainer",
         keys=("accelerator", "devices", "strategy", "num_nodes", "precision", "sync_batchnorm"),
+        ranges=(
+            ("devices", Rule(lambda v: v >= 1, "1 or more (or auto: every device)", numbers_only=False)),
+            ("num_nodes", AT_LEAST_ONE),
+            ("strategy.timeout_s", POSITIVE),
+        ),
     ),
-    "callbacks": Contract("training/assembly.build_trainer", "named"),
+    "callbacks": Contract(
+        "training/assembly.build_trainer",
+        "named",
+        ranges=(
+            ("model_checkpoint.save_top_k", Rule(lambda v: v >= -1, "0 or more (or -1 for every checkpoint)")),
+            ("progress_bar.refresh_rate", NON_NEGATIVE),
+            ("model_summary.max_depth", Rule(lambda v: v >= -1, "0 or more (or -1 for every layer)")),
+        ),
+    ),
     "logger": Contract("training/assembly.build_trainer", "named"),
     "debug": Contract(
         "training/assembly.build_trainer: Trainer arguments",
@@ -117,6 +294,40 @@ CONTRACTS: dict[str, Contract] = {
         keys=("run", "sweep", "job", "callbacks", "job_logging"),
     ),
 }
+
+
+# The primary configs' own keys (train.yaml, generate.yaml, ...), and rules for a key wherever it is.
+PRIMARY_RANGES: tuple[tuple[str, Rule], ...] = (
+    ("seed", Rule(lambda v: v >= 0, "0 or more (or null for a random seed)")),
+    ("*dropout", PROBABILITY),
+    ("distill.temperature", POSITIVE),
+    ("distill.alpha", UNIT),
+    ("lr_find.min_lr", Rule(lambda v: v > 0, "a positive number, e.g. 1e-6")),
+    ("lr_find.max_lr", POSITIVE),
+    ("lr_find.num_training", Rule(lambda v: v >= 12, "12 or more steps")),
+    ("lr_find.early_stop_threshold", POSITIVE),
+    ("max_new_tokens", NON_NEGATIVE),
+    ("amount", Rule(lambda v: 0 < v < 1, "a fraction of the weights strictly between 0 and 1, e.g. 0.5")),
+    ("calibration_batches", AT_LEAST_ONE),
+    ("temperature", NON_NEGATIVE),
+    ("top_k", AT_LEAST_ONE),
+    ("num_samples", AT_LEAST_ONE),
+)
+
+
+# Keys that name a directory (bigmodel creates it when missing): an existing file there is a mistake.
+DIRECTORY_KEYS = ("*_dir", "root", "*.root")
+
+
+@cache
+def range_rules() -> tuple[tuple[str, Rule], ...]:
+    """Every (dotted key pattern, rule): each contract's ranges under the node its options land
+    in, then the primary configs' keys."""
+    rules = []
+    for group, contract in CONTRACTS.items():
+        node = contract.package if contract.package and contract.package != "_global_" else group
+        rules += [(f"{node}.{pattern}", rule) for pattern, rule in contract.ranges]
+    return (*rules, *PRIMARY_RANGES)
 
 
 def keys_group_settings(config, group: str, settings_class) -> dict:

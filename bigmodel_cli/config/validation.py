@@ -2,45 +2,24 @@
 
 Types are checked against the same composition without the user's value overrides (the YAML
 defaults are the schema), so every numeric or boolean field in every group is covered without
-a hand-written schema. Ranges are a short list of rules below. All problems are reported at once.
+a hand-written schema. Ranges are the groups' contracts (config/contracts.py: each contract's
+`ranges`, and the primary configs' keys); a key with a range takes only numbers, even where its
+YAML default is null. All problems are reported at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from fnmatch import fnmatch
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from bigmodel_cli.config.catalogue import check_model_fits_data, data_for
+from bigmodel_cli.config.contracts import DIRECTORY_KEYS, range_rules
 from bigmodel_cli.config.instantiate import check_targets
 from bigmodel_cli.config.source import override_key
 from bigmodel_cli.errors import UserError
-
-# (key pattern, test, what a valid value is)
-RANGE_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
-    ("optimizer.lr", lambda v: v > 0, "a positive number, e.g. optimizer.lr=1e-3"),
-    ("optimizer.weight_decay", lambda v: v >= 0, "0 or more"),
-    ("optimizer.momentum", lambda v: 0 <= v < 1, "in [0, 1), e.g. 0.9"),
-    ("*dropout", lambda v: 0 <= v < 1, "a probability in [0, 1), e.g. 0.1"),
-    ("regularizer.l1", lambda v: v >= 0, "0 or more"),
-    ("regularizer.l2", lambda v: v >= 0, "0 or more"),
-    ("regularizer.label_smoothing", lambda v: 0 <= v < 1, "in [0, 1)"),
-    ("regularizer.weight_decay", lambda v: v >= 0, "0 or more"),
-    ("regularizer.stochastic_depth", lambda v: 0 <= v < 1, "a probability in [0, 1), e.g. 0.1"),
-    ("regularizer.callbacks.ema.decay", lambda v: 0 < v < 1, "in (0, 1), e.g. 0.99"),
-    ("lr_find.min_lr", lambda v: v > 0, "a positive number, e.g. 1e-6"),
-    ("lr_find.num_training", lambda v: v >= 12, "12 or more steps"),
-    ("data.val_fraction", lambda v: 0 < v < 1, "strictly between 0 and 1, e.g. 0.1"),
-    ("data.test_fraction", lambda v: 0 < v < 1, "strictly between 0 and 1, e.g. 0.2"),
-    ("data.batch_size", lambda v: v >= 1, "1 or more"),
-    ("data.num_workers", lambda v: v >= 0, "0 or more"),
-    ("data.num_classes", lambda v: v >= 2, "2 or more"),
-    ("trainer.max_epochs", lambda v: v >= 1 or v == -1, "1 or more (or -1 for no limit)"),
-    ("trainer.accumulate_grad_batches", lambda v: v >= 1, "1 or more"),
-    ("seed", lambda v: v >= 0, "0 or more (or null for a random seed)"),
-]
 
 # (key pattern, words accepted in place of the YAML default's type), e.g. optimizer.lr=auto asks the
 # learning-rate finder for the lr.
@@ -98,11 +77,26 @@ def _type_problem(key: str, value: Any, reference: Any) -> str | None:
 
 
 def _range_problem(key: str, value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if value is None:
         return None
-    for pattern, test, valid in RANGE_RULES:
-        if fnmatch(key, pattern) and not test(value):
-            return f"{key}={value} is out of range: use {valid}"
+    for pattern, rule in range_rules():
+        if not fnmatch(key, pattern):
+            continue
+        is_number = not isinstance(value, bool) and isinstance(value, (int, float))
+        if not is_number and not rule.numbers_only:
+            continue
+        numbers = value if isinstance(value, list) else [value]  # a list: each entry (cnn channels)
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in numbers):
+            want = "numbers" if isinstance(value, list) else "a number"
+            return f"{key}={value!r} should be {want} ({rule.valid})"
+        if not all(rule.test(v) for v in numbers):
+            return f"{key}={value} is out of range: use {rule.valid}" + (" each" if isinstance(value, list) else "")
+    return None
+
+
+def _path_problem(key: str, value: Any) -> str | None:
+    if isinstance(value, str) and any(fnmatch(key, p) for p in DIRECTORY_KEYS) and Path(value).is_file():
+        return f"{key}={value} is a file, and a directory is expected there (fix: a directory, or a path that does not exist yet)"
     return None
 
 
@@ -115,7 +109,11 @@ def problems(cfg: DictConfig, reference: DictConfig | None) -> list[str]:
         if isinstance(value, Unresolvable):
             found.append(f"{key} cannot be resolved: {value.text}")
             continue
-        problem = _type_problem(key, value, reference_leaves.get(key)) or _range_problem(key, value)
+        problem = (
+            _type_problem(key, value, reference_leaves.get(key))
+            or _range_problem(key, value)
+            or _path_problem(key, value)
+        )
         if problem:
             found.append(problem)
     return found
