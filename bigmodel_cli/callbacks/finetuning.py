@@ -73,11 +73,22 @@ def head_name(backbone: nn.Module) -> str:
     return linears[-1]
 
 
+class OwnParameters(nn.Module):
+    """A module's own parameters without its children: Lightning's freezing helpers descend into
+    any module they are given, so a transformer's root (its [CLS] token and positions) would
+    bring the head along."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self._parameters = module._parameters  # the same dict: the same Parameter objects
+
+
 def body_modules(backbone: nn.Module) -> list[nn.Module]:
-    """Every module of the backbone that holds parameters of its own and is not in the head."""
+    """Every module of the backbone that holds parameters of its own and is not in the head (one
+    with children as its own parameters alone: its children are listed in their own right)."""
     head = head_name(backbone)
     return [
-        m
+        OwnParameters(m) if any(True for _ in m.children()) else m
         for name, m in backbone.named_modules()
         if name != head and not name.startswith(head + ".") and any(True for _ in m.parameters(recurse=False))
     ]
@@ -129,6 +140,14 @@ class FreezeBody(BaseFinetuning):
 
     def freeze_before_training(self, pl_module) -> None:
         self.freeze(body_modules(pl_module.backbone), train_bn=False)
+        if not any(p.requires_grad for p in pl_module.backbone.parameters()):
+            self.make_trainable(body_modules(pl_module.backbone))
+            raise UserError(
+                f"finetune={'gradual' if self.unfreeze_at_epoch is not None else 'linear_probe'} freezes the body and "
+                f"leaves model {type(pl_module.backbone).__name__} nothing to train: "
+                f"its head ({head_name(pl_module.backbone)}) shares its weights with the body (tied embeddings); "
+                f"fix: finetune=layerwise, or finetune=none"
+            )
 
     def finetune_function(self, pl_module, epoch: int, optimizer) -> None:
         if epoch == self.unfreeze_at_epoch:

@@ -151,6 +151,19 @@ class GradualPruning(ModelPruning):
             stopper.wait_count = 0
             stopper.best_score = torch.tensor(torch.inf if stopper.monitor_op == torch.lt else -torch.inf)
 
+    def apply_pruning(self, amount) -> None:
+        # torch's global pruning .view()s every weight: channels_last convolution weights are made
+        # contiguous for it, then put back in channels_last (weights and masks), as channels_last=true asks.
+        moved = [(m, n) for m, n in self._parameters_to_prune if _channels_last(_raw_weight(m, n))]
+        for module, name in moved:
+            _raw_weight(module, name).data = _raw_weight(module, name).data.contiguous()
+        super().apply_pruning(amount)
+        for module, name in moved:
+            weight = _raw_weight(module, name)
+            weight.data = weight.data.contiguous(memory_format=torch.channels_last)
+            mask = getattr(module, name + "_mask")
+            module._buffers[name + "_mask"] = mask.contiguous(memory_format=torch.channels_last)
+
     def _mask(self, module: nn.Module, name: str, mask: torch.Tensor) -> None:
         torch.nn.utils.prune.custom_from_mask(module, name, mask)
 
@@ -167,6 +180,15 @@ class GradualPruning(ModelPruning):
         return [(name, m) for name, m in pl_module.named_modules() if hasattr(m, "weight_mask")]
 
     _module = None
+
+
+def _raw_weight(module: nn.Module, name: str) -> torch.Tensor:
+    """The trained tensor: `<name>_orig` once torch's pruning has reparametrised the module."""
+    return getattr(module, name + "_orig") if hasattr(module, name + "_orig") else getattr(module, name)
+
+
+def _channels_last(tensor: torch.Tensor) -> bool:
+    return tensor.dim() == 4 and not tensor.is_contiguous() and tensor.is_contiguous(memory_format=torch.channels_last)
 
 
 def permanent(state: dict) -> dict:

@@ -99,3 +99,25 @@ def test_gradual_on_several_processes_is_one_clear_line():
 
     with pytest.raises(UserError, match="finetune=gradual cannot run on 2 processes"):
         FreezeBody(unfreeze_at_epoch=1).setup(SimpleNamespace(world_size=2), None, "fit")
+
+
+@pytest.mark.parametrize("model", ["transformer", "vit"])
+def test_linear_probe_on_a_model_with_parameters_of_its_own_trains_its_head(model, compose_cfg, monkeypatch):
+    """A transformer's root holds parameters itself ([CLS], positions): freezing them must not
+    freeze the head beneath it (every parameter was frozen: 'optimizer got an empty parameter list')."""
+    with compose_cfg("train", [f"model={model}", "finetune=linear_probe", *TWO_EPOCHS]) as cfg:
+        start, epochs, module, _ = run_keeping_states(cfg, monkeypatch)
+    body_start, head_start = split(start, head_name(module.backbone))
+    body_end, head_end = split(epochs[-1], head_name(module.backbone))
+    assert same(body_start, body_end) == list(body_start)
+    assert not same(head_start, head_end)
+
+
+def test_linear_probe_of_a_head_tied_to_the_body_is_one_line(compose_cfg):
+    from bigmodel_cli.errors import UserError
+
+    with compose_cfg("train", ["model=gpt", "data=char_lm", "finetune=linear_probe", *FAST]) as cfg:
+        with pytest.raises(
+            UserError, match="finetune=linear_probe freezes the body and leaves model GPT nothing to train"
+        ):
+            train.run(cfg)

@@ -46,3 +46,13 @@ def test_the_best_checkpoint_is_pruned_to_the_amount(option, expected, compose_c
     if option == "compress=prune":
         # Pruned at the start of epoch 1 (end_epoch null: half of 3 epochs): best is epoch 1 or later.
         assert torch.load(checkpoint, weights_only=True)["epoch"] >= 1
+
+
+def test_pruning_keeps_channels_last_weights_in_channels_last(compose_cfg, tmp_path):
+    """torch's global pruning .view()s each weight, which a channels_last convolution weight refuses."""
+    epochs = [o for o in FAST if not o.startswith("trainer.max_epochs")]
+    with compose_cfg(
+        "train", [*epochs, "trainer.max_epochs=3", "compress=prune", "compress.amount=0.7", "channels_last=true"]
+    ) as cfg:
+        train.run(cfg)
+    assert weight_sparsity(tmp_path / "run" / "checkpoints" / "best.ckpt") == pytest.approx(0.7, abs=0.005)

@@ -57,20 +57,7 @@ AUTO_LR_SETTINGS = [*FAST, "lr_find.num_training=12", "lr_find.early_stop_thresh
 HARDWARE = {"gpu": "cuda", "cuda": "cuda", "mps": "mps"}
 
 # Pairs that fail where they should not, in another engineer's area: {pair: reason}.
-KNOWN_FAILURES: dict[frozenset, str] = {
-    pair(("compress", "prune"), ("channels_last", "true")): (
-        "callbacks/pruning.py (resume): torch's global_unstructured .view()s channels_last conv "
-        "weights at the first epoch start: RuntimeError mid-fit"
-    ),
-    **{
-        pair(("finetune", mode), ("model", model)): (
-            f"callbacks/finetuning.py (resume): finetune={mode} freezes every parameter of model={model} "
-            "(no head found): 'optimizer got an empty parameter list' inside fit (DDP: no parameter requires grad)"
-        )
-        for mode in ("linear_probe", "gradual")
-        for model in ("bert", "gpt", "transformer", "vit")
-    },
-}
+KNOWN_FAILURES: dict[frozenset, str] = {}
 # Values that fail on their own, in another engineer's area: {(factor, value): reason}.
 KNOWN_BROKEN: dict[tuple[str, str], str] = {
     ("accelerator", "ddp_spawn"): (
