@@ -27,6 +27,15 @@ class ClusterUnavailable(RuntimeError):
     """The daemons are not installed or did not start; the message says why."""
 
 
+def die_with_parent() -> None:
+    """In a daemon's child process before exec: SIGTERM it when the process that started it ends
+    (pytest or `python -m tests.support.slurm` killed, even by SIGKILL), so no daemon outlives its
+    cluster (Linux prctl PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -150,7 +159,12 @@ class Cluster:
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = open(self.directory / f"{name}.out", "w")
         self.processes[name] = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
         )
 
     def _wait(self, ready, timeout: float, what: str) -> None:
@@ -200,6 +214,8 @@ if __name__ == "__main__":  # a cluster by hand: prints SLURM_CONF, stops on Ctr
     where = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="bigmodel-slurm-"))
     running = Cluster.start(where)
     print(f"export SLURM_CONF={running.conf}", flush=True)
+    for stop in (signal.SIGINT, signal.SIGTERM):  # also when started in the background, where SIGINT is ignored
+        signal.signal(stop, signal.default_int_handler)
     try:
         signal.pause()
     except KeyboardInterrupt:
