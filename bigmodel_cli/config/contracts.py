@@ -304,7 +304,8 @@ PRIMARY_RANGES: tuple[tuple[str, Rule], ...] = (
     ("distill.alpha", UNIT),
     ("lr_find.min_lr", Rule(lambda v: v > 0, "a positive number, e.g. 1e-6")),
     ("lr_find.max_lr", POSITIVE),
-    ("lr_find.num_training", Rule(lambda v: v >= 12, "12 or more steps")),
+    # Lightning's suggestion skips the first 10 points and the last, and needs two to take a slope.
+    ("lr_find.num_training", Rule(lambda v: v >= 13, "13 or more steps")),
     ("lr_find.early_stop_threshold", POSITIVE),
     ("max_new_tokens", NON_NEGATIVE),
     ("amount", Rule(lambda v: 0 < v < 1, "a fraction of the weights strictly between 0 and 1, e.g. 0.5")),

@@ -118,9 +118,11 @@ def probe_optimization(module) -> None:
 
     config = getattr(module, "config", None) or {}
     optimizer_cfg = dict(module.optimizer_config()) if hasattr(module, "optimizer_config") else {}
+    if optimizer_cfg.get("lr") == "auto":  # the finder sets the lr later; any number builds them now
+        optimizer_cfg["lr"] = 1e-3
     lr = optimizer_cfg.get("lr", 0.0)
     if not optimizer_cfg.get("_target_") or isinstance(lr, bool) or not isinstance(lr, (int, float)):
-        return  # nothing to build, or optimizer.lr=auto: the finder sets the lr first
+        return  # nothing to build, or an lr that build_optimizer itself explains
     scheduler_cfg = config.get("scheduler")
     try:
         optimizer = build_optimizer(module, optimizer_cfg, allowed(config))

@@ -299,7 +299,7 @@ def test_bad_value_is_one_line_or_trains(command, selection, key, bad, cli, in_t
     if command == "train":
         args += data_overrides(selection, scratch / "data") + FDR
     elif command == "lr-find":
-        args += [*FAST, "accelerator=cpu", "lr_find.num_training=12"]
+        args += [*FAST, "accelerator=cpu", "lr_find.num_training=13"]
     elif command in CHECKPOINT_COMMANDS:
         kind = "tokens" if command == "generate" else "image"
         args += [f"ckpt_path={trained_runs[kind] / 'checkpoints' / 'best.ckpt'}"] + (

@@ -52,7 +52,12 @@ SWITCHES: dict[str, list[str]] = {
     # run a few real batches instead (AUTO_LR_SETTINGS).
     "optimizer.lr": ["default", "auto"],
 }
-AUTO_LR_SETTINGS = [*FAST, "lr_find.num_training=12", "lr_find.early_stop_threshold=null"]
+AUTO_LR_SETTINGS = [
+    *[o for o in FAST if "limit_train" not in o],
+    "trainer.limit_train_batches=13",
+    "lr_find.num_training=13",
+    "lr_find.early_stop_threshold=null",
+]
 
 HARDWARE = {"gpu": "cuda", "cuda": "cuda", "mps": "mps"}
 
