@@ -297,3 +297,46 @@ def test_a_frozen_rank_stops_the_other_at_the_process_group_timeout(slurm, tmp_p
     # srun's SIGTERM wakes rank 1 (SIGCONT first), which then finds rank 0 gone: its own one line.
     assert all("lost the other ranks of this run" in e for e in errors) and "Traceback" not in out, out[-3000:]
     assert status(only_run_dir(tmp_path / "outputs" / "train")) == "failed"
+
+
+def job_state(slurm, job: str) -> str:
+    out = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True, env=slurm.env).stdout
+    return next((w.split("=", 1)[1] for w in out.split() if w.startswith("JobState=")), "")
+
+
+def test_a_requeued_two_task_job_resumes_on_both_ranks(slurm, tmp_path):
+    """sbatch --requeue with `srun bigmodel train ... run_name=rq resume=auto`, then `scontrol
+    requeue` mid-run (SIGTERM: both ranks save and stop): the job runs again and both ranks resume
+    from the checkpoint; every CSV epoch once."""
+    script = tmp_path / "job.sh"
+    script.write_text(
+        "#!/bin/bash\n#SBATCH --ntasks=2\n#SBATCH --requeue\n#SBATCH --output=job.out\n#SBATCH --open-mode=append\n"
+        f"srun --label {BIGMODEL} train {' '.join(DDP)} data.batch_size=16 trainer.max_epochs=5 "
+        "trainer.limit_val_batches=4 run_name=rq resume=auto\n"
+    )
+    env = {**slurm.env, "PYTHONUNBUFFERED": "1"}
+    job = subprocess.run(["sbatch", "--parsable", str(script)], cwd=tmp_path, env=env, capture_output=True, text=True)
+    job_id = job.stdout.strip().split(";")[0]
+    run_dir = tmp_path / "outputs" / "train" / "rq"
+    console = tmp_path / "job.out"
+    try:
+        deadline = time.monotonic() + 240
+        while not (run_dir / "checkpoints" / "last.ckpt").is_file():
+            assert time.monotonic() < deadline and job_state(slurm, job_id) in ("PENDING", "RUNNING"), (
+                console.read_text()[-3000:] if console.is_file() else job.stderr
+            )
+            time.sleep(0.3)
+        subprocess.run(["scontrol", "requeue", job_id], env=env, check=True)
+        deadline = time.monotonic() + 300
+        while job_state(slurm, job_id) != "COMPLETED":
+            assert time.monotonic() < deadline, f"{job_state(slurm, job_id)}\n{console.read_text()[-3000:]}"
+            # SLURM holds a requeued job back two minutes (BeginTime): let it start now.
+            subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], env=env, capture_output=True)
+            time.sleep(1)
+    finally:
+        subprocess.run(["scancel", job_id], env=env, capture_output=True)
+    out = console.read_text()
+    assert json.loads((run_dir / "run.json").read_text()).get("resumed_at"), out[-3000:]  # stopped, then resumed
+    resumed = [line for line in out.splitlines() if "resuming" in line]
+    assert any(line.startswith("0:") for line in resumed) and len({line[2:] for line in resumed}) == 1, out[-3000:]
+    assert status(run_dir) == "completed" and epoch_rows(run_dir) == [0, 1, 2, 3, 4]
