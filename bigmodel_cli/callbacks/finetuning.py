@@ -155,8 +155,15 @@ class FreezeBody(BaseFinetuning):
             self.unfreeze_and_add_param_group(body_modules(pl_module.backbone), optimizer, lr=lr, initial_denom_lr=1.0)
             pl_module.forget_decayed_weights()  # the body's weights take decay and penalties again
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._frozen_norms_in_eval(pl_module)  # a run resumed mid-epoch gets no on_train_epoch_start
+
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         super().on_train_epoch_start(trainer, pl_module)
+        self._frozen_norms_in_eval(pl_module)
+
+    @staticmethod
+    def _frozen_norms_in_eval(pl_module) -> None:
         for module in body_modules(pl_module.backbone):
             if isinstance(module, _BatchNorm) and not any(p.requires_grad for p in module.parameters()):
                 module.eval()  # frozen: normalise with the pretrained statistics, never update them

@@ -150,6 +150,12 @@ class ResumeState(pl.Callback):
         self._to_restore = state_dict.get("ranks", {}).get(self._rank())
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # The loaders' positions: Lightning applies them when it sets up the training data, but a
+        # schedule over the whole run asks for its length (estimated_stepping_batches) while the
+        # optimizers are built, which sets the data up before the checkpoint is loaded, and the
+        # positions were then never applied (the resumed epoch replayed its first batches). Our
+        # loaders draw their order lazily, at the first batch, so applying them here is in time.
+        trainer.fit_loop._load_combined_loader_states()
         if self._to_restore is not None:
             restore(self._to_restore["random"])
             restore_metric_states(pl_module, self._to_restore["metrics"])

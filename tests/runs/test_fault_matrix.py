@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -172,12 +173,18 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(option, forks, pretrai
     settings = SETTINGS.get(option, [])
     overrides = [*BASE, option, *settings, *files_for(option, settings, in_tmp_cwd / "data")]
     overrides = [o.replace("PRETRAINED", str(pretrained)) for o in overrides]
+    # The run to kill (forked) and the run left alone (here) train side by side.
+    step = random.Random(option).randint(1, EPOCHS * BATCHES - 1)
+    forks.start(in_tmp_cwd, ["train", *overrides, *fault_overrides(step), "run_name=cut"])
     code, _, err = cli("train", *overrides, "run_name=whole")
+    killed = forks.wait()
     assert code == 0, err
     whole = in_tmp_cwd / "outputs" / "train" / "whole"
     steps = torch.load(whole / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
-    step = random.Random(option).randint(1, steps - 1)  # the run's steps: some data give fewer batches
-    killed = forks.run(in_tmp_cwd, ["train", *overrides, *fault_overrides(step), "run_name=cut"])
+    if step >= steps:  # data with fewer batches than BATCHES (or overfit_batches): a step of its own run
+        step = random.Random(option).randint(1, steps - 1)
+        shutil.rmtree(in_tmp_cwd / "outputs" / "train" / "cut")
+        killed = forks.run(in_tmp_cwd, ["train", *overrides, *fault_overrides(step), "run_name=cut"])
     assert killed == -9, f"the run to interrupt ended with {killed}, not SIGKILL at step {step}"
     cut = in_tmp_cwd / "outputs" / "train" / "cut"
     assert not (cut / "metrics.json").exists()
@@ -192,3 +199,32 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(option, forks, pretrai
     assert a.keys() == b.keys()
     differ = [k for k in a if not torch.equal(a[k], b[k])]
     assert not differ, f"killed at step {step}: last.ckpt tensors differ: {differ[:5]}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGUSR1", "SIGUSR2"])
+def test_a_preempted_run_saves_stops_and_resumes_to_the_uninterrupted_result(signal_name, forks, cli, in_tmp_cwd):
+    """SLURM's and submitit's warnings before a time limit or pre-emption: the run saves last.ckpt
+    at the end of the batch, stops with one line (exit 2, run.json "interrupted") and resumes from
+    exactly that step to the result of the run left alone."""
+    overrides = [*BASE, "augmentation=[flip_crop,mixup]", "regularizer=[dropout,early_stopping]"]
+    step = {"SIGTERM": 3, "SIGUSR1": 5, "SIGUSR2": 6}[signal_name]  # mid-epoch, each its own step
+    forks.start(in_tmp_cwd, ["train", *overrides, *fault_overrides(step, signal_name), "run_name=cut"])
+    code, _, err = cli("train", *overrides, "run_name=whole")
+    stopped = forks.wait()
+    assert code == 0, err
+    cut = in_tmp_cwd / "outputs" / "train" / "cut"
+    log = next(in_tmp_cwd.glob("fork-*.log")).read_text()
+    assert stopped == 2, log[-2000:]
+    assert f"received {signal_name} at step {step}" in log
+    assert torch.load(cut / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == step
+    assert json.loads((cut / "run.json").read_text())["status"] == "interrupted"
+
+    code, out, err = cli("train", f"resume={cut}", "~callbacks.fault")
+    assert code == 0, err
+    assert f"step {step})" in out  # resumed from the step the signal saved
+    whole = in_tmp_cwd / "outputs" / "train" / "whole"
+    assert validation_rows(cut) == validation_rows(whole)
+    assert json.loads((cut / "metrics.json").read_text()) == json.loads((whole / "metrics.json").read_text())
+    a, b = final_tensors(whole), final_tensors(cut)
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []
