@@ -60,12 +60,18 @@ class ForkServer:
         )
         assert self.process.stdout.readline().strip() == "ready"
 
-    def run(self, cwd: Path, argv: list[str]) -> int:
-        """Run `bigmodel *argv` in cwd in a forked child; its exit code, or -N for signal N.
-        The child's output is in cwd/fork-<n>.log."""
+    def start(self, cwd: Path, argv: list[str]) -> None:
+        """Start `bigmodel *argv` in cwd in a forked child (its output in cwd/fork-<n>.log)."""
         self.process.stdin.write(json.dumps({"cwd": str(cwd), "argv": argv}) + "\n")
         self.process.stdin.flush()
+
+    def wait(self) -> int:
+        """How the child started last ended: its exit code, or -N for signal N."""
         return int(self.process.stdout.readline())
+
+    def run(self, cwd: Path, argv: list[str]) -> int:
+        self.start(cwd, argv)
+        return self.wait()
 
     def close(self) -> None:
         self.process.stdin.close()
