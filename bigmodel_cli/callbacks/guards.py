@@ -46,6 +46,32 @@ class NonFiniteLossGuard(pl.Callback):
             )
 
 
+class SameStart(pl.Callback):
+    """Every rank runs in the same directory from the same checkpoint, or every rank stops with one
+    line naming what differs (checked once the process group exists, before a checkpoint loads).
+    A module-level class: ddp_spawn pickles the trainer's callbacks."""
+
+    def __init__(self, run_dir: str, ckpt_path: str | None):
+        self.start = (run_dir, ckpt_path)
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        import torch.distributed as dist
+
+        if trainer.world_size <= 1 or not dist.is_initialized():
+            return
+        starts: list = [None] * trainer.world_size
+        dist.all_gather_object(starts, self.start)
+        other = next((rank for rank, start in enumerate(starts) if tuple(start) != tuple(starts[0])), None)
+        if other is None:
+            return
+        (dir0, ckpt0), (dir1, ckpt1) = starts[0], starts[other]
+        raise UserError(
+            f"the ranks disagree on where to start: rank 0 runs in {dir0} from {ckpt0 or 'no checkpoint'}, "
+            f"rank {other} in {dir1} from {ckpt1 or 'no checkpoint'}; fix: start every rank with "
+            f"the same command (resume=<run dir> or resume=auto run_name=<name>)"
+        )
+
+
 class SaveOnSignal(pl.Callback):
     """On SIGTERM, SIGUSR1 or SIGUSR2 (SLURM's and submitit's warnings before a time limit or a
     pre-emption) save last.ckpt at the end of the current batch on every rank, hand the job back to

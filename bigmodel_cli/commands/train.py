@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from bigmodel_cli.callbacks.cuda_check import SettledCudaCheck
-from bigmodel_cli.callbacks.guards import NonFiniteLossGuard, SaveOnSignal
+from bigmodel_cli.callbacks.guards import NonFiniteLossGuard, SameStart, SaveOnSignal
 from bigmodel_cli.callbacks.header import RunHeader
 from bigmodel_cli.callbacks.resume_state import ResumeState
 from bigmodel_cli.checkpoints.files import load_checkpoint
@@ -16,7 +17,6 @@ from bigmodel_cli.commands import lr_find
 from bigmodel_cli.commands.job import collect, prepare, print_summary, task_main
 from bigmodel_cli.process_state import is_rank_zero
 from bigmodel_cli.runs import records, tracking
-from bigmodel_cli.runs.ddp_job import same_start
 from bigmodel_cli.runs.pruning import TrialPruned
 from bigmodel_cli.runs.resume import checkpoint_to_resume, trim_csv_logs
 from bigmodel_cli.search.trial_reports import trial_callback
@@ -47,7 +47,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
             NonFiniteLossGuard(),
             SaveOnSignal(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"),
             SettledCudaCheck(),
-            same_start(cfg.paths.output_dir, ckpt_path),  # DDP ranks: one run dir, one checkpoint
+            SameStart(os.path.abspath(cfg.paths.output_dir), os.path.abspath(ckpt_path) if ckpt_path else None),
         ]
     )
     tracked = tracking.start(trainer, cfg)

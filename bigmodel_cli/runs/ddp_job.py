@@ -252,35 +252,6 @@ def export_job(command: str, config_source: list[str]) -> None:
     )
 
 
-def same_start(run_dir: str, ckpt_path: str | None):
-    """A callback that, once the process group exists and before any checkpoint is loaded, checks
-    that every rank runs in the same directory from the same checkpoint; if not, every rank stops
-    with one line naming what differs."""
-    import pytorch_lightning as pl
-
-    mine = (os.path.abspath(run_dir), os.path.abspath(ckpt_path) if ckpt_path else None)
-
-    class SameStart(pl.Callback):
-        def setup(self, trainer, pl_module, stage: str) -> None:
-            import torch.distributed as dist
-
-            if trainer.world_size <= 1 or not dist.is_initialized():
-                return
-            starts: list = [None] * trainer.world_size
-            dist.all_gather_object(starts, mine)
-            other = next((rank for rank, start in enumerate(starts) if tuple(start) != tuple(starts[0])), None)
-            if other is None:
-                return
-            (dir0, ckpt0), (dir1, ckpt1) = starts[0], starts[other]
-            raise UserError(
-                f"the ranks disagree on where to start: rank 0 runs in {dir0} from {ckpt0 or 'no checkpoint'}, "
-                f"rank {other} in {dir1} from {ckpt1 or 'no checkpoint'}; fix: start every rank with "
-                f"the same command (resume=<run dir> or resume=auto run_name=<name>)"
-            )
-
-    return SameStart()
-
-
 # What gloo and NCCL say when another rank died or stopped answering (its connection closed, or the
 # process group's timeout passed).
 PEER_LOSS = (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pytorch_lightning.strategies import DDPStrategy as LightningDDP
+
 from bigmodel_cli.config.instantiate import (
     active_extra_prefixes,
     allowed_prefixes,
@@ -42,30 +44,32 @@ def fsdp(auto_wrap: list[str], timeout_s: float | None = None, **kwargs):
 DEFAULT_TIMEOUT_S = 600
 
 
+class DDPStrategy(LightningDDP):
+    """Lightning's DDPStrategy, its process group made on the launch's store (`group_store`) where
+    there is one. At module level, keeping Lightning's class name: ddp_spawn pickles the strategy."""
+
+    def setup_distributed(self) -> None:
+        import torch.distributed as dist
+
+        store = group_store()
+        if store is not None and not dist.is_initialized():
+            self.set_world_ranks()
+            device = self.root_device
+            dist.init_process_group(
+                self._get_process_group_backend(),
+                store=store,
+                rank=self.global_rank,
+                world_size=self.world_size,
+                timeout=self._timeout,
+                device_id=device if device.type != "cpu" else None,
+            )
+        super().setup_distributed()  # Lightning's own set-up; it finds the group made
+
+
 def ddp(timeout_s: float = DEFAULT_TIMEOUT_S, **kwargs):
-    """Lightning's DDPStrategy with a bounded process-group timeout, whose process group under
-    torchrun keeps to its own restart attempt's keys (`attempt_store`)."""
+    """DDP with a bounded process-group timeout, whose process group under torchrun keeps to its
+    own restart attempt's keys (`attempt_store`)."""
     from datetime import timedelta
-
-    from pytorch_lightning.strategies import DDPStrategy as LightningDDP
-
-    class DDPStrategy(LightningDDP):  # Lightning's, with the process group made as below
-        def setup_distributed(self) -> None:
-            import torch.distributed as dist
-
-            store = group_store()
-            if store is not None and not dist.is_initialized():
-                self.set_world_ranks()
-                device = self.root_device
-                dist.init_process_group(
-                    self._get_process_group_backend(),
-                    store=store,
-                    rank=self.global_rank,
-                    world_size=self.world_size,
-                    timeout=self._timeout,
-                    device_id=device if device.type != "cpu" else None,
-                )
-            super().setup_distributed()  # Lightning's own set-up; it finds the group made
 
     return DDPStrategy(timeout=timedelta(seconds=float(timeout_s)), **kwargs)
 

@@ -109,7 +109,7 @@ def test_srun_resumes_a_two_task_run_on_both_ranks(slurm, tmp_path):
     out = ok(run([*srun, f"resume={run_dir}", "trainer.max_epochs=2"], tmp_path, slurm.env))
     resumed = [line for line in out.splitlines() if "resuming" in line]
     assert any(line.startswith("0:") for line in resumed), out[-3000:]
-    # Any rank that says where it resumes says the same (ddp_job.same_start stops them otherwise).
+    # Any rank that says where it resumes says the same (callbacks/guards.SameStart stops them otherwise).
     assert len({line[2:].strip() for line in resumed}) == 1, f"the ranks resumed differently: {resumed}"
     # A requeued job script runs the same command again: resume=auto finds the run by its name.
     out = ok(run([*srun, *first, "resume=auto", "trainer.max_epochs=3"], tmp_path, slurm.env))
