@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from bigmodel_cli.atomic import write_text
 from bigmodel_cli.errors import UserError, choices_text
-from bigmodel_cli.process_state import SKIPPED, SUBCOMMAND_ENV, is_rank_zero, trusted
+from bigmodel_cli.process_state import FAILED, SKIPPED, SUBCOMMAND_ENV, is_rank_zero, trusted
 from bigmodel_cli.runs.failures import JobFailure, Preempted, Refused, is_interruption, stop_if_fail_fast
 from bigmodel_cli.runs.index import METRICS_FILE, NOT_PART_OF_THE_JOB, RUN_FILE, read_json
 from bigmodel_cli.runs.pruning import TrialPruned
@@ -113,6 +113,7 @@ class RunRecorder(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         forget()
+        collect_job_failures(Path(config.hydra.sweep.dir))
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if not is_rank_zero():
@@ -216,6 +217,23 @@ def refuse_before_writing(config: DictConfig) -> None:
                 f"(fix: objective_mode=max to maximise the objective, objective_mode=min to minimise it)"
             )
         )
+
+
+def collect_job_failures(sweep_dir: Path) -> None:
+    """Jobs a launcher ran in other processes (joblib, submitit) failed or were interrupted there,
+    out of this process's sight: their run.json files say so, and the sweep's exit code counts them."""
+    known = {str(Path(f.output_dir).resolve()) for f in FAILED if f.output_dir}
+    for path in sorted(sweep_dir.glob(f"*/{RUN_FILE}"), key=lambda p: (len(p.parent.name), p.parent.name)):
+        record = read_json(path) if path.parent.name.isdigit() else {}
+        if record.get("status") in ("failed", "interrupted") and str(path.parent.resolve()) not in known:
+            FAILED.append(
+                JobFailure(
+                    UserError(record.get("error") or record["status"]),
+                    record.get("overrides", []),
+                    int(path.parent.name),
+                    str(path.parent),
+                )
+            )
 
 
 def chosen_options(choices, overrides) -> dict:

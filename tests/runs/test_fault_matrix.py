@@ -228,3 +228,38 @@ def test_a_preempted_run_saves_stops_and_resumes_to_the_uninterrupted_result(sig
     assert json.loads((cut / "metrics.json").read_text()) == json.loads((whole / "metrics.json").read_text())
     a, b = final_tensors(whole), final_tensors(cut)
     assert [k for k in a if not torch.equal(a[k], b[k])] == []
+
+
+def sweep_results(sweep_dir: Path) -> dict[str, tuple]:
+    """Each job of a sweep: its final metrics and last.ckpt tensors, by job number."""
+    return {
+        job.name: (json.loads((job / "metrics.json").read_text()), final_tensors(job))
+        for job in sorted(p for p in sweep_dir.iterdir() if p.name.isdigit())
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+def test_a_preempted_sweep_resumes_every_job_to_the_uninterrupted_result(launcher, forks, cli, in_tmp_cwd):
+    """A sweep pre-empted part-way (SIGUSR1 in its jobs) is re-run with resume=auto under the same
+    run_name: every job continues from its own checkpoint and ends as in the sweep left alone."""
+    sweep = ["-m", f"launcher={launcher}", *BASE, "optimizer=sgd,adam"]
+    if launcher == "joblib":
+        sweep.append("hydra.launcher.n_jobs=2")
+    forks.start(in_tmp_cwd, ["train", *sweep, *fault_overrides(5, "SIGUSR1"), "run_name=cut"])
+    code, _, err = cli("train", *sweep, "run_name=whole")
+    stopped = forks.wait()
+    assert code == 0, err
+    cut = in_tmp_cwd / "multirun" / "train" / "cut"
+    statuses = [json.loads((job / "run.json").read_text())["status"] for job in sorted(cut.glob("[0-9]"))]
+    assert stopped != 0 and "interrupted" in statuses, (stopped, statuses)
+
+    code, _, err = cli("train", *sweep, "run_name=cut", "resume=auto")
+    assert code == 0, err
+    whole, resumed = sweep_results(in_tmp_cwd / "multirun" / "train" / "whole"), sweep_results(cut)
+    assert whole.keys() == resumed.keys() == {"0", "1"}
+    for job, (metrics, tensors) in whole.items():
+        assert resumed[job][0] == metrics, f"job {job}: final metrics differ"
+        assert [k for k in tensors if not torch.equal(tensors[k], resumed[job][1][k])] == [], (
+            f"job {job}: weights differ"
+        )
