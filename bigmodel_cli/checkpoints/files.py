@@ -163,8 +163,8 @@ def atomic_save(obj: Any, path: str | Path) -> None:
     """torch.save through a temp file renamed over `path`: readers see the old file or the new one."""
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
 
 
 def newest_good_checkpoint(directory: str | Path) -> Path | None:

@@ -45,6 +45,7 @@ ALLOWED_PREFIXES = (
     "lightning_fabric.plugins.",  # what pytorch_lightning.plugins.environments / .io re-export
     "lightning.pytorch.callbacks.",
     "lightning.pytorch.loggers.",
+    "hydra_plugins.bigmodel_launchers.",  # bigmodel's SLURM launcher (conf/launcher/submitit_slurm)
 )
 
 # Targets that resolve more dotted names themselves: resolved target -> the key holding a list of
