@@ -29,7 +29,7 @@ def checkpoint_to_resume(cfg: DictConfig) -> str | None:
         # run in the same directory (a sweep job, run_name=) goes on by itself, as with resume=auto.
         with open_dict(cfg):
             cfg.resume = resume = "auto"
-        print(f"requeued SLURM job (restart {os.environ['SLURM_RESTART_COUNT']}): continuing {run_dir}")
+        say(f"requeued SLURM job (restart {os.environ['SLURM_RESTART_COUNT']}): continuing {run_dir}")
     if not resume:
         return cfg.get("ckpt_path")
     if str(resume) != "auto" and not Path(resume).is_dir():
@@ -41,11 +41,17 @@ def checkpoint_to_resume(cfg: DictConfig) -> str | None:
     if found is None:
         # Killed before its first checkpoint: nothing was kept, so running it again from its first
         # step, in its own directory, is exactly continuing it.
-        print(f"resume={resume}: no checkpoint in {run_dir}/checkpoints yet; starting fresh from the first step")
+        say(f"resume={resume}: no checkpoint in {run_dir}/checkpoints yet; starting fresh from the first step")
         return cfg.get("ckpt_path")
     checkpoint = read_checkpoint(found)
-    print(f"resuming {run_dir} from {found} (epoch {checkpoint.get('epoch')}, step {checkpoint.get('global_step')})")
+    say(f"resuming {run_dir} from {found} (epoch {checkpoint.get('epoch')}, step {checkpoint.get('global_step')})")
     return str(found)
+
+
+def say(line: str) -> None:
+    """What resuming decided, once per run (every DDP rank decides the same)."""
+    if is_rank_zero():
+        print(line)
 
 
 def requeued() -> bool:
