@@ -104,6 +104,10 @@ def serve() -> None:
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()
+                if "joblib.externals.loky" in sys.modules:  # a joblib sweep's workers go with the child
+                    from joblib.externals.loky import get_reusable_executor
+
+                    get_reusable_executor().shutdown(wait=False, kill_workers=True)
                 os._exit(code)
         _, status = os.waitpid(pid, 0)
         code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
