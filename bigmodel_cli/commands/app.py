@@ -19,11 +19,11 @@ from bigmodel_cli.config.composition_errors import hydra_message_to_line
 from bigmodel_cli.config.resolvers import register_resolvers
 from bigmodel_cli.config.source import config_source_arguments, hydra_arguments
 from bigmodel_cli.errors import UserError, print_error
-from bigmodel_cli.process_state import HYDRA_FULL_ERROR_ENV, SUBCOMMAND_ENV, environment
+from bigmodel_cli.process_state import HYDRA_FULL_ERROR_ENV, SUBCOMMAND_ENV, environment, is_rank_zero
 from bigmodel_cli.runs import ddp_job, failures
 from bigmodel_cli.runs.dir_errors import run_dir_message_to_line
 from bigmodel_cli.runs.pruning import TrialPruned
-from bigmodel_cli.runs.records import objective_value
+from bigmodel_cli.runs.records import mark_interrupted, objective_value
 
 
 def run_subcommand(command: str, overrides: list[str], verbose: bool = False) -> int:
@@ -52,6 +52,10 @@ def run_subcommand(command: str, overrides: list[str], verbose: bool = False) ->
             return import_module(task_module).main(cfg)
         except TrialPruned as pruned:  # an outcome for the sweeper, not a failure
             return pruned
+        except (KeyboardInterrupt, SystemExit):  # Ctrl-C (Lightning makes it a SystemExit): no on_job_end
+            if is_rank_zero():
+                mark_interrupted(HydraConfig.get().runtime.output_dir)
+            raise
         except Exception as exc:  # noqa: BLE001 - recorded, so the run is marked failed and a sweep goes on
             return failures.record(exc, show_trace)
         finally:

@@ -263,3 +263,13 @@ def test_a_preempted_sweep_resumes_every_job_to_the_uninterrupted_result(launche
         assert [k for k in tensors if not torch.equal(tensors[k], resumed[job][1][k])] == [], (
             f"job {job}: weights differ"
         )
+
+
+@pytest.mark.slow
+def test_a_run_stopped_by_ctrl_c_is_recorded_interrupted_and_resumes(forks, cli, in_tmp_cwd):
+    forks.run(in_tmp_cwd, ["train", *BASE, *fault_overrides(3, "SIGINT"), "run_name=stopped"])
+    run_dir = in_tmp_cwd / "outputs" / "train" / "stopped"
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    code, out, err = cli("train", f"resume={run_dir}", "~callbacks.fault")
+    assert code == 0, err
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
