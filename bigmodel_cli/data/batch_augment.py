@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -83,11 +84,15 @@ def random_rotation(
     return out.round().clamp(0, 255).to(images.dtype) if images.dtype == torch.uint8 else out
 
 
-def _per_sample(transform: Callable) -> Callable[[torch.Tensor], torch.Tensor]:
-    def apply(images: torch.Tensor) -> torch.Tensor:
-        return torch.stack([transform(image) for image in images])
+class PerSample:
+    """One v2 transform applied image by image. A class, not a closure, and the batched ops are
+    partials of module functions, so ddp_spawn can pickle the data module holding them."""
 
-    return apply
+    def __init__(self, transform: Callable):
+        self.transform = transform
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.transform(image) for image in images])
 
 
 def batched(transform) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -95,13 +100,17 @@ def batched(transform) -> Callable[[torch.Tensor], torch.Tensor]:
     from torchvision.transforms import InterpolationMode, v2
 
     if isinstance(transform, v2.RandomCrop) and not transform.pad_if_needed:
-        return lambda x: random_crop(
-            x, transform.size, transform.padding, _fill_value(transform.fill), transform.padding_mode
+        return partial(
+            random_crop,
+            size=transform.size,
+            padding=transform.padding,
+            fill=_fill_value(transform.fill),
+            padding_mode=transform.padding_mode,
         )
     if isinstance(transform, v2.RandomHorizontalFlip):
-        return lambda x: random_flip(x, transform.p, dim=-1)
+        return partial(random_flip, p=transform.p, dim=-1)
     if isinstance(transform, v2.RandomVerticalFlip):
-        return lambda x: random_flip(x, transform.p, dim=-2)
+        return partial(random_flip, p=transform.p, dim=-2)
     mode = InterpolationMode(getattr(transform, "interpolation", "nearest")).value  # v2 may keep a str
     if (
         isinstance(transform, v2.RandomRotation)
@@ -109,8 +118,8 @@ def batched(transform) -> Callable[[torch.Tensor], torch.Tensor]:
         and transform.center is None
         and mode in ("nearest", "bilinear")
     ):
-        return lambda x: random_rotation(x, transform.degrees, _fill_value(transform.fill), mode)
-    return _per_sample(transform)
+        return partial(random_rotation, degrees=transform.degrees, fill=_fill_value(transform.fill), interpolation=mode)
+    return PerSample(transform)
 
 
 class BatchAugment:

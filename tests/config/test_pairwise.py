@@ -63,22 +63,6 @@ HARDWARE = {"gpu": "cuda", "cuda": "cuda", "mps": "mps"}
 
 # Pairs that fail where they should not, in another engineer's area: {pair: reason}.
 KNOWN_FAILURES: dict[frozenset, str] = {
-    **{
-        pair(("accelerator", "ddp_spawn"), ("augmentation", option)): (
-            f"data/batch_augment.py (resume): ddp_spawn cannot pickle augmentation={option}'s local "
-            f"{where} (the tensor loader's on-device transforms): AttributeError in fit"
-        )
-        for option, where in (
-            ("autoaugment", "_per_sample.<locals>.apply"),
-            ("color_jitter", "_per_sample.<locals>.apply"),
-            ("randaugment", "_per_sample.<locals>.apply"),
-            ("random_erasing", "_per_sample.<locals>.apply"),
-            ("trivialaugment", "_per_sample.<locals>.apply"),
-            ("flip_crop", "batched.<locals>.<lambda>"),
-            ("rotation", "batched.<locals>.<lambda>"),
-            ("standard", "batched.<locals>.<lambda>"),
-        )
-    },
     pair(("accelerator", "ddp_spawn"), ("regularizer", "ema")): (
         "regularizer=ema (Lightning's EMAWeightAveraging; callbacks, resume): ddp_spawn cannot pickle "
         "torch's get_ema_avg_fn.<locals>.ema_update: AttributeError in fit"
