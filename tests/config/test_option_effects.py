@@ -348,8 +348,8 @@ def test_callback_presets_shape_the_run(option, compose_cfg, monkeypatch, capsys
         assert checkpoints == ["best.ckpt", "last.ckpt"]
         assert any(c.startswith("lr-") for c in columns)
         assert "trainable), " in out and bar is not None and bar.is_enabled
-    else:  # minimal: only the best checkpoint, no lr monitor, no summary, no bar
-        assert checkpoints == ["best.ckpt"]
+    else:  # minimal: the best checkpoint and last.ckpt (what resume= takes), no lr monitor, no summary, no bar
+        assert checkpoints == ["best.ckpt", "last.ckpt"]
         assert not any(c.startswith("lr-") for c in columns)
         assert "trainable), " not in out and bar is None
 
