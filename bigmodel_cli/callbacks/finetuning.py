@@ -42,6 +42,19 @@ class Finetune:
             )
         return made
 
+    def check_trainable(self, backbone: nn.Module) -> None:
+        """Before training: a frozen body must leave something to train (a head tied to the token
+        embedding, as gpt's, is frozen with it)."""
+        if self.mode not in ("linear_probe", "gradual"):
+            return
+        body = {id(p) for m in body_modules(backbone) for p in m.parameters(recurse=False)}
+        if all(id(p) in body for p in backbone.get_submodule(head_name(backbone)).parameters()):
+            raise UserError(
+                f"finetune={self.mode} freezes the body and leaves model {type(backbone).__name__} nothing to train: "
+                f"its head ({head_name(backbone)}) shares its weights with the body (tied embeddings); "
+                f"fix: finetune=layerwise, or finetune=none"
+            )
+
     def callback(self):
         """The Lightning callback that freezes (and unfreezes) the body, or None."""
         if self.mode == "linear_probe":
@@ -140,14 +153,6 @@ class FreezeBody(BaseFinetuning):
 
     def freeze_before_training(self, pl_module) -> None:
         self.freeze(body_modules(pl_module.backbone), train_bn=False)
-        if not any(p.requires_grad for p in pl_module.backbone.parameters()):
-            self.make_trainable(body_modules(pl_module.backbone))
-            raise UserError(
-                f"finetune={'gradual' if self.unfreeze_at_epoch is not None else 'linear_probe'} freezes the body and "
-                f"leaves model {type(pl_module.backbone).__name__} nothing to train: "
-                f"its head ({head_name(pl_module.backbone)}) shares its weights with the body (tied embeddings); "
-                f"fix: finetune=layerwise, or finetune=none"
-            )
 
     def finetune_function(self, pl_module, epoch: int, optimizer) -> None:
         if epoch == self.unfreeze_at_epoch:

@@ -107,6 +107,7 @@ def probe(module, datamodule) -> None:
             f"fix: model.num_classes=${{data.num_classes}}"
         )
     module.example_input_array = example
+    Finetune.from_config(module.config).check_trainable(module.backbone)
     probe_optimization(module)
 
 
