@@ -259,6 +259,7 @@ PEER_LOSS = (
     "connection reset by peer",
     "broken pipe",
     "timed out waiting",
+    "application timeout caused pair closure",  # gloo, on the rank whose peer froze
     "watchdog caught collective operation timeout",
     "nccl communicator was aborted",
 )
