@@ -14,6 +14,7 @@ import platform
 import socket
 import subprocess
 import sys
+import time
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
@@ -107,13 +108,14 @@ class RunRecorder(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         refuse_before_writing(config)
         take_storage_credentials(config)
+        self.sweep_started = time.time()
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         forget()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         forget()
-        collect_job_failures(Path(config.hydra.sweep.dir))
+        collect_job_failures(Path(config.hydra.sweep.dir), getattr(self, "sweep_started", 0.0))
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if not is_rank_zero():
@@ -219,12 +221,13 @@ def refuse_before_writing(config: DictConfig) -> None:
         )
 
 
-def collect_job_failures(sweep_dir: Path) -> None:
+def collect_job_failures(sweep_dir: Path, since: float) -> None:
     """Jobs a launcher ran in other processes (joblib, submitit) failed or were interrupted there,
-    out of this process's sight: their run.json files say so, and the sweep's exit code counts them."""
+    out of this process's sight: their run.json files say so, and the sweep's exit code counts them
+    (those this sweep wrote: a named sweep's directory keeps the jobs of its earlier runs)."""
     known = {str(Path(f.output_dir).resolve()) for f in FAILED if f.output_dir}
     for path in sorted(sweep_dir.glob(f"*/{RUN_FILE}"), key=lambda p: (len(p.parent.name), p.parent.name)):
-        record = read_json(path) if path.parent.name.isdigit() else {}
+        record = read_json(path) if path.parent.name.isdigit() and path.stat().st_mtime >= since else {}
         if record.get("status") in ("failed", "interrupted") and str(path.parent.resolve()) not in known:
             FAILED.append(
                 JobFailure(
