@@ -98,7 +98,6 @@ def misfits(factors: dict[str, list[str]]) -> dict[frozenset, str]:
     no configuration of the cover stops at one of them and leaves its other pairs untried:
     - a model that cannot read the data's modality;
     - image augmentation on data that is not images;
-    - init_from= of the source run (a CNN) into another family: no tensor matches;
     - distill.teacher= of the source run (trained on the digits' 1 x 8 x 8) on other data."""
     modality = {d: option_yaml("data", d).get("modality", "image") for d in factors["data"]}
     found = {
@@ -114,7 +113,6 @@ def misfits(factors: dict[str, list[str]]) -> dict[frozenset, str]:
         for d in factors["data"]
         if modality[d] != "image"
     }
-    found |= {pair(("init_from", RUN), ("model", m)): "matches a tensor" for m in factors["model"] if m != "cnn"}
     found |= {pair(("distill.teacher", RUN), ("data", d)): "distill.teacher=" for d in factors["data"] if d != "digits"}
     return found
 
