@@ -25,14 +25,7 @@ class LatestCheckpoint(ModelCheckpoint):
             enable_version_counter=False,
             auto_insert_metric_name=False,
         )
-        if every_n_steps is not None and (isinstance(every_n_steps, bool) or int(every_n_steps) < 1):
-            from bigmodel_cli.errors import UserError
-
-            raise UserError(
-                f"callbacks.last_checkpoint.every_n_steps={every_n_steps} is not a number of steps; "
-                f"fix: a whole number of 1 or more, or null (once per epoch)"
-            )
-        self.every_n_steps = int(every_n_steps) if every_n_steps else None
+        self.every_n_steps = int(every_n_steps) if every_n_steps else None  # range: config/contracts.py
 
     @property
     def path(self) -> str:

@@ -242,6 +242,7 @@ CONTRACTS: dict[str, Contract] = {
             ("model_checkpoint.save_top_k", Rule(lambda v: v >= -1, "0 or more (or -1 for every checkpoint)")),
             ("progress_bar.refresh_rate", NON_NEGATIVE),
             ("model_summary.max_depth", Rule(lambda v: v >= -1, "0 or more (or -1 for every layer)")),
+            ("last_checkpoint.every_n_steps", AT_LEAST_ONE),
         ),
     ),
     "logger": Contract("training/assembly.build_trainer", "named"),
