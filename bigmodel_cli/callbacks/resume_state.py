@@ -15,7 +15,10 @@ mid-epoch). In the run left alone nothing between the save and that fetch draws 
 before any other callback (train.run puts it first).
 
 The metrics: a run killed after its last epoch was saved has nothing left to fit when resumed;
-its final training and validation metrics come from the checkpoint (`resumed_metrics`).
+its final training and validation metrics come from the checkpoint (`resumed_metrics`). An
+epoch-end checkpoint is written before Lightning logs the epoch's training row, so a kill between
+the two (under DDP: a rank lost while rank zero writes the file) would lose that row; the
+checkpoint carries it (`epoch_row`) and resuming writes it to the CSV log when it is missing.
 """
 
 from __future__ import annotations
@@ -100,6 +103,14 @@ def restore_metric_states(module: torch.nn.Module, states: dict[str, dict[str, A
         metric._computed = None
 
 
+def epoch_row(trainer: pl.Trainer) -> dict[str, float]:
+    """The row Lightning logs next, at the epoch's end: the epoch-level metrics, with the epoch and
+    the step it logs them at (one before the step counter, as Lightning's fit loop does)."""
+    logged = trainer._logger_connector.metrics["log"]  # every rank computes it: metrics sync
+    row = {name: float(value) for name, value in logged.items() if value.numel() == 1}
+    return {**row, "epoch": trainer.current_epoch, "step": trainer.fit_loop.epoch_loop._batches_that_stepped - 1}
+
+
 class ResumeState(pl.Callback):
     """Saves, per rank, the global random generators and the epoch's metric accumulators in each
     checkpoint, and the logged metrics once; restores the first two when training resumes and keeps
@@ -131,6 +142,9 @@ class ResumeState(pl.Callback):
         checkpoint["logged_metrics"] = {
             name: float(value) for name, value in trainer.callback_metrics.items() if value.numel() == 1
         }
+        epoch = trainer.fit_loop.epoch_progress.current
+        if epoch.processed > epoch.completed:  # at the epoch's end, its training row still to log
+            checkpoint["epoch_row"] = epoch_row(trainer)
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         self.resumed_metrics = dict(checkpoint.get("logged_metrics", {}))

@@ -59,26 +59,39 @@ def requeued() -> bool:
 
 
 def trim_csv_logs(trainer, ckpt_path: str | None) -> None:
-    """Keep the CSV rows logged before the checkpoint's step (CSVLogger would delete the file).
+    """Keep the CSV rows logged before the checkpoint's step (CSVLogger would delete the file), and
+    the checkpointed epoch's training row where the kill came before it was written.
     Rank 0 alone: it writes the log, and two ranks rewriting one file at once lose its rows."""
     if not ckpt_path or not is_rank_zero():
         return
     from pytorch_lightning.loggers import CSVLogger
 
-    step = int(read_checkpoint(ckpt_path).get("global_step", 0))
+    checkpoint = read_checkpoint(ckpt_path)
+    step = int(checkpoint.get("global_step", 0))
+    pending = checkpoint.get("epoch_row")
     for logger in trainer.loggers:
         if not isinstance(logger, CSVLogger):
             continue
         path = Path(logger.log_dir) / "metrics.csv"
-        if not path.is_file():
+        header, rows = [], []
+        if path.is_file():
+            with open(path, newline="") as f:
+                reader = csv.DictReader(f)
+                header = list(reader.fieldnames or [])
+                rows = [row for row in reader if row.get("step") and int(float(row["step"])) < step]
+        if pending and not any(holds(row, pending) for row in rows):
+            header = sorted({*header, *pending})  # Lightning's order: it sorts its keys at each save
+            rows.append(pending)
+        if not header:
             continue
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            header = list(reader.fieldnames or [])
-            rows = [row for row in reader if row.get("step") and int(float(row["step"])) < step]
         writer = logger.experiment  # creating it removes the old file
         with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:  # a kill now loses no rows
             out = csv.DictWriter(f, fieldnames=header)
             out.writeheader()
             out.writerows(rows)
         writer.metrics_keys = header
+
+
+def holds(row: dict[str, str], logged: dict[str, float]) -> bool:
+    """The CSV row is the logged row: same step, and a value in each of its columns."""
+    return int(float(row["step"])) == int(logged["step"]) and all(row.get(key) not in (None, "") for key in logged)

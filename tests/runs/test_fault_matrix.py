@@ -201,6 +201,27 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(option, forks, pretrai
     assert not differ, f"killed at step {step}: last.ckpt tensors differ: {differ[:5]}"
 
 
+def csv_rows(run_dir: Path) -> list[dict]:
+    with open(run_dir / "csv" / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_a_run_killed_between_its_epoch_checkpoint_and_training_row_keeps_the_row(forks, cli, in_tmp_cwd):
+    """Lightning writes an epoch's checkpoint before it logs the epoch's training row; killed in
+    between, the resumed run's CSV log is still the whole run's, row for row (epoch 0's training
+    row comes from the checkpoint)."""
+    kill = ["+callbacks.fault._target_=tests.support.faults.KillAfterEpochCheckpoint", "+callbacks.fault.epoch=0"]
+    forks.start(in_tmp_cwd, ["train", *BASE, *kill, "allow_targets=[tests.support.]", "run_name=cut"])
+    code, _, err = cli("train", *BASE, "run_name=whole")
+    assert forks.wait() == -9 and code == 0, err
+    cut, whole = (in_tmp_cwd / "outputs" / "train" / name for name in ("cut", "whole"))
+    assert not any(row.get("train/acc") for row in csv_rows(cut)), "the kill came after the training row"
+    code, _, err = cli("train", f"resume={cut}", "~callbacks.fault")
+    assert code == 0, err
+    assert csv_rows(cut) == csv_rows(whole)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGUSR1", "SIGUSR2"])
 def test_a_preempted_run_saves_stops_and_resumes_to_the_uninterrupted_result(signal_name, forks, cli, in_tmp_cwd):

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.faults import REPO, fault_overrides
+
 pytestmark = pytest.mark.slow
 
 BIGMODEL = shutil.which("bigmodel") or "bigmodel"
@@ -28,7 +30,7 @@ def start(args: list[str], cwd: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO)},  # the fault callback's module
         start_new_session=True,  # a group of its own, so a test can kill a worker with its children
     )
 
@@ -147,7 +149,8 @@ def epochs_logged(run: Path) -> set[int]:
 
 
 def test_a_preempted_trial_is_run_again_and_its_worker_stops(tmp_path):
-    """SIGUSR1 (SLURM's pre-emption warning) while trial 0 trains: training saves last.ckpt and
+    """SIGUSR1 (SLURM's pre-emption warning) while trial 0 trains epoch 1 (sent at step 4 by the
+    fault callback, so it lands in the same epoch on any machine): training saves last.ckpt and
     stops; the trial is failed, marked pre-empted (not counted) and queued again with its parameters,
     and the worker stops with one line. The next worker runs it and the others: every parameter set
     of the study completes exactly once, the pre-empted one going on from the checkpoint it saved."""
@@ -156,11 +159,7 @@ def test_a_preempted_trial_is_run_again_and_its_worker_stops(tmp_path):
     State = optuna.trial.TrialState
     sweep = tmp_path / "multirun" / "train" / "pre"
     args = ["run_name=pre", "hydra.sweeper.n_trials=3"]
-    a = start(
-        [*args, "trainer.max_epochs=100", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1"], tmp_path
-    )
-    wait_training(a, sweep / "0")
-    os.kill(a.pid, signal.SIGUSR1)
+    a = start([*args, *QUICK[1:], "trainer.max_epochs=2", *fault_overrides(4, "SIGUSR1")], tmp_path)
     out, _ = a.communicate(timeout=180)
     assert a.returncode == 2 and "Traceback" not in out, out[-3000:]
     assert "error: trial 0 was pre-empted (received SIGUSR1" in out and "this worker stops" in out

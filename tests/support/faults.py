@@ -4,7 +4,8 @@ new interpreter's 5 s of imports.
 
 `KillAtStep` is an ordinary Lightning callback a test adds to a run's config
 (`+callbacks.fault._target_=tests.support.faults.KillAtStep ... allow_targets=[tests.support.]`):
-at the end of the batch that reaches `step` it sends `signal` to its own process. SIGKILL ends the
+at the end of the batch that reaches `step` it sends `signal` to its own process
+(`KillAfterEpochCheckpoint`: right after an epoch's checkpoints are written). SIGKILL ends the
 process there and then, without any of Python's or Lightning's clean-up, as the OOM killer or a
 dead node would.
 
@@ -23,6 +24,7 @@ import sys
 from pathlib import Path
 
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,6 +36,18 @@ class KillAtStep(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step == self.step:
             os.kill(os.getpid(), getattr(signal, self.signal))
+
+
+class KillAfterEpochCheckpoint(Checkpoint):
+    """SIGKILL at the end of `epoch`, after its checkpoints are written and before Lightning logs
+    its training row. A Checkpoint subclass: Lightning runs those last, in the order given."""
+
+    def __init__(self, epoch: int):
+        self.epoch = int(epoch)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch:
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def fault_overrides(step: int, signal_name: str = "SIGKILL") -> list[str]:
