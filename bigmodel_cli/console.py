@@ -17,6 +17,8 @@ from typing import TypeVar
 T = TypeVar("T")
 
 OWN_LOGGERS = ("bigmodel_cli", "hydra_plugins.bigmodel_sweepers")
+# The `_target_` of each piece a run builds: for the log file (the map from option to code), not the screen.
+PIECES_LOGGER = "bigmodel_cli.pieces"
 # Work shorter than this shows no bar: a bar that flashes for a moment is noise.
 PROGRESS_DELAY_S = 2.0
 
@@ -25,7 +27,9 @@ class ConsoleFilter(logging.Filter):
     """Named by conf/hydra/default.yaml's job_logging for the console handler."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.ERROR or record.name.startswith(OWN_LOGGERS)
+        if record.levelno >= logging.ERROR:
+            return True
+        return record.name.startswith(OWN_LOGGERS) and record.name != PIECES_LOGGER
 
 
 def significant(value: float, digits: int = 4) -> str:

@@ -29,9 +29,9 @@ LAYERS = (
     "checkpoints",  # safe checkpoint files
     "callbacks",  # Lightning callbacks named by conf/
     "lightning_modules",  # the LightningModules: training loop, optimizers, regularizers, metrics
-    "training",  # a run's pieces assembled from config; strategies
     "runs",  # run records, failed jobs, resume, DDP job hand-off
     "search",  # Optuna studies: storage, samplers, pruners, search space, a job reporting to its trial
+    "training",  # a run's settings read once, its pieces built from config and assembled; strategies
     "deploy",  # after training: export (ONNX, torch.export), quantisation, pruning, their measurements
     "explain",  # after training: attributions, their faithfulness, their pictures
     "commands",  # one module per subcommand, and the Hydra app that runs them

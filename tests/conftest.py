@@ -139,8 +139,8 @@ def fitted(cfg, monkeypatch):
         seen["module"] = build_module(*args, **kwargs)
         return seen["module"]
 
-    monkeypatch.setattr(train, "build_trainer", keep_trainer)
-    monkeypatch.setattr(train, "build_module", keep_module)
+    monkeypatch.setattr(assembly, "build_trainer", keep_trainer)
+    monkeypatch.setattr(assembly, "build_module", keep_module)
     metrics = train.run(cfg)
     return metrics, seen["trainer"], seen["module"]
 

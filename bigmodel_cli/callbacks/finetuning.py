@@ -28,14 +28,16 @@ MODES = ("none", "linear_probe", "gradual", "layerwise")
 
 @dataclass(frozen=True)
 class Finetune:
+    """The finetune node; the keys a mode does not read stay None (values: conf/finetune/<mode>.yaml)."""
+
     mode: str = "none"
-    unfreeze_at_epoch: int = 1  # gradual
-    backbone_lr_factor: float = 0.1  # gradual
-    layer_decay: float = 0.75  # layerwise
+    unfreeze_at_epoch: int | None = None  # gradual
+    backbone_lr_factor: float | None = None  # gradual
+    layer_decay: float | None = None  # layerwise
 
     @classmethod
     def from_config(cls, config) -> Finetune:
-        made = cls(**keys_group_settings(config, "finetune", cls))
+        made = cls(**keys_group_settings(config, "finetune", cls, option_key="mode"))
         if made.mode not in MODES:
             raise UserError(
                 f"finetune.mode={made.mode} is not known; valid choices: {choices_text(MODES)} (fix: finetune=gradual)"

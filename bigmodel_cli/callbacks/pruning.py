@@ -32,19 +32,21 @@ def cubic_sparsity(target: float, step: int, steps: int) -> float:
 
 @dataclass(frozen=True)
 class Compress:
+    """The compress node; the keys of a method come from conf/compress/<method>.yaml."""
+
     method: str = "none"
-    amount: float = 0.5  # prune: the fraction of prunable weights that ends at zero
-    start_epoch: int = 1  # prune: the first epoch that starts with a pruning step
+    amount: float | None = None  # prune: the fraction of prunable weights that ends at zero
+    start_epoch: int | None = None  # prune: the first epoch that starts with a pruning step
     end_epoch: int | None = None  # prune: the last one (null: half-way through the run)
 
     @classmethod
     def from_config(cls, config) -> Compress:
-        made = cls(**keys_group_settings(config, "compress", cls))
+        made = cls(**keys_group_settings(config, "compress", cls, option_key="method"))
         if made.method not in METHODS:
             raise UserError(
                 f"compress.method={made.method} is not known; valid choices: {choices_text(METHODS)} (fix: compress=prune)"
             )
-        if made.method == "prune" and not 0 < made.amount < 1:
+        if made.method == "prune" and not 0 < float(made.amount) < 1:
             raise UserError(
                 f"compress.amount={made.amount} is not a fraction of the weights; fix: a number between 0 and 1, e.g. compress.amount=0.5"
             )

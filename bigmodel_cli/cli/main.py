@@ -7,7 +7,7 @@ import os
 import sys
 from importlib import import_module
 
-from bigmodel_cli.cli.argv import Invocation, parse
+from bigmodel_cli.cli.argv import HELP, Invocation, parse
 from bigmodel_cli.commands import SUBCOMMANDS, TOOLS
 from bigmodel_cli.errors import UserError, choices_text, print_error
 from bigmodel_cli.process_state import TRUST_ENV, environment
@@ -57,6 +57,16 @@ def dispatch(invocation: Invocation) -> int:
             f"unknown subcommand '{command}'; valid choices: {choices_text([*SUBCOMMANDS, *TOOLS])} "
             f"(fix: e.g. `bigmodel train`; `bigmodel --help` lists them)"
         )
+    if any(a in HELP for a in invocation.arguments):  # --help group=option: the code behind the option
+        from bigmodel_cli.cli.readers import print_readers, wanted_options
+
+        try:
+            options = wanted_options(invocation.arguments)
+        except UserError as exc:
+            return print_error(str(exc), exc if verbose else None)
+        if options:
+            print_readers(options)
+            return 0
     from bigmodel_cli.commands.app import run_subcommand
 
     return run_subcommand(command, invocation.arguments, verbose)

@@ -10,17 +10,16 @@ import torch
 from omegaconf import DictConfig
 
 from bigmodel_cli.checkpoints.files import atomic_save, load_checkpoint
-from bigmodel_cli.commands.evaluate import restore
-from bigmodel_cli.commands.export import EXAMPLE_BATCH, baseline_row, model_name
-from bigmodel_cli.commands.job import prepare, require_checkpoint_path, task_main
-from bigmodel_cli.deploy.export import deployable, export, runner
+from bigmodel_cli.commands.job import prepare, task_main
+from bigmodel_cli.deploy.export import EXAMPLE_BATCH, deployable, export, model_name, runner
 from bigmodel_cli.deploy.inputs import held_out_inputs, longest_input, model_input, pad_to
-from bigmodel_cli.deploy.measure import accuracy, latencies, size_mb, torch_size_mb
+from bigmodel_cli.deploy.measure import accuracy, baseline_row, latencies, size_mb, torch_size_mb
 from bigmodel_cli.deploy.prune import magnitude_prune, sparsity
 from bigmodel_cli.deploy.quantize import METHODS as QUANTIZE
 from bigmodel_cli.deploy.quantize import quantize_dynamic, quantize_static
 from bigmodel_cli.deploy.results import print_rows, require_counts, results_dir, write_table
 from bigmodel_cli.errors import UserError
+from bigmodel_cli.training.restore import require_checkpoint_path, restore
 
 METHODS = (*QUANTIZE, "prune")
 

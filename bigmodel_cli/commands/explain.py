@@ -8,14 +8,14 @@ import time
 import torch
 from omegaconf import DictConfig
 
-from bigmodel_cli.commands.evaluate import restore
-from bigmodel_cli.commands.job import prepare, require_checkpoint_path, task_main
+from bigmodel_cli.commands.job import prepare, task_main
 from bigmodel_cli.deploy.inputs import held_out_batches, is_token_input
 from bigmodel_cli.deploy.results import print_rows, require_counts, results_dir, write_table
 from bigmodel_cli.errors import UserError
 from bigmodel_cli.explain.faithfulness import deletion_areas
 from bigmodel_cli.explain.methods import METHODS, image_attributions, text_attributions
 from bigmodel_cli.explain.render import image_grid, print_tokens, token_html
+from bigmodel_cli.training.restore import require_checkpoint_path, restore
 
 
 def first_test_samples(datamodule, count: int):

@@ -5,19 +5,13 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from bigmodel_cli.commands.evaluate import restore
-from bigmodel_cli.commands.job import prepare, require_checkpoint_path, task_main
-from bigmodel_cli.deploy.export import FORMATS, SUFFIX, deployable, export, runner
+from bigmodel_cli.commands.job import prepare, task_main
+from bigmodel_cli.deploy.export import EXAMPLE_BATCH, FORMATS, SUFFIX, deployable, export, model_name, runner
 from bigmodel_cli.deploy.inputs import held_out_inputs, longest_input
-from bigmodel_cli.deploy.measure import accuracy, latencies, parity, size_mb, torch_size_mb
+from bigmodel_cli.deploy.measure import accuracy, baseline_row, latencies, parity, size_mb
 from bigmodel_cli.deploy.results import print_rows, require_counts, results_dir, write_table
 from bigmodel_cli.errors import UserError
-
-EXAMPLE_BATCH = 8
-
-
-def model_name(module) -> str:
-    return module.config["model"]["_target_"].rsplit(".", 1)[-1].lower()
+from bigmodel_cli.training.restore import require_checkpoint_path, restore
 
 
 def input_text(x, fixed_length: int | None) -> str:
@@ -25,16 +19,6 @@ def input_text(x, fixed_length: int | None) -> str:
     if x.ndim == 2:
         dims[1] = f"{fixed_length} (pad with 0)" if fixed_length else "length"
     return f"{str(x.dtype).removeprefix('torch.')} ({', '.join(dims)})"
-
-
-def baseline_row(model, datamodule, inputs, where, repeats: int) -> dict:
-    """The checkpoint's model in PyTorch (eager, CPU): what every other row is compared with."""
-    return {
-        "file": "",
-        "size_mb": torch_size_mb(model, where),
-        "test_acc": accuracy(model, datamodule),
-        **latencies(model, inputs, repeats),
-    }
 
 
 def run(cfg: DictConfig) -> dict[str, float]:

@@ -11,10 +11,10 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from bigmodel_cli.atomic import write_text
-from bigmodel_cli.commands.evaluate import restore_module
-from bigmodel_cli.commands.job import prepare, require_checkpoint_path, task_main
+from bigmodel_cli.commands.job import prepare, task_main
 from bigmodel_cli.errors import UserError
 from bigmodel_cli.process_state import is_rank_zero
+from bigmodel_cli.training.restore import require_checkpoint_path, restore_module
 
 
 def pick_device(name: str):

@@ -9,7 +9,6 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from bigmodel_cli.config.validation import validate
-from bigmodel_cli.errors import UserError
 from bigmodel_cli.process_state import is_rank_zero
 from bigmodel_cli.runs import records
 from bigmodel_cli.runs.ddp_job import check_world, peer_lost
@@ -32,16 +31,6 @@ def prepare(cfg: DictConfig) -> int:
     records.update_run(cfg.paths.output_dir, seed=seed)
     pl.seed_everything(seed, workers=True, verbose=False)
     return seed
-
-
-def require_checkpoint_path(cfg: DictConfig) -> str:
-    if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
-        task = cfg.get("task_name", "test")
-        raise UserError(
-            f"bigmodel {task} needs a checkpoint: ckpt_path is not set; fix: bigmodel {task} "
-            f"ckpt_path=outputs/train/<run>/checkpoints/best.ckpt"
-        )
-    return str(cfg.ckpt_path)
 
 
 def collect(callback_metrics: dict, prefixes: tuple[str, ...] = ("train/", "val/", "test/")) -> dict[str, float]:

@@ -1,103 +1,25 @@
 """bigmodel lr-find: Lightning's learning-rate range test on the composed experiment.
 
 Prints the suggested lr and the exact override to use, and saves the loss-vs-lr plot as
-lr_find.png in the run directory. `bigmodel train optimizer.lr=auto` runs the same search
-(`tune`) and then trains with the suggestion.
+lr_find.png in the run directory (training/lr_search.py; `bigmodel train optimizer.lr=auto` runs the
+same search and then trains with the suggestion).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from omegaconf import DictConfig
 
-from omegaconf import DictConfig, open_dict
-
-from bigmodel_cli.atomic import atomic_path
 from bigmodel_cli.commands.job import prepare, print_summary, task_main
-from bigmodel_cli.errors import UserError
 from bigmodel_cli.process_state import is_rank_zero
 from bigmodel_cli.runs import records
-from bigmodel_cli.training.assembly import allowed, build_datamodule, build_module, build_trainer, plain, probe
-
-AUTO = "auto"
-PLOT = "lr_find.png"
-
-
-def wants_search(cfg: DictConfig) -> bool:
-    return cfg.optimizer.get("lr") == AUTO
-
-
-def find_lr(cfg: DictConfig, module, datamodule, trainer) -> tuple[float, Path]:
-    """Run the range test (the module's weights and the trainer are restored afterwards);
-    returns the suggested lr and the path of the saved plot."""
-    from pytorch_lightning.tuner import Tuner
-
-    settings = dict(cfg.get("lr_find") or {})
-    # The finder sets the lr itself at every step; any number lets the optimizer be built.
-    module.set_learning_rate(settings.get("min_lr", 1e-6))
-    finder = Tuner(trainer).lr_find(module, datamodule=datamodule, update_attr=False, **settings)
-    if finder is None:
-        raise UserError(
-            "the learning-rate finder does not run with trainer.fast_dev_run; fix: drop debug=fdr "
-            "(or trainer.fast_dev_run) or give optimizer.lr a number"
-        )
-    suggestion = finder.suggestion()
-    if suggestion is None:
-        raise UserError(
-            f"the learning-rate finder got too few points ({len(finder.results.get('lr', []))}) to "
-            f"suggest an lr; fix: raise lr_find.num_training or trainer.max_epochs, or lower "
-            f"lr_find.early_stop_threshold's strictness (lr_find.early_stop_threshold=null)"
-        )
-    return float(suggestion), save_plot(finder, Path(cfg.paths.output_dir) / PLOT)
-
-
-def save_plot(finder, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    figure = finder.plot(suggest=True, show=False)
-    figure.axes[0].set_title("learning-rate range test")
-    if is_rank_zero():
-        with atomic_path(path) as tmp:
-            figure.savefig(tmp, dpi=120, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(figure)
-    return path
-
-
-def tune(cfg: DictConfig, module, datamodule, trainer) -> float:
-    """optimizer.lr=auto: find the lr, then make the run (its module, config and run.json) use it."""
-    lr, plot = find_lr(cfg, module, datamodule, trainer)
-    module.set_learning_rate(lr)
-    with open_dict(cfg):
-        cfg.optimizer.lr = lr
-    records.update_run(cfg.paths.output_dir, lr_found=lr, lr_find_plot=str(plot))
-    if is_rank_zero():
-        print(f"optimizer.lr=auto: the learning-rate finder suggests {lr:.4g} (plot: {plot}); training with it")
-    return lr
-
-
-def reuse(cfg: DictConfig, module, ckpt_path: str) -> float:
-    """optimizer.lr=auto when resuming: the lr the finder chose for this run, from its checkpoint
-    (searching again would cost the search and could suggest another lr)."""
-    from bigmodel_cli.checkpoints.files import read_checkpoint
-
-    lr = float(read_checkpoint(ckpt_path)["hyper_parameters"]["config"]["optimizer"]["lr"])
-    module.set_learning_rate(lr)
-    with open_dict(cfg):
-        cfg.optimizer.lr = lr
-    if is_rank_zero():
-        print(f"optimizer.lr=auto: resuming with the lr the finder chose for this run, {lr:.4g}")
-    return lr
+from bigmodel_cli.training import lr_search
+from bigmodel_cli.training.assembly import assemble_pieces
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
     prepare(cfg)
-    datamodule = build_datamodule(cfg.data, allowed(cfg))
-    module = build_module(plain(cfg))
-    probe(module, datamodule)
-    trainer = build_trainer(cfg)
-    lr, plot = find_lr(cfg, module, datamodule, trainer)
+    pieces = assemble_pieces(cfg)
+    lr, plot = lr_search.find_lr(cfg, pieces.module, pieces.datamodule, pieces.trainer)
     override = f"optimizer.lr={lr:.4g}"
     records.update_run(cfg.paths.output_dir, lr_found=lr, lr_find_plot=str(plot))
     metrics = {"lr_find/suggested_lr": lr}

@@ -9,11 +9,11 @@ import torch
 from omegaconf import DictConfig
 
 from bigmodel_cli.atomic import atomic_path
-from bigmodel_cli.commands.evaluate import restore
-from bigmodel_cli.commands.job import prepare, print_summary, require_checkpoint_path, task_main
+from bigmodel_cli.commands.job import prepare, print_summary, task_main
 from bigmodel_cli.errors import UserError
 from bigmodel_cli.process_state import is_rank_zero
-from bigmodel_cli.training.assembly import build_trainer
+from bigmodel_cli.training.assembly import assemble_checkpoint
+from bigmodel_cli.training.restore import require_checkpoint_path
 
 SPLITS = ("train", "val", "test")
 
@@ -32,10 +32,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
     if cfg.predict_split not in SPLITS:
         raise UserError(f"predict_split={cfg.predict_split} is not a split; valid choices: {', '.join(SPLITS)}")
     prepare(cfg)
-    module, datamodule = restore(cfg)
-    datamodule.predict_split = cfg.predict_split
-    trainer = build_trainer(cfg)
-    batches = trainer.predict(module, datamodule=datamodule)
+    restored = assemble_checkpoint(cfg)
+    restored.datamodule.predict_split = cfg.predict_split
+    batches = restored.trainer.predict(restored.module, datamodule=restored.datamodule)
     probabilities = torch.cat(batches).float()
     path = Path(cfg.paths.output_dir) / "predictions.csv"
     if is_rank_zero():

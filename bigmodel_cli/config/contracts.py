@@ -5,6 +5,8 @@ Three shapes of group:
   except `reserved` keys that bigmodel reads itself and removes before instantiating;
 - a *named* group: an option maps names to `_target_` nodes (or null, to switch one off);
 - a *keys* group: an option sets only the listed keys (and a `defaults` list).
+`read_by` names the code that reads a group's options (`module:name`, resolved by
+tests/config/test_contracts.py); `bigmodel <subcommand> --help group=option` prints it with the file.
 tests/config/test_contracts.py holds every option in conf/ to its group's contract, so a key that
 nothing reads (a typo, a leftover) fails the suite. A new group needs a contract here.
 
@@ -70,7 +72,7 @@ SIZES = {  # a model's widths and counts: one at least (a zero-width layer canno
 
 @dataclass(frozen=True)
 class Contract:
-    read_by: str
+    read_by: tuple[str, ...]  # the code that reads the group's options, as `module:name` references
     shape: str  # "target", "named" or "keys"
     keys: tuple[str, ...] = ()  # keys groups: the keys an option may set
     reserved: tuple[str, ...] = ()  # target groups: keys bigmodel reads, not arguments
@@ -80,7 +82,7 @@ class Contract:
 
 CONTRACTS: dict[str, Contract] = {
     "data": Contract(
-        "training/assembly.build_datamodule -> the data module class",
+        ("bigmodel_cli.training.pieces:build_datamodule",),
         "target",
         ranges=(
             ("batch_size", AT_LEAST_ONE),
@@ -103,7 +105,7 @@ CONTRACTS: dict[str, Contract] = {
         ),
     ),
     "model": Contract(
-        "lightning_modules/base.BackboneModule builds it as its backbone",
+        ("bigmodel_cli.lightning_modules.base:BackboneModule",),
         "target",
         ranges=(
             *((key.removeprefix("model."), rule) for key, rule in SIZES.items()),
@@ -111,7 +113,7 @@ CONTRACTS: dict[str, Contract] = {
         ),
     ),
     "optimizer": Contract(
-        "lightning_modules/optim.build_optimizer",
+        ("bigmodel_cli.lightning_modules.optim:build_optimizer",),
         "target",
         reserved=OPTIMIZER_RESERVED,
         ranges=(
@@ -125,7 +127,7 @@ CONTRACTS: dict[str, Contract] = {
         ),
     ),
     "scheduler": Contract(
-        "lightning_modules/optim.build_scheduler",
+        ("bigmodel_cli.lightning_modules.optim:build_scheduler",),
         "target",
         reserved=SCHEDULER_RESERVED,
         ranges=(
@@ -148,7 +150,7 @@ CONTRACTS: dict[str, Contract] = {
         ),
     ),
     "regularizer": Contract(
-        "lightning_modules/regularization.Regularization",
+        ("bigmodel_cli.lightning_modules.regularization:Regularization",),
         "keys",
         keys=(
             "l1",
@@ -173,7 +175,7 @@ CONTRACTS: dict[str, Contract] = {
         ),
     ),
     "finetune": Contract(
-        "callbacks/finetuning.Finetune (the freezing callback, and layer-wise lr in the optimizer)",
+        ("bigmodel_cli.callbacks.finetuning:Finetune",),
         "keys",
         keys=("mode", "unfreeze_at_epoch", "backbone_lr_factor", "layer_decay"),
         ranges=(
@@ -183,7 +185,7 @@ CONTRACTS: dict[str, Contract] = {
         ),
     ),
     "compress": Contract(
-        "callbacks/pruning.Compress (pruning while training)",
+        ("bigmodel_cli.callbacks.pruning:Compress",),
         "keys",
         keys=("method", "amount", "start_epoch", "end_epoch"),
         ranges=(
@@ -193,7 +195,7 @@ CONTRACTS: dict[str, Contract] = {
         ),
     ),
     "augmentation": Contract(
-        "data/image.ImageDataModule (per sample) and data/batch_augment (per batch)",
+        ("bigmodel_cli.data.image:ImageDataModule", "bigmodel_cli.data.batch_augment:BatchAugment"),
         "named",
         ranges=(
             ("*.p", UNIT),
@@ -209,7 +211,7 @@ CONTRACTS: dict[str, Contract] = {
         ),
     ),
     "trainer": Contract(
-        "training/assembly.build_trainer -> pytorch_lightning.Trainer",
+        ("bigmodel_cli.training.pieces:build_trainer",),
         "target",
         ranges=(
             ("max_epochs", Rule(lambda v: v >= 1 or v == -1, "1 or more (or -1 for no limit)")),
@@ -225,7 +227,7 @@ CONTRACTS: dict[str, Contract] = {
         ),
     ),
     "accelerator": Contract(
-        "training/assembly.build_trainer: Trainer arguments",
+        ("bigmodel_cli.training.pieces:build_trainer", "bigmodel_cli.training.strategies:auto"),
         "keys",
         package="trainer",
         keys=("accelerator", "devices", "strategy", "num_nodes", "precision", "sync_batchnorm"),
@@ -236,7 +238,7 @@ CONTRACTS: dict[str, Contract] = {
         ),
     ),
     "callbacks": Contract(
-        "training/assembly.build_trainer",
+        ("bigmodel_cli.training.pieces:build_trainer",),
         "named",
         ranges=(
             ("model_checkpoint.save_top_k", Rule(lambda v: v >= -1, "0 or more (or -1 for every checkpoint)")),
@@ -245,15 +247,15 @@ CONTRACTS: dict[str, Contract] = {
             ("last_checkpoint.every_n_steps", AT_LEAST_ONE),
         ),
     ),
-    "logger": Contract("training/assembly.build_trainer", "named"),
+    "logger": Contract(("bigmodel_cli.training.pieces:build_trainer",), "named"),
     "debug": Contract(
-        "training/assembly.build_trainer: Trainer arguments",
+        ("bigmodel_cli.training.pieces:build_trainer",),
         "keys",
         package="_global_",
         keys=("trainer", "test_after_fit"),
     ),
     "experiment": Contract(
-        "Hydra: a whole experiment (group choices and values)",
+        ("bigmodel_cli.commands.app:run_subcommand",),  # Hydra composes the whole experiment there
         "keys",
         package="_global_",
         keys=(
@@ -275,22 +277,20 @@ CONTRACTS: dict[str, Contract] = {
         ),
     ),
     "launcher": Contract(
-        "Hydra's launcher plugins (hydra.launcher); submitit's also set trainer devices",
+        ("hydra_plugins.bigmodel_launchers.slurm:check_fits",),  # and Hydra's launcher plugin in hydra.launcher
         "keys",
         package="_global_",
         keys=("hydra", "trainer"),
     ),
     "hparams_search": Contract(
-        "hydra_plugins/bigmodel_sweepers (hydra.sweeper) and search/study.SearchSettings (hparams_search)",
+        ("hydra_plugins.bigmodel_sweepers.optuna_sweeper:OptunaSweeper", "bigmodel_cli.search.study:SearchSettings"),
         "keys",
         package="_global_",
         keys=("hydra", "hparams_search"),
     ),
-    "paths": Contract(
-        "every group, through ${paths.output_dir} and ${paths.data_dir}", "keys", keys=("output_dir", "data_dir")
-    ),
+    "paths": Contract(("bigmodel_cli.config.resolvers:run_dir",), "keys", keys=("output_dir", "data_dir")),
     "hydra": Contract(
-        "Hydra: run and sweep directories, the run.json recorder",
+        ("bigmodel_cli.config.resolvers:run_dir", "bigmodel_cli.runs.records:RunRecorder"),
         "keys",
         keys=("run", "sweep", "job", "callbacks", "job_logging"),
     ),
@@ -332,9 +332,14 @@ def range_rules() -> tuple[tuple[str, Rule], ...]:
     return (*rules, *PRIMARY_RANGES)
 
 
-def keys_group_settings(config, group: str, settings_class) -> dict:
+def keys_group_settings(config, group: str, settings_class, option_key: str | None = None) -> dict:
     """A keys group's node from a run config (a plain dict or a DictConfig), as keyword arguments of
-    the dataclass that reads it; a key that is not one of its fields is one clear line."""
+    the dataclass that reads it; a key that is not one of its fields is one clear line. With
+    `option_key` (finetune's `mode`, compress's `method`), a key the node leaves out takes its value
+    from the YAML of the option that key names (`finetune.mode=gradual` alone gets
+    conf/finetune/gradual.yaml's unfreeze_at_epoch): the readers' defaults live in the YAML only."""
+    from bigmodel_cli.config.catalogue import groups, option_yaml
+
     node = dict(config.get(group) or {})
     known = [f.name for f in fields(settings_class)]
     unknown = [key for key in node if key not in known]
@@ -343,4 +348,7 @@ def keys_group_settings(config, group: str, settings_class) -> dict:
             f"{group}.{unknown[0]} is not a {group} setting; valid keys: {choices_text(known)} "
             f"(fix: pick {group} options from conf/{group})"
         )
-    return node
+    option = node.get(option_key) if option_key else None
+    if option in groups().get(group, ()):
+        node = {**option_yaml(group, option), **node}
+    return {key: value for key, value in node.items() if key in known}

@@ -19,6 +19,8 @@ from bigmodel_cli.atomic import atomic_path
 from bigmodel_cli.deploy.inputs import is_token_input, pad_to
 from bigmodel_cli.errors import UserError
 
+EXAMPLE_BATCH = 8  # the example batch an export traces with
+
 FORMATS = ("onnx", "pt2")
 SUFFIX = {"onnx": ".onnx", "pt2": ".pt2"}
 OPSET = 18
@@ -40,6 +42,10 @@ class Deployable(nn.Module):
         if self.normalise:
             x = (x.float() / 255 - self.mean) / self.std
         return self.backbone(x)
+
+
+def model_name(module) -> str:
+    return module.config["model"]["_target_"].rsplit(".", 1)[-1].lower()
 
 
 def deployable(module, datamodule) -> Deployable:

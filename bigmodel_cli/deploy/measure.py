@@ -75,3 +75,13 @@ def torch_size_mb(model: torch.nn.Module, where: Path) -> float:
         return size_mb(path)
     finally:
         path.unlink()
+
+
+def baseline_row(model, datamodule, inputs, where, repeats: int) -> dict:
+    """The checkpoint's model in PyTorch (eager, CPU): what every other row is compared with."""
+    return {
+        "file": "",
+        "size_mb": torch_size_mb(model, where),
+        "test_acc": accuracy(model, datamodule),
+        **latencies(model, inputs, repeats),
+    }

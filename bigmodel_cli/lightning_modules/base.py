@@ -2,7 +2,8 @@
 
 Each is built from the run's resolved config (a plain dict), which is also its only
 hyper-parameter: checkpoints therefore hold plain containers and load with
-torch.load(weights_only=True). The backbone comes from config["model"], the optimizer and schedule
+torch.load(weights_only=True). The keys groups it acts on come read already (training/settings.py):
+the regularizers and the finetune settings. The backbone comes from config["model"], the optimizer and schedule
 from their groups. The training techniques that do not depend on the task live here, so every task
 honours them: the regularizers (read by lightning_modules/regularization.py: the loss criterion with label
 smoothing, the explicit L1/L2 penalties, decoupled weight decay) and full-batch gradient descent
@@ -25,7 +26,7 @@ from bigmodel_cli.lightning_modules.regularization import Regularization
 
 
 class BackboneModule(pl.LightningModule):
-    def __init__(self, config: dict[str, Any]):
+    def __init__(self, config: dict[str, Any], regularization: Regularization, finetune: Finetune):
         super().__init__()
         self.save_hyperparameters({"config": config})
         self.config = config
@@ -35,7 +36,7 @@ class BackboneModule(pl.LightningModule):
             self.backbone.to(memory_format=torch.channels_last)
         # Which parameters decay, fixed now: a strategy may wrap and flatten them later (FSDP).
         self.decayed = decayed_names(self.backbone, prefix="backbone.")
-        self.regularization = Regularization.from_config(config)
+        self.regularization, self.finetune = regularization, finetune
         for note in self.regularization.notes(config["model"]):
             print(note)
         # optimizer=gd: one step per epoch on the full-batch gradient (schedules then count epochs).
@@ -54,7 +55,7 @@ class BackboneModule(pl.LightningModule):
 
     def configure_optimizers(self):
         self._decayed_weights = None  # the strategy has wrapped the model by now: find them again
-        lr_scales = Finetune.from_config(self.config).lr_scales(self.backbone)
+        lr_scales = self.finetune.lr_scales(self.backbone)
         optimizer = build_optimizer(self, self.optimizer_config(), self.allow, self.decayed, lr_scales)
         scheduler = build_scheduler(optimizer, self.config.get("scheduler"), self.allow, self.run_length)
         return {"optimizer": optimizer, "lr_scheduler": scheduler} if scheduler else optimizer

@@ -10,15 +10,17 @@ import torch
 from torch import nn
 from torchmetrics import MetricCollection
 
+from bigmodel_cli.callbacks.finetuning import Finetune
 from bigmodel_cli.lightning_modules.base import BackboneModule
 from bigmodel_cli.lightning_modules.metrics import RunningMean, classification_metrics
+from bigmodel_cli.lightning_modules.regularization import Regularization
 
 SPLITS = ("train", "val", "test")
 
 
 class ClassificationModule(BackboneModule):
-    def __init__(self, config: dict[str, Any]):
-        super().__init__(config)
+    def __init__(self, config: dict[str, Any], regularization: Regularization, finetune: Finetune):
+        super().__init__(config, regularization, finetune)
         num_classes = config["data"]["num_classes"]
         # Keys carry a suffix: a bare "train" would clash with nn.Module.train. Training metrics are
         # updated in batches of steps (BatchedUpdates), evaluation metrics every step.

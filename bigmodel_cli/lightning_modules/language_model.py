@@ -15,14 +15,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from bigmodel_cli.callbacks.finetuning import Finetune
 from bigmodel_cli.lightning_modules.base import BackboneModule
+from bigmodel_cli.lightning_modules.regularization import Regularization
 
 TOKENIZER_KEY = "tokenizer"
 
 
 class LanguageModelModule(BackboneModule):
-    def __init__(self, config: dict[str, Any]):
-        super().__init__(config)
+    def __init__(self, config: dict[str, Any], regularization: Regularization, finetune: Finetune):
+        super().__init__(config, regularization, finetune)
         self.tokenizer_state: dict | None = None
 
     def _step(self, batch, split: str) -> torch.Tensor:

@@ -7,7 +7,7 @@ conf/regularizer options (composable: `regularizer=[l2,dropout,ema]`) may set on
 - dropout, stochastic_depth: the backbone, whose conf/model YAML takes them as
   `${oc.select:regularizer.<key>,<default>}` (an explicit model.<key>=... wins); a model without
   the key gets a note here instead of silently ignoring it;
-- callbacks (early_stopping, ema): Lightning callbacks, added to the Trainer by training/assembly.
+- callbacks (early_stopping, ema): Lightning callbacks, added to the Trainer by training/pieces.build_trainer.
 """
 
 from __future__ import annotations

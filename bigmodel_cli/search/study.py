@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from bigmodel_cli.config.contracts import keys_group_settings
 from bigmodel_cli.errors import UserError, choices_text
 from bigmodel_cli.runs.secrets import mask_text, masked_url, unmask
 
@@ -40,28 +41,29 @@ WHOLE_NUMBERS = (
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """The `hparams_search` node of a run's config (conf/hparams_search/optuna.yaml explains each key)."""
+    """The `hparams_search` node of a run's config: every key is set by conf/hparams_search/optuna.yaml,
+    which explains each (no defaults here to drift from it)."""
 
-    study_name: str | None = None  # None: named after the sweep (named())
-    storage: str | None = None
-    sampler: str = "tpe"
-    n_startup_trials: int = 5
-    pruner: str = "none"
-    pruner_startup_trials: int = 3
-    pruner_warmup_epochs: int = 1
-    heartbeat_interval: int = 10
-    grace_period: int = 60
-    max_retry: int = 3
-    trial: int | None = None
+    study_name: str | None  # None: named after the sweep (named())
+    storage: str | None
+    sampler: str
+    n_startup_trials: int
+    pruner: str
+    pruner_startup_trials: int
+    pruner_warmup_epochs: int
+    heartbeat_interval: int
+    grace_period: int
+    max_retry: int
+    trial: int | None
 
     @classmethod
     def from_config(cls, config) -> SearchSettings:
-        node = dict(config.get("hparams_search") or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(node) - known)
-        if unknown:
+        node = keys_group_settings(config, "hparams_search", cls)
+        missing = [f.name for f in fields(cls) if f.name not in node]
+        if missing:
             raise UserError(
-                f"hparams_search.{unknown[0]} is not a search setting; valid keys: {choices_text(sorted(known))}"
+                f"hparams_search.{missing[0]} is not set; fix: pick the search with hparams_search=optuna "
+                f"(conf/hparams_search/optuna.yaml sets every key)"
             )
         settings = cls(**node)
         settings.check()

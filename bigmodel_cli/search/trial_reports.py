@@ -33,11 +33,10 @@ class ReportToTrial(pl.Callback):
             trainer.should_stop = True
 
 
-def trial_callback(cfg) -> ReportToTrial | None:
+def trial_callback(cfg, settings: SearchSettings | None) -> ReportToTrial | None:
     """The callback for a job the Optuna sweeper launched (hparams_search.trial set); None otherwise.
     Only rank 0 of a multirun job talks to the study: a DDP child, or a run re-run from a trial's
     saved config (bigmodel reproduce), joins the pruning decision without reporting anything."""
-    settings = SearchSettings.from_config(cfg) if cfg.get("hparams_search") else None
     if settings is None or settings.trial is None:
         return None
     return ReportToTrial(str(cfg.objective), open_trial(settings, cfg.trainer.get("max_epochs"), cfg.get("run_name")))

@@ -1,199 +1,139 @@
-"""Build the pieces of a run from its config: DataModule, LightningModule, Trainer.
+"""One assembly step: a run's config becomes its complete pieces here, for every subcommand.
 
-Everything is made from `_target_`s through the allowlisted instantiate. The model/data fit is
-checked here, before training, so a mismatch is one clear line rather than a shape error.
+The config is read once: each keys group into its settings object (training/settings.py), then
+each piece is built from its group (training/pieces.py) and handed what it reads. What comes out
+is ready to run: the Trainer has every callback in its list already, and nothing patches it later.
+
+- `assemble_training` (bigmodel train): where to resume from, the data, the module (another run's
+  weights for init_from=, the teacher for distill.teacher=), the checks before training, the
+  Trainer with the run's guards and the trial reporter, MLflow tags, the CSV log trimmed for a
+  resume, the lr for optimizer.lr=auto;
+- `assemble_pieces` (bigmodel lr-find): data, module and Trainer of a fresh run;
+- `assemble_checkpoint` (validate, test, predict): a checkpoint's module, its data and a Trainer;
+  the other commands after training use training/restore.py's `restore` alone.
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from bigmodel_cli.callbacks.finetuning import Finetune
-from bigmodel_cli.callbacks.pruning import Compress
-from bigmodel_cli.config.catalogue import check_model_fits_data, models_for
-from bigmodel_cli.config.instantiate import instantiate
-from bigmodel_cli.errors import UserError
-from bigmodel_cli.lightning_modules.regularization import Regularization
-
-# Callbacks that need a logger; dropped (with a note) when logger=none.
-NEEDS_LOGGER = ("LearningRateMonitor",)
-
-
-def plain(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config as plain containers: what checkpoints store as hyper-parameters."""
-    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
-
-
-def allowed(cfg) -> tuple[str, ...]:
-    return tuple(cfg.get("allow_targets") or ())
+from bigmodel_cli.callbacks.cuda_check import SettledCudaCheck
+from bigmodel_cli.callbacks.guards import NonFiniteLossGuard, SameStart, SaveOnSignal
+from bigmodel_cli.callbacks.header import RunHeader
+from bigmodel_cli.callbacks.resume_state import ResumeState
+from bigmodel_cli.checkpoints.plugin import AtomicCheckpointIO
+from bigmodel_cli.process_state import is_rank_zero
+from bigmodel_cli.runs import records, tracking
+from bigmodel_cli.runs.resume import checkpoint_to_resume, trim_csv_logs
+from bigmodel_cli.search.trial_reports import ReportToTrial, trial_callback
+from bigmodel_cli.training import lr_search
+from bigmodel_cli.training.distill import attach_teacher
+from bigmodel_cli.training.init_from import hand_over_tokenizer, initialise_from, transfer_table
+from bigmodel_cli.training.pieces import allowed, build_datamodule, build_module, build_trainer, plain, probe
+from bigmodel_cli.training.restore import restore
+from bigmodel_cli.training.settings import RunSettings
 
 
-def build_datamodule(data_cfg, allow=()):
-    from hydra.errors import InstantiationException
-
-    try:
-        return instantiate(data_cfg, allow)
-    except InstantiationException as exc:
-        if isinstance(exc.__cause__, UserError):  # a constructor's one-line error, not Hydra's wrapper
-            raise exc.__cause__ from None
-        raise
+@dataclass
+class Pieces:
+    datamodule: Any
+    module: Any
+    trainer: Any
 
 
-# data.task -> the LightningModule that trains a backbone for it.
-TASK_MODULES = {
-    "classification": "bigmodel_cli.lightning_modules.classifier.ClassificationModule",
-    "language_modeling": "bigmodel_cli.lightning_modules.language_model.LanguageModelModule",
-    "masked_lm": "bigmodel_cli.lightning_modules.masked_lm.MaskedLMModule",
-}
+@dataclass
+class TrainingRun(Pieces):
+    settings: RunSettings
+    ckpt_path: str | None  # the checkpoint fit continues from (resume=, a requeued job), or None
+    resume_state: ResumeState
+    reports: ReportToTrial | None  # a job of an Optuna sweep: reports to its trial
+
+    def fit(self) -> None:
+        self.trainer.fit(self.module, datamodule=self.datamodule, ckpt_path=self.ckpt_path)
 
 
-# Tasks whose module reads one prediction per token, and the model made for each.
-PER_TOKEN_TASKS = {"language_modeling": "model=gpt", "masked_lm": "model=bert"}
+def assemble_training(cfg: DictConfig) -> TrainingRun:
+    settings = RunSettings.read(cfg)
+    ckpt_path = checkpoint_to_resume(cfg)
+    datamodule = build_datamodule(cfg.data, allowed(cfg))
+    module = build_module(plain(cfg), settings)
+    if cfg.get("init_from"):
+        start_from(cfg, module, datamodule)
+    if cfg.distill.teacher:
+        distilling = attach_teacher(cfg, module, datamodule)
+        if is_rank_zero():
+            print(distilling)
+    probe(module, datamodule)
+    resume_state = ResumeState()
+    reports = trial_callback(cfg, settings.search)
+    run_dir = os.path.abspath(cfg.paths.output_dir)
+    trainer = build_trainer(
+        cfg,
+        settings,
+        # The random state first: it is restored before any other callback's epoch start can draw.
+        first=[resume_state, RunHeader(cfg.paths.output_dir, hydra_choice("model"), hydra_choice("data"))],
+        last=[
+            NonFiniteLossGuard(),
+            SaveOnSignal(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"),
+            SettledCudaCheck(),
+            SameStart(run_dir, os.path.abspath(ckpt_path) if ckpt_path else None),
+            *([reports] if reports is not None else []),
+        ],
+        plugins=[AtomicCheckpointIO()],
+    )
+    tracked = tracking.start(trainer, cfg)
+    if tracked:
+        records.update_run(cfg.paths.output_dir, mlflow=tracked)
+    trim_csv_logs(trainer, ckpt_path if cfg.get("resume") else None)
+    if lr_search.wants_search(cfg):
+        if ckpt_path:
+            lr_search.reuse(cfg, module, ckpt_path)
+        else:
+            lr_search.tune(cfg, module, datamodule, trainer)
+    return TrainingRun(datamodule, module, trainer, settings, ckpt_path, resume_state, reports)
 
 
-def build_module(config: dict[str, Any]):
-    """The LightningModule for the data's task around the configured backbone. A backbone that
-    refuses its settings (a UserError in its constructor) is reported as that one line."""
-    from hydra.errors import InstantiationException
-    from hydra.utils import get_class
-
-    check_model_fits_data(config)
-    task = config["data"].get("task", "classification")
-    if task not in TASK_MODULES:
-        raise UserError(
-            f"data.task={task} is not known; valid choices: {', '.join(TASK_MODULES)} (fix: data.task=classification)"
-        )
-    try:
-        return get_class(TASK_MODULES[task])(config)
-    except InstantiationException as exc:
-        if isinstance(exc.__cause__, UserError):
-            modality = config["data"].get("modality", "image")
-            raise UserError(
-                f"{exc.__cause__}; models that fit {modality} data: {', '.join(models_for(modality))}"
-            ) from None
-        raise
+def assemble_pieces(cfg: DictConfig) -> Pieces:
+    settings = RunSettings.read(cfg)
+    datamodule = build_datamodule(cfg.data, allowed(cfg))
+    module = build_module(plain(cfg), settings)
+    probe(module, datamodule)
+    return Pieces(datamodule, module, build_trainer(cfg, settings))
 
 
-def probe(module, datamodule) -> None:
-    """One forward pass on a dummy batch of the data's shape; a failure becomes a UserError."""
-    import torch
-
-    example = datamodule.example_input()
-    module.eval()
-    try:
-        with torch.no_grad():
-            out = module(example)
-    except RuntimeError as exc:
-        raise UserError(
-            f"the model cannot read this data's inputs of shape {tuple(example.shape)}: "
-            f"{str(exc).splitlines()[0]}; fix: adjust the model's sizes or pick another model"
-        ) from None
-    finally:
-        module.train()
-    task = getattr(module, "config", {}).get("data", {}).get("task", "classification")
-    if task in PER_TOKEN_TASKS and tuple(out.shape[:-1]) != tuple(example.shape[:2]):
-        name = type(getattr(module, "backbone", module)).__name__
-        raise UserError(
-            f"model {name} gives one prediction per sequence (outputs of shape {tuple(out.shape)}), and "
-            f"data.task={task} needs one for every token ({' x '.join(map(str, example.shape[:2]))} x vocabulary); "
-            f"fix: a model that predicts tokens ({PER_TOKEN_TASKS[task]})"
-        )
-    expected = datamodule.num_classes
-    if out.shape[-1] != expected:
-        raise UserError(
-            f"the model outputs {out.shape[-1]} classes but the data has {expected}; "
-            f"fix: model.num_classes=${{data.num_classes}}"
-        )
-    module.example_input_array = example
-    Finetune.from_config(module.config).check_trainable(module.backbone)
-    probe_optimization(module)
+def assemble_checkpoint(cfg: DictConfig) -> Pieces:
+    module, datamodule = restore(cfg)
+    return Pieces(datamodule, module, build_trainer(cfg, RunSettings.read(cfg)))
 
 
-def probe_optimization(module) -> None:
-    """Build the run's optimizer and schedule once on the module's parameters, before training: a
-    setting their constructors refuse (a value out of their range, onecycle's momentum cycling on
-    an optimizer without momentum) is one line here instead of an error inside trainer.fit."""
-    from bigmodel_cli.lightning_modules.optim import build_optimizer, build_scheduler
+def start_from(cfg: DictConfig, module, datamodule) -> None:
+    """init_from=: the matching weights of another run (and its tokenizer), one table of what came along."""
+    transfer = initialise_from(module, str(cfg.init_from), plain(cfg))
+    hand_over_tokenizer(datamodule, transfer, str(cfg.init_from), cfg.data.get("vocab_size"))
+    records.update_run(
+        cfg.paths.output_dir,
+        init_from={
+            "source": str(cfg.init_from),
+            "loaded": transfer.loaded,
+            "reinitialised": [name for name, _, _ in transfer.reinitialised],
+            "unused": [name for name, _ in transfer.unused],
+        },
+    )
+    if is_rank_zero():
+        from rich.console import Console
 
-    config = getattr(module, "config", None) or {}
-    optimizer_cfg = dict(module.optimizer_config()) if hasattr(module, "optimizer_config") else {}
-    if optimizer_cfg.get("lr") == "auto":  # the finder sets the lr later; any number builds them now
-        optimizer_cfg["lr"] = 1e-3
-    lr = optimizer_cfg.get("lr", 0.0)
-    if not optimizer_cfg.get("_target_") or isinstance(lr, bool) or not isinstance(lr, (int, float)):
-        return  # nothing to build, or an lr that build_optimizer itself explains
-    scheduler_cfg = config.get("scheduler")
-    try:
-        optimizer = build_optimizer(module, optimizer_cfg, allowed(config))
-        build_scheduler(optimizer, scheduler_cfg, allowed(config), lambda interval: 100)
-    except ValueError as exc:
-        names = [
-            f"{group}={node['_target_'].rsplit('.', 1)[-1]}"
-            for group, node in (("optimizer", optimizer_cfg), ("scheduler", scheduler_cfg or {}))
-            if node.get("_target_")
-        ]
-        raise UserError(
-            f"{' with '.join(names)} cannot be built with these settings: {str(exc).splitlines()[0]}; "
-            f"fix: change the optimizer.* or scheduler.* value it names, or pick another optimizer or scheduler"
-        ) from None
+        Console().print(transfer_table(transfer, str(cfg.init_from)))
 
 
-def build_trainer(cfg: DictConfig, **overrides):
-    """The Trainer with the config's callbacks and loggers (null entries are skipped)."""
-    allow = allowed(cfg)
-    loggers = [instantiate(node, allow) for node in (cfg.get("logger") or {}).values() if node]
-    # The callbacks group, then the regularizers that work through a callback (ema, early_stopping);
-    # a regularizer's entry replaces a callbacks entry of the same name.
-    named = {**(cfg.get("callbacks") or {}), **Regularization.from_config(cfg).callbacks}
-    callbacks = []
-    for name, node in named.items():
-        if not node:
-            continue
-        if not loggers and node["_target_"].rsplit(".", 1)[-1] in NEEDS_LOGGER:
-            print(f"note: callbacks.{name} needs a logger and is skipped with logger=none")
-            continue
-        callbacks.append(instantiate(node, allow))
-    for technique in (Finetune.from_config(cfg).callback(), Compress.from_config(cfg).callback()):
-        if technique is not None:
-            callbacks.append(technique)
-    if cfg.trainer.get("fast_dev_run"):
-        # fast_dev_run writes no checkpoints, but Lightning's ModelCheckpoint still saves last.ckpt
-        # when training ends: leave the checkpoint callbacks out.
-        from pytorch_lightning.callbacks import ModelCheckpoint
+def hydra_choice(group: str) -> str | None:
+    """The option picked for a config group (`model=cnn` -> "cnn"); None outside a Hydra app."""
+    from hydra.core.hydra_config import HydraConfig
 
-        callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
-    overrides = quiet_defaults(cfg, callbacks) | overrides
-    from hydra.errors import InstantiationException
-    from lightning_fabric.utilities.exceptions import MisconfigurationException
-
-    try:
-        return instantiate(cfg.trainer, allow, callbacks=callbacks, logger=loggers or False, **overrides)
-    except InstantiationException as exc:
-        # Lightning's accelerator connector says what cannot run here (no GPU, FSDP off GPU,
-        # bad precision) with MisconfigurationException or ValueError.
-        if not isinstance(exc.__cause__, (MisconfigurationException, ValueError)):
-            raise
-        t = cfg.trainer
-        strategy = t.get("strategy")
-        strategy = strategy.get("_target_", strategy) if isinstance(strategy, DictConfig) else strategy
-        raise UserError(
-            f"trainer settings accelerator={t.get('accelerator')} devices={t.get('devices')} "
-            f"strategy={strategy} precision={t.get('precision')} cannot run here: {str(exc.__cause__).splitlines()[0]}; "
-            f"fix: change that setting (accelerator=cpu or auto when the hardware is missing)"
-        ) from None
-
-
-def quiet_defaults(cfg: DictConfig, callbacks: list) -> dict[str, bool]:
-    """With no progress bar (or model summary) among the callbacks, Lightning would add its own
-    (a tqdm bar refreshed every step); `callbacks.progress_bar=null` means none at all, unless the
-    trainer group sets enable_progress_bar / enable_model_summary itself."""
-    from pytorch_lightning.callbacks import ModelSummary, ProgressBar
-
-    wanted = {"enable_progress_bar": ProgressBar, "enable_model_summary": ModelSummary}
-    return {
-        flag: False
-        for flag, kind in wanted.items()
-        if cfg.trainer.get(flag) is None and not any(isinstance(c, kind) for c in callbacks)
-    }
+    if not HydraConfig.initialized():
+        return None
+    return HydraConfig.get().runtime.choices.get(group)

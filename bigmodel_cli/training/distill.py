@@ -7,12 +7,13 @@ from bigmodel_cli.checkpoints.files import load_checkpoint, saved_config
 from bigmodel_cli.config.instantiate import check_targets
 from bigmodel_cli.errors import UserError
 from bigmodel_cli.lightning_modules.distillation import Distiller
-from bigmodel_cli.training.assembly import allowed, build_datamodule, build_module
 from bigmodel_cli.training.init_from import checkpoint_path, model_name
+from bigmodel_cli.training.pieces import allowed, build_datamodule, build_module
 
 
-def attach_teacher(cfg, module) -> str:
-    """Give `module` a Distiller around the teacher named by cfg.distill; returns a line saying so."""
+def attach_teacher(cfg, module, datamodule) -> str:
+    """Give `module` a Distiller around the teacher named by cfg.distill, once the teacher is
+    checked on a batch of the run's data; returns a line saying so."""
     distill = cfg.distill
     source = str(distill.teacher)
     if not 0 <= float(distill.alpha) <= 1 or float(distill.temperature) <= 0:
@@ -33,7 +34,7 @@ def attach_teacher(cfg, module) -> str:
         )
     teacher = build_module(config)
     teacher.load_state_dict(checkpoint["state_dict"])
-    check_teacher_reads(teacher.backbone, config, cfg, source)
+    check_teacher_reads(teacher.backbone, config, cfg, source, datamodule.example_input(2))
     module.distiller = Distiller(teacher.backbone, float(distill.temperature), float(distill.alpha))
     count = sum(p.numel() for p in teacher.backbone.parameters())
     return f"distilling from {model_name(config)} ({count:,} parameters) at T={distill.temperature}, alpha={distill.alpha}: {source}"
@@ -54,12 +55,11 @@ def input_shape(data_config: dict, allow) -> str:
         return " x ".join(map(str, sizes)) if None not in sizes else f"{data_config.get('max_length', '?')} tokens"
 
 
-def check_teacher_reads(teacher, teacher_config: dict, cfg, source: str) -> None:
+def check_teacher_reads(teacher, teacher_config: dict, cfg, source: str, example) -> None:
     """One forward pass of the teacher on a dummy batch of the student's data, before training:
     a teacher trained on inputs of another shape is one line naming both, not a crash mid-epoch."""
     import torch
 
-    example = build_datamodule(cfg.data, allowed(cfg)).example_input(2)
     try:
         with torch.no_grad():
             out = teacher.eval()(example)

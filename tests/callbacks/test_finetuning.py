@@ -35,8 +35,8 @@ def run_keeping_states(cfg, monkeypatch) -> tuple[dict, list[dict], dict, object
         seen["trainer"].callbacks.append(EpochStates())
         return seen["trainer"]
 
-    monkeypatch.setattr(train, "build_module", keep_module)
-    monkeypatch.setattr(train, "build_trainer", keep_trainer)
+    monkeypatch.setattr(assembly, "build_module", keep_module)
+    monkeypatch.setattr(assembly, "build_trainer", keep_trainer)
     train.run(cfg)
     return seen["start"], seen["epochs"], seen["module"], seen["trainer"]
 

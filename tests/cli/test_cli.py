@@ -322,3 +322,24 @@ def test_a_reader_that_leaves_early_is_no_error(tmp_path):
     process.stdout.close()
     err = process.stderr.read().decode()
     assert process.wait(timeout=60) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_help_with_an_option_names_the_code_that_builds_and_reads_it(cli):
+    """`bigmodel train --help group=option`: the option's file, its _target_ and its reader, each
+    with a file:line that holds that definition; a wrong option is one line, exit 2."""
+    import re
+
+    from bigmodel_cli.cli.readers import SOURCE_ROOT
+
+    code, out, _ = cli("train", "--help", "regularizer=l1", "accelerator=ddp", "model=cnn")
+    assert code == 0, out
+    assert "regularizer=l1: conf/regularizer/l1.yaml" in out and "l1=1e-05" in out
+    assert "read by  bigmodel_cli.lightning_modules.regularization:Regularization" in out
+    assert "builds   bigmodel_cli.models.cnn.CNN" in out and "builds   bigmodel_cli.training.strategies.ddp" in out
+    places = re.findall(r"[:.](\w+)  ([\w/]+\.py):(\d+)", out)
+    assert len(places) >= 5
+    for name, path, line in places:
+        text = (SOURCE_ROOT / path).read_text().splitlines()[int(line) - 1]
+        assert re.match(rf"(class|def) {name}\b", text), f"{path}:{line} is not {name}: {text}"
+    code, _, err = cli("train", "--help", "regularizer=l9")
+    assert code == 2 and "regularizer=l9 is not an option; valid choices: dropout" in err

@@ -69,3 +69,50 @@ def test_the_regularizer_contract_is_what_its_reader_reads():
     assert set(CONTRACTS["regularizer"].keys) == {f.name for f in dataclasses.fields(Regularization)}
     with pytest.raises(UserError, match="regularizer.l3 is not a regularizer setting; valid keys: l1, l2"):
         Regularization.from_config({"regularizer": {"l3": 0.1}})
+
+
+@pytest.mark.parametrize("group", sorted(CONTRACTS))
+def test_each_contract_names_code_that_exists(group):
+    """read_by is real references: each `module:name` imports and names a function or class."""
+    import importlib
+
+    assert CONTRACTS[group].read_by, f"{group}: no reader named"
+    for reference in CONTRACTS[group].read_by:
+        module, _, name = reference.partition(":")
+        assert callable(getattr(importlib.import_module(module), name)), reference
+
+
+@pytest.mark.parametrize(
+    ("group", "reader", "fields"),
+    [
+        ("finetune", "bigmodel_cli.callbacks.finetuning:Finetune", None),
+        ("compress", "bigmodel_cli.callbacks.pruning:Compress", None),
+        ("hparams_search", "bigmodel_cli.search.study:SearchSettings", "hparams_search"),
+    ],
+)
+def test_a_keys_group_reader_has_no_default_of_its_own_for_what_its_yaml_sets(group, reader, fields):
+    """Defaults live in the YAML only: every value an option sets, its reader's dataclass either
+    lacks a default for or leaves at None/"none" (the group switched off)."""
+    import importlib
+
+    module, _, name = reader.partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+    for option in catalogue.groups()[group]:
+        node = catalogue.option_yaml(group, option)
+        node = node.get(fields, {}) if fields else node
+        duplicated = {k: v for k, v in node.items() if k in defaults and defaults[k] not in (None, "none")}
+        assert duplicated == {}, f"{group}={option}: {reader} repeats {duplicated}"
+
+
+def test_a_mode_alone_takes_the_rest_of_its_settings_from_its_option_yaml():
+    from bigmodel_cli.callbacks.finetuning import Finetune
+    from bigmodel_cli.callbacks.pruning import Compress
+
+    gradual = catalogue.option_yaml("finetune", "gradual")
+    made = Finetune.from_config({"finetune": {"mode": "gradual", "backbone_lr_factor": 0.5}})
+    assert made.unfreeze_at_epoch == gradual["unfreeze_at_epoch"] and made.backbone_lr_factor == 0.5
+    assert (
+        Compress.from_config({"compress": {"method": "prune"}}).amount
+        == catalogue.option_yaml("compress", "prune")["amount"]
+    )

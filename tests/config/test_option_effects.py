@@ -23,7 +23,7 @@ from bigmodel_cli.commands import train
 from bigmodel_cli.config import catalogue
 from bigmodel_cli.config.catalogue import conf_dir, option_yaml
 from bigmodel_cli.lightning_modules.optim import build_optimizer
-from bigmodel_cli.training.assembly import build_datamodule, build_module, build_trainer, plain
+from bigmodel_cli.training.pieces import build_datamodule, build_module, build_trainer, plain
 from tests.conftest import FAST, fitted, record_batches
 
 EFFECTS: dict[str, str] = {

@@ -215,7 +215,7 @@ def split_tensors(dataset) -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.mark.parametrize("option", ["digits", "synthetic", "text_csv"])
 def test_runs_that_differ_only_in_seed_share_val_and_test(option, compose_cfg, tmp_path):
-    from bigmodel_cli.training.assembly import build_datamodule
+    from bigmodel_cli.training.pieces import build_datamodule
     from tests.support.data_files import write_text_table
 
     extra = {
@@ -287,7 +287,7 @@ def write_files_for(option: str, root: Path) -> int:
 def test_data_root_is_where_file_backed_datasets_are_read(option, compose_cfg, tmp_path):
     """data.root=<dir> (as README and the YAML comments say) is where the files are read; its
     default is paths.data_dir."""
-    from bigmodel_cli.training.assembly import build_datamodule
+    from bigmodel_cli.training.pieces import build_datamodule
 
     elsewhere = tmp_path / "elsewhere"
     count = write_files_for(option, elsewhere)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from bigmodel_cli.data.tensor_images import convert_images
-from bigmodel_cli.training.assembly import allowed, build_datamodule
+from bigmodel_cli.training.pieces import allowed, build_datamodule
 
 
 def datamodule(compose_cfg, overrides):

@@ -74,7 +74,7 @@ def test_batched_augmentation_matches_per_sample(transforms):
 
 
 def test_tensor_loader_is_the_default_and_augments_only_training(compose_cfg):
-    from bigmodel_cli.training.assembly import build_datamodule
+    from bigmodel_cli.training.pieces import build_datamodule
 
     with compose_cfg("train", ["augmentation=flip_crop"]) as cfg:
         datamodule = build_datamodule(cfg.data)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bigmodel_cli.data.text import TextDataModule
-from bigmodel_cli.training.assembly import build_datamodule
+from bigmodel_cli.training.pieces import build_datamodule
 from tests.conftest import FAST
 from tests.support.data_files import FILLER, NEGATIVE, POSITIVE
 

@@ -11,7 +11,7 @@ import torch
 
 from bigmodel_cli.deploy.export import deployable, export, runner
 from bigmodel_cli.deploy.inputs import held_out_inputs, longest_input
-from bigmodel_cli.training.assembly import build_datamodule, build_module, plain, probe
+from bigmodel_cli.training.pieces import build_datamodule, build_module, plain, probe
 from tests.models.test_models import FITS, tiny_overrides
 from tests.support.data_files import prepare_files_for
 

@@ -41,3 +41,12 @@ def test_default_train_console_is_quiet_and_informative(tmp_path):
     (run,) = (tmp_path / "outputs" / "train").iterdir()
     log = (run / "train.log").read_text()
     assert "GPU available" in log and "is deprecated" in log
+    # The log file is the map from option to code: each piece built, by its _target_ (not on screen).
+    for line in (
+        "data: bigmodel_cli.data.image.ImageDataModule",
+        "module: bigmodel_cli.lightning_modules.classifier.ClassificationModule around model bigmodel_cli.models.cnn.CNN",
+        "callbacks.last_checkpoint: bigmodel_cli.callbacks.last_checkpoint.LatestCheckpoint",
+        "logger.csv: pytorch_lightning.loggers.CSVLogger",
+        "trainer: pytorch_lightning.Trainer with callbacks ResumeState, RunHeader,",
+    ):
+        assert line in log and line not in console, line

@@ -10,7 +10,7 @@ import torch
 from bigmodel_cli.commands import train
 from bigmodel_cli.errors import UserError
 from bigmodel_cli.lightning_modules.distillation import soft_target_loss
-from bigmodel_cli.training.assembly import build_module, plain
+from bigmodel_cli.training.pieces import build_datamodule, build_module, plain
 
 STUDENT = ["model=mlp", "trainer.max_epochs=2"]
 
@@ -18,7 +18,6 @@ STUDENT = ["model=mlp", "trainer.max_epochs=2"]
 def disagreement(student_dir, teacher_dir, temperature=4.0) -> float:
     """Mean KL(teacher || student) at temperature T on the digits' test split."""
     from bigmodel_cli.checkpoints.files import load_checkpoint, saved_config
-    from bigmodel_cli.training.assembly import build_datamodule
 
     logits = []
     for run in (teacher_dir, student_dir):
@@ -57,7 +56,7 @@ def test_alpha_zero_is_the_plain_loss(digits_run, compose_cfg):
 
     with compose_cfg("train", ["model=mlp", f"distill.teacher={digits_run}", "distill.alpha=0.0"]) as cfg:
         module = build_module(plain(cfg))
-        attach_teacher(cfg, module)
+        attach_teacher(cfg, module, build_datamodule(cfg.data))
     torch.manual_seed(0)
     x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))
     logits = module(x)
@@ -73,7 +72,7 @@ def test_a_teacher_of_other_data_is_one_line(digits_run, compose_cfg):
     with compose_cfg("train", ["data=synthetic", "data.num_classes=3", f"distill.teacher={digits_run}"]) as cfg:
         module = build_module(plain(cfg))
         with pytest.raises(UserError, match="predicts 10 classes"):
-            attach_teacher(cfg, module)
+            attach_teacher(cfg, module, build_datamodule(cfg.data))
 
 
 def test_a_teacher_of_another_input_shape_is_one_line_before_training(digits_run, cli, in_tmp_cwd):

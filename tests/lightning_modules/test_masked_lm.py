@@ -16,6 +16,7 @@ from bigmodel_cli.commands import train
 from bigmodel_cli.data.corpus import SPECIALS
 from bigmodel_cli.errors import UserError
 from bigmodel_cli.lightning_modules.masked_lm import IGNORE, MASK_ID, mask_tokens
+from bigmodel_cli.training import assembly
 from tests.conftest import FAST
 
 
@@ -86,13 +87,13 @@ def test_bert_pretraining_then_fine_tuning_shares_the_vocabulary(compose_cfg, tm
     write_labeled(tmp_path / "labeled.csv")
     finetune = ["model=bert", "data=text_csv", f"data.path={tmp_path / 'labeled.csv'}", "data.max_length=64", *FAST]
     seen = {}
-    build = train.build_datamodule
+    build = assembly.build_datamodule
 
     def keep(*args, **kwargs):
         seen["data"] = build(*args, **kwargs)
         return seen["data"]
 
-    monkeypatch.setattr(train, "build_datamodule", keep)
+    monkeypatch.setattr(assembly, "build_datamodule", keep)
     with compose_cfg("train", [*finetune, "data.vocab_size=500", f"init_from={source}"], name="finetuned") as cfg:
         train.run(cfg)
     out = capsys.readouterr().out
@@ -157,7 +158,7 @@ def test_a_vocabulary_smaller_than_vocab_size_pretrains_and_fine_tunes_as_it_is(
     labeled.write_text("text,label\n" + "".join(f"{WORDS[i % 22]} {WORDS[(i * 7) % 22]},{i % 2}\n" for i in range(80)))
     finetune = ["model=bert", "data=text_csv", f"data.path={labeled}", "data.max_length=64", *FAST]
     kept = {}
-    build, initialise = train.build_module, train.initialise_from
+    build, initialise = assembly.build_module, assembly.initialise_from
 
     def keep_module(*args, **kwargs):
         kept["module"] = build(*args, **kwargs)
@@ -167,8 +168,8 @@ def test_a_vocabulary_smaller_than_vocab_size_pretrains_and_fine_tunes_as_it_is(
         kept["transfer"] = initialise(*args, **kwargs)
         return kept["transfer"]
 
-    monkeypatch.setattr(train, "build_module", keep_module)
-    monkeypatch.setattr(train, "initialise_from", keep_transfer)
+    monkeypatch.setattr(assembly, "build_module", keep_module)
+    monkeypatch.setattr(assembly, "initialise_from", keep_transfer)
     for vocab_size in (8000, 25):
         overrides = [*finetune, f"data.vocab_size={vocab_size}", f"init_from={source}", "optimizer.lr=1e-9"]
         with compose_cfg("train", overrides, name=f"finetuned{vocab_size}") as cfg:

@@ -17,7 +17,7 @@ from bigmodel_cli.config import catalogue
 from bigmodel_cli.config.catalogue import option_yaml
 from bigmodel_cli.config.instantiate import instantiate
 from bigmodel_cli.lightning_modules.optim import decayed_names, decayed_parameters, parameter_groups
-from bigmodel_cli.training.assembly import build_module, plain
+from bigmodel_cli.training.pieces import build_module, plain
 from tests.conftest import FAST, fitted
 
 # One short run per task module: the default classifier, and a tiny GPT on the built-in text.

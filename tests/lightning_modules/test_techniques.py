@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from bigmodel_cli.commands import lr_find, train
+from bigmodel_cli.training import lr_search
 from tests.conftest import FAST, fitted, record_batches
 
 # A short run that keeps every batch of an epoch (no limit_train_batches), logs nothing.
@@ -25,7 +26,7 @@ def test_gd_takes_one_optimizer_step_per_epoch(compose_cfg, monkeypatch):
 
 def test_gd_gradient_is_the_full_batch_gradient(compose_cfg):
     """The accumulated, weighted gradient equals the gradient of the mean loss over all samples."""
-    from bigmodel_cli.training.assembly import build_datamodule, build_module, plain
+    from bigmodel_cli.training.pieces import build_datamodule, build_module, plain
 
     with compose_cfg("train", ["optimizer=gd", "model=mlp", "data.batch_size=500"]) as cfg:
         datamodule = build_datamodule(cfg.data)
@@ -65,7 +66,7 @@ def test_mixing_gives_soft_targets_to_the_loss(option, compose_cfg, monkeypatch)
 
 def test_soft_target_loss_and_metrics(compose_cfg):
     from bigmodel_cli.lightning_modules.classifier import hard_labels
-    from bigmodel_cli.training.assembly import build_module, plain
+    from bigmodel_cli.training.pieces import build_module, plain
 
     with compose_cfg("train", ["regularizer=label_smoothing"]) as cfg:
         module = build_module(plain(cfg))
@@ -105,7 +106,7 @@ def test_ema_weights_are_validated_and_saved(compose_cfg, monkeypatch):
 
 def test_adamw_exempts_norms_and_biases_from_decay(compose_cfg):
     from bigmodel_cli.lightning_modules.optim import build_optimizer
-    from bigmodel_cli.training.assembly import build_module, plain
+    from bigmodel_cli.training.pieces import build_module, plain
 
     with compose_cfg("train", ["optimizer=adamw"]) as cfg:
         module = build_module(plain(cfg))
@@ -156,13 +157,13 @@ def test_lr_find_suggests_and_plots(compose_cfg, capsys):
 
 def test_train_with_lr_auto_trains_with_the_suggestion(compose_cfg, monkeypatch):
     found = []
-    find = lr_find.find_lr
+    find = lr_search.find_lr
 
     def spy(*args, **kwargs):
         found.append(find(*args, **kwargs)[0])
         return found[-1], Path("plot.png")
 
-    monkeypatch.setattr(lr_find, "find_lr", spy)
+    monkeypatch.setattr(lr_search, "find_lr", spy)
     with compose_cfg(
         "train",
         ["optimizer.lr=auto", "lr_find.num_training=20", "trainer.max_epochs=1", "test_after_fit=false", *SHORT],
@@ -208,7 +209,7 @@ def test_gd_says_it_steps_on_the_full_batch(cli):
 def test_channels_last_trains_convolutions_in_nhwc_with_the_same_outputs(compose_cfg, monkeypatch):
     """channels_last=true: the convolution weights are channels-last through training (so the
     activations are), and the layout changes no number: a fresh model computes what NCHW does."""
-    from bigmodel_cli.training.assembly import build_module, plain
+    from bigmodel_cli.training.pieces import build_module, plain
 
     layouts = []
 

@@ -14,7 +14,7 @@ import torch
 from bigmodel_cli.config import catalogue
 from bigmodel_cli.config.catalogue import data_for, default_choices, model_modalities
 from bigmodel_cli.errors import UserError
-from bigmodel_cli.training.assembly import build_datamodule, build_module, plain, probe
+from bigmodel_cli.training.pieces import build_datamodule, build_module, plain, probe
 from tests.conftest import FAST
 from tests.support.data_files import prepare_files_for, write_text_table
 

@@ -152,9 +152,11 @@ def test_each_pruner_stops_trials_far_below_the_others_and_none_never_does(prune
     rung, except in hyperband's bracket that has no rung before the last epoch)."""
     import optuna
 
+    from bigmodel_cli.config.catalogue import option_yaml
     from bigmodel_cli.search.study import SearchSettings, make_pruner
 
-    settings = SearchSettings(pruner=pruner, pruner_startup_trials=2, pruner_warmup_epochs=1)
+    node = {**option_yaml("hparams_search", "optuna")["hparams_search"], "storage": None}
+    settings = SearchSettings(**{**node, "pruner": pruner, "pruner_startup_trials": 2, "pruner_warmup_epochs": 1})
     study = optuna.create_study(study_name="pruners", direction="maximize", pruner=make_pruner(settings, max_epochs=9))
 
     def run_trial(value: float) -> list[bool]:

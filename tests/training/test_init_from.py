@@ -16,8 +16,8 @@ from rich.console import Console
 
 from bigmodel_cli.commands import train
 from bigmodel_cli.errors import UserError
-from bigmodel_cli.training.assembly import build_module, plain
 from bigmodel_cli.training.init_from import initialise_from, transfer_table
+from bigmodel_cli.training.pieces import build_module, plain
 from tests.conftest import FAST
 
 # Two-class 8x8 images: the same CNN body as digits, a head for 2 classes instead of 10.
