@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from bigmodel_cli.config.catalogue import groups
+from bigmodel_cli.config.contracts import owned_trainer_key
 from bigmodel_cli.config.keys import closest, closest_key
 from bigmodel_cli.errors import choices_text
 
@@ -40,6 +41,8 @@ def hydra_message_to_line(exc: BaseException) -> str | None:
     unknown_key = re.search(r"Could not override '([^']+)'", text)
     if unknown_key:
         key = unknown_key.group(1)
+        if owned_trainer_key(key):
+            return owned_trainer_key(key)
         return (
             f"unknown config key '{key}'; {did_you_mean('', closest_key(key))}check the spelling with `bigmodel train --cfg job`, "
             f"or add a new key explicitly with +{key}=..."

@@ -224,6 +224,9 @@ CONTRACTS: dict[str, Contract] = {
             ("limit_*_batches", NON_NEGATIVE),
             ("gradient_clip_val", NON_NEGATIVE),
             ("val_check_interval", POSITIVE),
+            ("min_steps", NON_NEGATIVE),
+            ("num_sanity_val_steps", Rule(lambda v: v >= -1, "0 or more (or -1 for every validation batch)")),
+            ("reload_dataloaders_every_n_epochs", NON_NEGATIVE),
         ),
     ),
     "accelerator": Contract(
@@ -295,6 +298,23 @@ CONTRACTS: dict[str, Contract] = {
         keys=("run", "sweep", "job", "callbacks", "job_logging"),
     ),
 }
+
+
+# Trainer arguments bigmodel passes itself, and where a user sets what they hold instead.
+TRAINER_OWNED = {
+    "callbacks": "callbacks=<option> or callbacks.<name>.<key>=... (and regularizer=early_stopping|ema)",
+    "logger": "logger=csv|tensorboard|mlflow|none",
+    "plugins": "trainer.precision=<precision> (bigmodel adds its own checkpoint IO plugin)",
+    "default_root_dir": "run_name=<name> or hydra.run.dir=<dir> (the run directory)",
+}
+
+
+def owned_trainer_key(key: str) -> str | None:
+    """The line for `trainer.<key>` when bigmodel passes that Trainer argument itself; else None."""
+    name = key.removeprefix("+").removeprefix("trainer.")
+    if not key.lstrip("+").startswith("trainer.") or name not in TRAINER_OWNED:
+        return None
+    return f"trainer.{name} is set by bigmodel, not through the trainer group; fix: {TRAINER_OWNED[name]}"
 
 
 # The primary configs' own keys (train.yaml, generate.yaml, ...), and rules for a key wherever it is.

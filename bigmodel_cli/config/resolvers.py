@@ -35,6 +35,13 @@ def fast_precision(accelerator: str) -> str:
     return "bf16-mixed" if accelerator in ("cpu", "auto") and amx else "32-true"
 
 
+def epochs_unless_steps(epochs: int, max_steps) -> int:
+    """trainer.max_epochs's default: `epochs`, or no epoch limit (-1) when trainer.max_steps is set,
+    so that `trainer.max_steps=2000` alone trains 2000 steps (Lightning stops at whichever limit
+    comes first). An explicit trainer.max_epochs replaces this and keeps both limits."""
+    return -1 if max_steps not in (None, -1) else int(epochs)
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("run_id"):
         # Cached: every reference to ${run_id:} in one config is the same directory.
@@ -44,6 +51,8 @@ def register_resolvers() -> None:
     if not OmegaConf.has_resolver("floordiv"):
         # e.g. crop padding of an eighth of the image side: ${floordiv:${data.image_size},8}
         OmegaConf.register_new_resolver("floordiv", lambda a, b: int(a) // int(b))
+    if not OmegaConf.has_resolver("epochs_unless_steps"):
+        OmegaConf.register_new_resolver("epochs_unless_steps", epochs_unless_steps)
     if not OmegaConf.has_resolver("fast_precision"):
         # e.g. a recipe's trainer.precision: ${fast_precision:${trainer.accelerator}}
         OmegaConf.register_new_resolver("fast_precision", fast_precision)

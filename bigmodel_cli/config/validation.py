@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from bigmodel_cli.config.catalogue import check_model_fits_data, data_for
-from bigmodel_cli.config.contracts import DIRECTORY_KEYS, range_rules
+from bigmodel_cli.config.contracts import DIRECTORY_KEYS, owned_trainer_key, range_rules
 from bigmodel_cli.config.instantiate import check_targets
 from bigmodel_cli.config.source import override_key
 from bigmodel_cli.errors import UserError
@@ -157,6 +157,9 @@ def check_augmentation_fits_data(cfg: DictConfig) -> None:
 def validate(cfg: DictConfig) -> None:
     """Raise one UserError listing every problem: bad types, out-of-range values, unsafe targets."""
     check_targets(cfg, cfg.get("allow_targets") or ())
+    for key in cfg.get("trainer") or {}:  # added with `+trainer.<key>=`: the same line as without the +
+        if owned_trainer_key(f"trainer.{key}"):
+            raise UserError(owned_trainer_key(f"trainer.{key}"))
     if cfg.get("model") is not None and cfg.get("data") is not None:
         check_model_fits_data(cfg)  # before resolving: a CNN's ${data.image_size} is missing on text
     if cfg.get("data") is not None:

@@ -109,11 +109,17 @@ def scaled_groups(groups: list, named, lr_scales: dict[str, float], lr: float) -
 
 
 def build_scheduler(
-    optimizer, scheduler_cfg: dict[str, Any] | None, allow=(), run_length: Callable[[str], int] | None = None
+    optimizer,
+    scheduler_cfg: dict[str, Any] | None,
+    allow=(),
+    run_length: Callable[[str], int] | None = None,
+    steps_end_run: bool = False,
 ) -> dict | None:
     """Lightning's lr_scheduler dict, or None for scheduler=none.
 
     run_length(interval) is the number of steps or epochs in the run, for RUN_LENGTH_KEYS left null.
+    With `steps_end_run` (trainer.max_steps set) a schedule over the whole run steps per optimizer
+    step over the run's steps, whatever its interval: the number of epochs is not what ends the run.
     """
     if not scheduler_cfg or not scheduler_cfg.get("_target_"):
         return None
@@ -126,6 +132,9 @@ def build_scheduler(
         )
     kwargs = {k: v for k, v in scheduler_cfg.items() if k not in SCHEDULER_RESERVED}
     filled = {}  # passed at call time, so lists stay plain lists
+    whole_run = [key for key in RUN_LENGTH_KEYS if key in kwargs and kwargs[key] is None]
+    if whole_run and steps_end_run:
+        interval = settings["interval"] = "step"
     for key in RUN_LENGTH_KEYS:
         if key in kwargs and kwargs[key] is None:
             if run_length is None:

@@ -182,7 +182,14 @@ def build_trainer(cfg: DictConfig, settings: RunSettings | None = None, first=()
         "trainer: %s with callbacks %s", cfg.trainer.get("_target_"), ", ".join(type(c).__name__ for c in callbacks)
     )
     try:
-        return instantiate(cfg.trainer, allow, callbacks=callbacks, logger=loggers or False, **overrides)
+        return instantiate(
+            cfg.trainer,
+            allow,
+            callbacks=callbacks,
+            logger=loggers or False,
+            default_root_dir=cfg.paths.output_dir,
+            **overrides,
+        )
     except InstantiationException as exc:
         # Lightning's accelerator connector says what cannot run here (no GPU, FSDP off GPU,
         # bad precision) with MisconfigurationException or ValueError.
