@@ -45,6 +45,7 @@ BAD_NUMBERS = ("0", "-1", "abc")
 # key that accepts one fails); each says why.
 ANY_NUMBER: dict[str, str] = {
     "trainer.max_epochs": "-1 means no limit (Lightning's convention)",
+    "trainer.max_steps": "-1 means no limit (Lightning's convention)",
     "callbacks.model_checkpoint.save_top_k": "-1 keeps every checkpoint (Lightning's ModelCheckpoint)",
     "callbacks.model_summary.max_depth": "-1 shows every layer (Lightning's ModelSummary)",
     "augmentation.random_erasing.value": "the fill value of the erased box, any pixel value after normalisation",
