@@ -68,11 +68,6 @@ def resume_arguments(overrides: list[str]) -> list[str]:
     overrides = without_retyped_choices(overrides, resume, run)
     if option_value(overrides, *CONFIG_PATH) is None:
         overrides = [CONFIG_PATH[0], os.path.join(run, ".hydra"), CONFIG_NAME[0], "config", *overrides]
-        # The run's saved config stays as its first command wrote it: Hydra would rewrite the very
-        # file it composes from, and the other ranks of a multi-rank resume (a torchrun restart, a
-        # requeued srun job) read it at the same moment, finding it empty or half-written.
-        if "hydra.output_subdir=null" not in overrides:
-            overrides.append("hydra.output_subdir=null")
     return overrides
 
 

@@ -57,7 +57,7 @@ class BackboneModule(pl.LightningModule):
         self._decayed_weights = None  # the strategy has wrapped the model by now: find them again
         lr_scales = self.finetune.lr_scales(self.backbone)
         optimizer = build_optimizer(self, self.optimizer_config(), self.allow, self.decayed, lr_scales)
-        steps_end_run = self.trainer.max_steps not in (None, -1)
+        steps_end_run = self._trainer is not None and self._trainer.max_steps not in (None, -1)
         scheduler = build_scheduler(optimizer, self.config.get("scheduler"), self.allow, self.run_length, steps_end_run)
         return {"optimizer": optimizer, "lr_scheduler": scheduler} if scheduler else optimizer
 

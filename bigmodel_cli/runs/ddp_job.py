@@ -120,7 +120,11 @@ def continue_run(args: list[str], run_dir: str, launch: Launch) -> list[str]:
         how = "from its newest checkpoint" if resumable else "afresh (no checkpoint yet)"
         print(f"torchrun restart {launch.restart}: continuing {run_dir} {how}", flush=True)
     flags = [a for a in rest if a in ("--verbose", "--trust-checkpoint")]  # bigmodel's own
-    return [*flags, f"resume={run_dir}"] if resumable else rest
+    if not resumable:
+        return rest
+    # Rank zero leaves the saved config as it is (the restart changes nothing in it): the other
+    # ranks compose from that file at the same moment, and would read it half-rewritten.
+    return [*flags, f"resume={run_dir}", *(["hydra.output_subdir=null"] if launch.rank == 0 else [])]
 
 
 def become_worker() -> None:

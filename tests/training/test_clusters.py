@@ -162,6 +162,11 @@ def test_submitit_slurm_sweep_on_cpu_with_its_defaults(slurm, tmp_path):
     )
     assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
     assert "error: sbatch refused the sweep's jobs: invalid partition specified: nope" in refused.stderr
+    # Nothing of the refused sweep is queued; the first sweep's jobs leave the queue once SLURM has
+    # seen their processes end, which on a loaded machine takes some seconds after they finished.
+    deadline = time.monotonic() + 90
+    while slurm.jobs().strip() and time.monotonic() < deadline:
+        time.sleep(1)
     assert slurm.jobs().strip() == "", "a job was left in the queue"
 
 
