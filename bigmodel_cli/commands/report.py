@@ -1,7 +1,9 @@
 """bigmodel report <sweep dir or runs dir>: every job found below the directory (each has a run.json),
 as a rich table sorted by the objective, summary.csv and summary.md, and PNG plots (the objective
-against each swept parameter; learning curves of the top jobs). Reads whatever is there, so it
-works on a sweep that is still running."""
+against each swept parameter; learning curves of the top jobs). Jobs that repeat a configuration
+with other seeds are also summed up per configuration (mean ± sd, and a permutation test against
+the best one: runs/repeats.py) in repeats.csv. Reads whatever is there, so it works on a sweep that
+is still running."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from bigmodel_cli.runs.index import (
     read_json,
     short_name,
 )
+from bigmodel_cli.runs.repeats import REPEAT_KEYS, group_repeats, permutation_p
 
 SUMMARY_METRICS = ("val/acc", "val/loss", "test/acc", "test/loss", "train/loss")
 # Overrides that name a job rather than set a parameter (the Optuna trial a job ran).
@@ -111,6 +114,29 @@ def rows(jobs: list[dict], params: list[str]) -> tuple[list[str], list[list[str]
                 "" if job["duration"] is None else f"{job['duration']:.1f}",
             ]
         )
+    return header, table
+
+
+def repeat_rows(jobs: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """One row per configuration repeated over seeds, best mean first: its settings, the number of
+    seeds, mean ± sd of the objective, and the p-value of its difference from the best one."""
+    groups = group_repeats(jobs, objective_of, (*NOT_PART_OF_THE_JOB, *JOB_IDENTITY))
+    if not groups:
+        return [], []
+    keys = sorted({k for g in groups for k, _ in g.settings if len({dict(h.settings).get(k) for h in groups}) > 1})
+    groups.sort(key=lambda g: -g.mean if jobs[0]["mode"] == "max" else g.mean)
+    best = groups[0]
+    header = [*keys, "seeds", f"{jobs[0]['objective']} mean", "sd", "p vs best"]
+    table = [
+        [
+            *(dict(g.settings).get(k, "") for k in keys),
+            str(len(g.values)),
+            significant(g.mean),
+            significant(g.sd),
+            "(best)" if g is best else significant(permutation_p(g.values, best.values)),
+        ]
+        for g in groups
+    ]
     return header, table
 
 
@@ -230,8 +256,23 @@ def main(argv: list[str]) -> int:
 
     console = Console()
     print_table(console, f"{len(jobs)} job(s) in {root}, best first", header, table, jobs, len(params))
+    repeat_header, repeats = repeat_rows(jobs)
+    if repeats:
+        with atomic_path(root / "repeats.csv") as tmp, open(tmp, "w", newline="") as f:
+            csv.writer(f).writerows([repeat_header, *repeats])
+        title = f"over {' and '.join(REPEAT_KEYS)}s: mean ± sd per configuration (p: permutation test against the best)"
+        print_fitted_table(
+            console,
+            repeat_header,
+            repeats,
+            list(range(len(repeat_header))),
+            "in repeats.csv",
+            title=title,
+            title_justify="left",
+        )
     console.print(
         f"wrote {root / 'summary.csv'}, {root / 'summary.md'}"
+        + (f", {root / 'repeats.csv'}" if repeats else "")
         + (f" and {len(plots)} plot(s): {', '.join(p.name for p in plots)}" if plots else "")
     )
     for note in notes:
