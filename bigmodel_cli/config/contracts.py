@@ -171,6 +171,7 @@ CONTRACTS: dict[str, Contract] = {
             ("callbacks.ema.decay", Rule(lambda v: 0 < v < 1, "in (0, 1), e.g. 0.99")),
             ("callbacks.ema.update_every_n_steps", AT_LEAST_ONE),
             ("callbacks.early_stopping.patience", NON_NEGATIVE),
+            ("callbacks.swa.start_epoch", NON_NEGATIVE),
             ("callbacks.early_stopping.min_delta", NON_NEGATIVE),
         ),
     ),

@@ -166,6 +166,7 @@ def build_trainer(cfg: DictConfig, settings: RunSettings | None = None, first=()
             print(f"note: callbacks.{name} needs a logger and is skipped with logger=none")
             continue
         callbacks.append(built(f"callbacks.{name}", node, allow))
+    refuse_two_averages(callbacks)
     callbacks += [c for c in (settings.finetune.callback(), settings.compress.callback()) if c is not None]
     callbacks += list(last)
     if cfg.trainer.get("fast_dev_run"):
@@ -203,6 +204,19 @@ def build_trainer(cfg: DictConfig, settings: RunSettings | None = None, first=()
             f"strategy={strategy} precision={t.get('precision')} cannot run here: {str(exc.__cause__).splitlines()[0]}; "
             f"fix: change that setting (accelerator=cpu or auto when the hardware is missing)"
         ) from None
+
+
+def refuse_two_averages(callbacks: list) -> None:
+    """regularizer=[ema,swa]: each keeps an average of the weights and swaps it in for validation and
+    checkpoints, so two would swap each other's weights; one line instead."""
+    from pytorch_lightning.callbacks.weight_averaging import WeightAveraging
+
+    averages = [type(c).__name__ for c in callbacks if isinstance(c, WeightAveraging)]
+    if len(averages) > 1:
+        raise UserError(
+            f"{' and '.join(averages)} both average the weights, and a run keeps one average; "
+            f"fix: pick one of regularizer=ema or regularizer=swa"
+        )
 
 
 def built(key: str, node, allow):

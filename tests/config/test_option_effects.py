@@ -122,6 +122,7 @@ EFFECTS: dict[str, str] = {
     "regularizer=label_smoothing": "lightning_modules.test_regularizers::test_label_smoothing_changes_the_training_loss",
     "regularizer=stochastic_depth": "lightning_modules.test_regularizers::test_stochastic_depth_acts_in_training_only",
     "regularizer=ema": "lightning_modules.test_techniques::test_ema_weights_are_validated_and_saved",
+    "regularizer=swa": "callbacks.test_averaging::test_swa_checkpoints_and_tests_the_mean_of_the_epoch_end_weights",
     "regularizer=early_stopping": "config.test_option_effects::test_early_stopping_stops_on_a_plateau",
     "trainer=default": "config.test_option_effects::test_trainer_settings_reach_lightning",
     **{
