@@ -3,17 +3,11 @@ foundation, with no cycles; every top-level package or module has its place in t
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.scripts import load_script
 
 
 def import_graph():
-    spec = importlib.util.spec_from_file_location("import_graph", ROOT / "scripts" / "import_graph.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("import_graph")
 
 
 def test_no_import_cycles():

@@ -7,25 +7,19 @@ whole run follows it."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import inspect
 import math
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
 from bigmodel_cli.config.contracts import TRAINER_OWNED
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.scripts import load_script
 
 
 def generator():
-    spec = importlib.util.spec_from_file_location("trainer_group", ROOT / "scripts" / "trainer_group.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("trainer_group")
 
 
 def test_the_trainer_group_holds_every_trainer_argument_with_lightnings_default():
