@@ -45,13 +45,6 @@ _target_: pytorch_lightning.Trainer
 """
 
 
-def owned() -> dict[str, str]:
-    sys.path.insert(0, str(ROOT))
-    from bigmodel_cli.config.contracts import TRAINER_OWNED
-
-    return TRAINER_OWNED
-
-
 def meanings(doc: str) -> dict[str, str]:
     """Argument -> the first sentence of its entry in the docstring's Args section."""
     args = doc.split("Args:", 1)[1].split("Raises:", 1)[0]
@@ -71,7 +64,8 @@ def render() -> str:
 
     parameters = [p for p in inspect.signature(pl.Trainer.__init__).parameters.values() if p.name != "self"]
     meaning = meanings(pl.Trainer.__init__.__doc__)
-    skip = owned()
+    from bigmodel_cli.config.contracts import TRAINER_OWNED as skip
+
     lines = [HEADER]
     for parameter in parameters:
         if parameter.name in skip:

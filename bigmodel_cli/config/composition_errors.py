@@ -41,8 +41,8 @@ def hydra_message_to_line(exc: BaseException) -> str | None:
     unknown_key = re.search(r"Could not override '([^']+)'", text)
     if unknown_key:
         key = unknown_key.group(1)
-        if owned_trainer_key(key):
-            return owned_trainer_key(key)
+        if owned := owned_trainer_key(key):
+            return owned
         return (
             f"unknown config key '{key}'; {did_you_mean('', closest_key(key))}check the spelling with `bigmodel train --cfg job`, "
             f"or add a new key explicitly with +{key}=..."

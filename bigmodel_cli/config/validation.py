@@ -158,8 +158,8 @@ def validate(cfg: DictConfig) -> None:
     """Raise one UserError listing every problem: bad types, out-of-range values, unsafe targets."""
     check_targets(cfg, cfg.get("allow_targets") or ())
     for key in cfg.get("trainer") or {}:  # added with `+trainer.<key>=`: the same line as without the +
-        if owned_trainer_key(f"trainer.{key}"):
-            raise UserError(owned_trainer_key(f"trainer.{key}"))
+        if owned := owned_trainer_key(f"trainer.{key}"):
+            raise UserError(owned)
     if cfg.get("model") is not None and cfg.get("data") is not None:
         check_model_fits_data(cfg)  # before resolving: a CNN's ${data.image_size} is missing on text
     if cfg.get("data") is not None:

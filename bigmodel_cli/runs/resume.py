@@ -58,15 +58,14 @@ def requeued() -> bool:
     return int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0
 
 
-def trim_csv_logs(trainer, ckpt_path: str | None) -> None:
+def trim_csv_logs(trainer, checkpoint: dict | None) -> None:
     """Keep the CSV rows logged before the checkpoint's step (CSVLogger would delete the file), and
     the checkpointed epoch's training row where the kill came before it was written.
     Rank 0 alone: it writes the log, and two ranks rewriting one file at once lose its rows."""
-    if not ckpt_path or not is_rank_zero():
+    if not checkpoint or not is_rank_zero():
         return
     from pytorch_lightning.loggers import CSVLogger
 
-    checkpoint = read_checkpoint(ckpt_path)
     step = int(checkpoint.get("global_step", 0))
     pending = checkpoint.get("epoch_row")
     for logger in trainer.loggers:

@@ -26,6 +26,7 @@ from bigmodel_cli.callbacks.cuda_check import SettledCudaCheck
 from bigmodel_cli.callbacks.guards import NonFiniteLossGuard, SameStart, SaveOnSignal
 from bigmodel_cli.callbacks.header import RunHeader
 from bigmodel_cli.callbacks.resume_state import ResumeState
+from bigmodel_cli.checkpoints.files import read_checkpoint
 from bigmodel_cli.checkpoints.plugin import AtomicCheckpointIO
 from bigmodel_cli.process_state import is_rank_zero
 from bigmodel_cli.runs import records, tracking
@@ -89,10 +90,11 @@ def assemble_training(cfg: DictConfig) -> TrainingRun:
     tracked = tracking.start(trainer, cfg)
     if tracked:
         records.update_run(cfg.paths.output_dir, mlflow=tracked)
-    trim_csv_logs(trainer, ckpt_path if cfg.get("resume") else None)
+    resumed = read_checkpoint(ckpt_path) if ckpt_path else None  # read once, for the log and lr=auto
+    trim_csv_logs(trainer, resumed if cfg.get("resume") else None)
     if lr_search.wants_search(cfg):
-        if ckpt_path:
-            lr_search.reuse(cfg, module, ckpt_path)
+        if resumed is not None:
+            lr_search.reuse(cfg, module, resumed)
         else:
             lr_search.tune(cfg, module, datamodule, trainer)
     return TrainingRun(datamodule, module, trainer, settings, ckpt_path, resume_state, reports)

@@ -73,12 +73,10 @@ def tune(cfg: DictConfig, module, datamodule, trainer) -> float:
     return lr
 
 
-def reuse(cfg: DictConfig, module, ckpt_path: str) -> float:
+def reuse(cfg: DictConfig, module, checkpoint: dict) -> float:
     """optimizer.lr=auto when resuming: the lr the finder chose for this run, from its checkpoint
     (searching again would cost the search and could suggest another lr)."""
-    from bigmodel_cli.checkpoints.files import read_checkpoint
-
-    lr = float(read_checkpoint(ckpt_path)["hyper_parameters"]["config"]["optimizer"]["lr"])
+    lr = float(checkpoint["hyper_parameters"]["config"]["optimizer"]["lr"])
     module.set_learning_rate(lr)
     with open_dict(cfg):
         cfg.optimizer.lr = lr
