@@ -4,6 +4,8 @@ and at the end of the job the files that describe it as artifacts."""
 
 from __future__ import annotations
 
+import fcntl
+from contextlib import contextmanager
 from pathlib import Path
 
 from bigmodel_cli.runs.index import RUN_FILE
@@ -13,6 +15,25 @@ def mlflow_loggers(trainer) -> list:
     from pytorch_lightning.loggers import MLFlowLogger
 
     return [logger for logger in trainer.loggers if isinstance(logger, MLFlowLogger)]
+
+
+@contextmanager
+def store_lock(tracking_uri: str | None):
+    """MLflow creates and migrates a local SQLite store on its first use, and creates the experiment
+    on the first run in it; two jobs starting at once on one file (a parallel sweep, a run beside
+    its own resume) race on both and one dies with `duplicate column name` or a unique constraint.
+    A lock file beside the database makes them take turns; other stores (a server) need none."""
+    if not (tracking_uri or "").startswith("sqlite:///"):
+        yield
+        return
+    database = Path(tracking_uri.removeprefix("sqlite:///").split("?", 1)[0])
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.with_name(database.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def job_tags(cfg) -> dict[str, str]:
@@ -35,13 +56,14 @@ def start(trainer, cfg) -> list[dict[str, str]]:
     """Tag the job's MLflow runs before Lightning creates them; returns where each run is, for
     run.json (empty on ranks other than zero, which log nothing)."""
     loggers = mlflow_loggers(trainer)
+    links = []
     for logger in loggers:
         logger.tags = {**(logger.tags or {}), **job_tags(cfg)}
-    return [
-        {"tracking_uri": logger.experiment.tracking_uri, "experiment_id": logger.experiment_id, "run_id": logger.run_id}
-        for logger in loggers
-        if trainer.is_global_zero
-    ]
+        if trainer.is_global_zero:
+            with store_lock(logger._tracking_uri):  # creates the experiment and the run
+                client = logger.experiment
+            links.append({"tracking_uri": client.tracking_uri, "experiment_id": logger.experiment_id, "run_id": logger.run_id})
+    return links
 
 
 def upload(run_dir: Path, record: dict) -> None:

@@ -17,6 +17,7 @@ from bigmodel_cli.config.catalogue import check_model_fits_data, models_for
 from bigmodel_cli.config.instantiate import instantiate
 from bigmodel_cli.console import PIECES_LOGGER
 from bigmodel_cli.errors import UserError
+from bigmodel_cli.runs import tracking
 from bigmodel_cli.training.settings import RunSettings
 
 log = logging.getLogger(PIECES_LOGGER)
@@ -221,7 +222,8 @@ def refuse_two_averages(callbacks: list) -> None:
 
 def built(key: str, node, allow):
     log.info("%s: %s", key, node.get("_target_"))
-    return instantiate(node, allow)
+    with tracking.store_lock(node.get("tracking_uri")):  # an MLflow logger opens its store here
+        return instantiate(node, allow)
 
 
 def quiet_defaults(cfg: DictConfig, callbacks: list) -> dict[str, bool]:

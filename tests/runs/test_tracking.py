@@ -105,3 +105,26 @@ def test_sweep_trials_are_tagged_in_the_local_store_by_default(cli, in_tmp_cwd, 
         assert float(r.data.params["config/optimizer/lr"]) == pytest.approx(job["config"]["optimizer"]["lr"])
         assert [link["tracking_uri"] for link in job["mlflow"]] == [f"sqlite:///{in_tmp_cwd}/mlflow.db"]
         assert r.info.run_name == f"tagged/{r.data.tags['bigmodel.job']}"
+
+
+def test_jobs_starting_together_on_a_new_local_store_take_turns_creating_it(tmp_path):
+    """Two jobs creating one SQLite store at once (a parallel sweep, a run beside its resume) raced on
+    MLflow's schema migration ('duplicate column name'); the second now waits for the first."""
+    import threading
+
+    from omegaconf import OmegaConf
+
+    from bigmodel_cli.runs.tracking import store_lock
+    from bigmodel_cli.training.pieces import built
+
+    database = tmp_path / "mlflow.db"
+    uri = f"sqlite:///{database}"
+    node = OmegaConf.create({"_target_": "pytorch_lightning.loggers.MLFlowLogger", "experiment_name": "x", "tracking_uri": uri})
+    loggers = []
+    with store_lock(uri):  # the first job, creating the store
+        second = threading.Thread(target=lambda: loggers.append(built("logger.mlflow", node, ())))
+        second.start()
+        second.join(timeout=3)
+        assert second.is_alive() and not database.exists(), "the second job opened the store while the first held it"
+    second.join(timeout=120)
+    assert loggers and database.exists()
