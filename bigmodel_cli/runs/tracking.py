@@ -62,7 +62,9 @@ def start(trainer, cfg) -> list[dict[str, str]]:
         if trainer.is_global_zero:
             with store_lock(logger._tracking_uri):  # creates the experiment and the run
                 client = logger.experiment
-            links.append({"tracking_uri": client.tracking_uri, "experiment_id": logger.experiment_id, "run_id": logger.run_id})
+            links.append(
+                {"tracking_uri": client.tracking_uri, "experiment_id": logger.experiment_id, "run_id": logger.run_id}
+            )
     return links
 
 

@@ -119,7 +119,9 @@ def test_jobs_starting_together_on_a_new_local_store_take_turns_creating_it(tmp_
 
     database = tmp_path / "mlflow.db"
     uri = f"sqlite:///{database}"
-    node = OmegaConf.create({"_target_": "pytorch_lightning.loggers.MLFlowLogger", "experiment_name": "x", "tracking_uri": uri})
+    node = OmegaConf.create(
+        {"_target_": "pytorch_lightning.loggers.MLFlowLogger", "experiment_name": "x", "tracking_uri": uri}
+    )
     loggers = []
     with store_lock(uri):  # the first job, creating the store
         second = threading.Thread(target=lambda: loggers.append(built("logger.mlflow", node, ())))
