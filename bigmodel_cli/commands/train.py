@@ -1,4 +1,5 @@
-"""bigmodel train: assemble the run, fit (validating every epoch), test the best checkpoint, record."""
+"""bigmodel train: assemble the run, fit (validating every epoch), test the best checkpoint, record;
+with cv=K, that for each of the K folds (training/cross_validation.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,16 @@ from bigmodel_cli.commands.job import collect, prepare, print_summary, task_main
 from bigmodel_cli.runs import records
 from bigmodel_cli.runs.pruning import TrialPruned
 from bigmodel_cli.training.assembly import assemble_training
+from bigmodel_cli.training.cross_validation import cross_validate
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
+    if cfg.get("cv"):
+        return cross_validate(cfg, fit_and_test)
+    return fit_and_test(cfg)
+
+
+def fit_and_test(cfg: DictConfig) -> dict[str, float]:
     prepare(cfg)
     run = assemble_training(cfg)
     run.fit()

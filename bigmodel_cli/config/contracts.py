@@ -91,6 +91,8 @@ CONTRACTS: dict[str, Contract] = {
             ("train_fraction", Rule(lambda v: 0 < v <= 1, "in (0, 1], e.g. 0.1")),
             ("num_workers", NON_NEGATIVE),
             ("split_seed", NON_NEGATIVE),
+            ("folds", Rule(lambda v: v >= 2, "2 or more, e.g. data.folds=5")),
+            ("fold", NON_NEGATIVE),
             ("num_classes", Rule(lambda v: v >= 2, "2 or more")),
             ("in_channels", AT_LEAST_ONE),
             ("image_size", AT_LEAST_ONE),
@@ -321,6 +323,7 @@ def owned_trainer_key(key: str) -> str | None:
 # The primary configs' own keys (train.yaml, generate.yaml, ...), and rules for a key wherever it is.
 PRIMARY_RANGES: tuple[tuple[str, Rule], ...] = (
     ("seed", Rule(lambda v: v >= 0, "0 or more (or null for a random seed)")),
+    ("cv", Rule(lambda v: v >= 2, "2 or more folds, e.g. cv=5")),
     ("*dropout", PROBABILITY),
     ("distill.temperature", POSITIVE),
     ("distill.alpha", UNIT),

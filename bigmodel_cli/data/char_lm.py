@@ -70,6 +70,8 @@ class CharLMDataModule(SplitLoaders, pl.LightningDataModule):
         modality: str = "tokens",
         task: str = "language_modeling",
         num_classes: int | None = None,
+        folds: int | None = None,
+        fold: int = 0,
     ):
         # num_classes mirrors vocab_size (one class per next token) for code that reads it.
         super().__init__()
@@ -81,7 +83,7 @@ class CharLMDataModule(SplitLoaders, pl.LightningDataModule):
             )
         self.path, self.level, self.block_size, self.vocab_size = path, level, block_size, vocab_size
         self.num_classes = vocab_size
-        self.keep_settings(batch_size, num_workers, seed, val_fraction, test_fraction, modality, task)
+        self.keep_settings(batch_size, num_workers, seed, val_fraction, test_fraction, modality, task, folds, fold)
         self.tokenizer = ByteTokenizer(offset=0) if level == "byte" else None
 
     def setup(self, stage: str | None = None) -> None:
@@ -91,6 +93,10 @@ class CharLMDataModule(SplitLoaders, pl.LightningDataModule):
         val_start = int(len(text) * (1 - self.val_fraction - self.test_fraction))
         test_start = int(len(text) * (1 - self.test_fraction))
         parts = {"train": text[:val_start], "val": text[val_start:test_start], "test": text[test_start:]}
+        if self.folds:  # cross-validation: k contiguous stretches of the text before the test part
+            ends = [test_start * i // self.folds for i in range(self.folds + 1)]
+            start, end = ends[self.fold], ends[self.fold + 1]
+            parts |= {"train": text[:start] + text[end:test_start], "val": text[start:end]}
         if self.tokenizer is None:
             self.tokenizer = Vocabulary.build([parts["train"]], "char", self.vocab_size, specials=(UNK,))
         for split, part in parts.items():

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from bigmodel_cli.console import slow_progress
 from bigmodel_cli.data.loaders import SplitLoaders
-from bigmodel_cli.data.splits import check_split_seed
+from bigmodel_cli.data.splits import check_split_seed, fold_positions
 from bigmodel_cli.data.tokenizers import MASK, PAD, UNK, Vocabulary
 from bigmodel_cli.errors import UserError
 
@@ -73,20 +73,23 @@ class TextCorpusDataModule(SplitLoaders, pl.LightningDataModule):
         modality: str = "text",
         task: str = "masked_lm",
         num_classes: int | None = None,
+        folds: int | None = None,
+        fold: int = 0,
     ):
         # num_classes mirrors vocab_size (a masked token is one of the vocabulary) for code that reads it.
         super().__init__()
         self.path, self.vocab_size, self.min_freq, self.max_length = path, vocab_size, min_freq, max_length
         self.num_classes = vocab_size
         self.split_seed = check_split_seed(split_seed)
-        self.keep_settings(batch_size, num_workers, seed, val_fraction, test_fraction, modality, task)
+        self.keep_settings(batch_size, num_workers, seed, val_fraction, test_fraction, modality, task, folds, fold)
         self.tokenizer = None  # built on the train files in setup; init_from may hand one over
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
         files = corpus_files(self.path)
-        order = torch.randperm(len(files), generator=torch.Generator().manual_seed(self.split_seed)).tolist()
+        generator = torch.Generator().manual_seed(self.split_seed)
+        order = torch.randperm(len(files), generator=generator).tolist()
         n_val, n_test = (max(1, round(len(files) * f)) for f in (self.val_fraction, self.test_fraction))
         if len(files) < n_val + n_test + 1:
             raise UserError(
@@ -94,9 +97,16 @@ class TextCorpusDataModule(SplitLoaders, pl.LightningDataModule):
                 f"{n_val + n_test + 1}; fix: give more files (a glob), or split a long file into several"
             )
         chosen = {"val": order[:n_val], "test": order[n_val : n_val + n_test], "train": order[n_val + n_test :]}
+        if self.folds:  # cross-validation: the test files stay, the folds are cut from the other files
+            pool = chosen["val"] + chosen["train"]
+            train, val = fold_positions(len(pool), self.folds, self.fold, generator)
+            chosen["train"], chosen["val"] = [pool[i] for i in train], [pool[i] for i in val]
+        self.split_files = {
+            split: [files[i] for i in index] for split, index in chosen.items()
+        }  # which file went where
         texts = {
-            split: [files[i].read_text(encoding="utf-8", errors="replace") for i in index]
-            for split, index in chosen.items()
+            split: [path.read_text(encoding="utf-8", errors="replace") for path in paths]
+            for split, paths in self.split_files.items()
         }
         if self.tokenizer is None:
             self.tokenizer = Vocabulary.build(texts["train"], "word", self.vocab_size, self.min_freq, specials=SPECIALS)

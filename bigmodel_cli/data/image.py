@@ -21,7 +21,15 @@ from torch.utils.data import Dataset
 
 from bigmodel_cli.data.batch_augment import BatchAugment, batch_mixer, is_batch_level
 from bigmodel_cli.data.loaders import SplitLoaders
-from bigmodel_cli.data.splits import check_split_seed, keep_fraction, split_off
+from bigmodel_cli.data.splits import (
+    check_split_seed,
+    fold_positions,
+    joined,
+    keep_fraction,
+    labels_of,
+    split_off,
+    take,
+)
 from bigmodel_cli.data.tensor_images import TensorImages, TensorLoader, convert_image, convert_images
 from bigmodel_cli.errors import UserError
 
@@ -65,6 +73,8 @@ class ImageDataModule(SplitLoaders, pl.LightningDataModule):
         download: bool = False,
         loader: str = "dataloader",
         train_fraction: float = 1.0,
+        folds: int | None = None,
+        fold: int = 0,
     ):
         # root and download are read by `source` (through interpolation); kept here so the
         # data config and this signature list the same keys.
@@ -73,7 +83,9 @@ class ImageDataModule(SplitLoaders, pl.LightningDataModule):
         self.num_classes, self.in_channels, self.image_size = num_classes, in_channels, image_size
         # seed: the shuffle order (the run's seed); split_seed: which samples are carved out for val/test
         # (fixed, so runs with different seeds, and evaluating a checkpoint later, see the same splits).
-        self.keep_settings(batch_size, num_workers, seed, val_fraction, test_fraction, modality, "classification")
+        self.keep_settings(
+            batch_size, num_workers, seed, val_fraction, test_fraction, modality, "classification", folds, fold
+        )
         self.split_seed = check_split_seed(split_seed)
         if loader not in LOADERS:
             raise UserError(
@@ -105,7 +117,11 @@ class ImageDataModule(SplitLoaders, pl.LightningDataModule):
         generator = torch.Generator().manual_seed(self.split_seed)
         if "test" not in splits:
             splits["train"], splits["test"] = split_off(splits["train"], self.test_fraction, generator)
-        if "val" not in splits:
+        if self.folds:  # cross-validation: fold `fold` of the pool validates, the test split stays as it is
+            pool = joined(splits["train"], splits.pop("val", None))
+            train, val = fold_positions(len(pool), self.folds, self.fold, generator, labels_of(pool))
+            splits["train"], splits["val"] = take(pool, train), take(pool, val)
+        elif "val" not in splits:
             splits["train"], splits["val"] = split_off(splits["train"], self.val_fraction, generator)
         # Low-label experiments: a stratified part of what stays in train (val and test untouched).
         splits["train"] = keep_fraction(splits["train"], self.train_fraction, generator)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
+from bigmodel_cli.data.splits import check_folds
+
 
 class EpochSampler(DistributedSampler):
     """DistributedSampler's seeded per-epoch order (one replica when not distributed), which can
@@ -75,11 +77,17 @@ class SplitLoaders:
         test_fraction: float,
         modality: str,
         task: str,
+        folds: int | None = None,
+        fold: int = 0,
     ) -> None:
-        """The settings every data module keeps alike: loading, seeding, split sizes, and the
-        modality and task the runner reads (which models fit, which LightningModule trains)."""
+        """The settings every data module keeps alike: loading, seeding, split sizes (or the folds
+        of cross-validation: with `folds`, fold `fold` of the training pool validates and
+        val_fraction is not used), and the modality and task the runner reads (which models fit,
+        which LightningModule trains)."""
+        check_folds(folds, fold)
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.folds, self.fold = folds, fold
         self.modality, self.task = modality, task
         self.datasets: dict = {}  # split -> Dataset, filled by setup()
 

@@ -1,9 +1,10 @@
-"""Carving val/test out of a training set: a seeded split every data module shares."""
+"""Carving val/test out of a training set: seeded splits every data module shares, and the k folds
+of `data.folds` / `data.fold` (cross-validation: one fold of the training pool validates)."""
 
 from __future__ import annotations
 
 import torch
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from bigmodel_cli.data.tensor_images import TensorImages
 from bigmodel_cli.errors import UserError
@@ -18,19 +19,64 @@ def split_off(dataset: Dataset, fraction: float, generator: torch.Generator) -> 
             f"a split fraction of {fraction} leaves an empty split of {len(dataset)} samples; "
             f"fix: choose a fraction strictly between {1 / len(dataset):.4f} and {1 - 1 / len(dataset):.4f}"
         )
-    rest, part = order[cut:], order[:cut]
+    return take(dataset, order[cut:]), take(dataset, order[:cut])
+
+
+def take(dataset: Dataset, index: torch.Tensor) -> Dataset:
     if isinstance(dataset, TensorImages):  # stay a whole tensor, so fast paths can use it
-        return (
-            TensorImages(dataset.images[rest], dataset.labels[rest]),
-            TensorImages(dataset.images[part], dataset.labels[part]),
-        )
-    return Subset(dataset, rest.tolist()), Subset(dataset, part.tolist())
+        return TensorImages(dataset.images[index], dataset.labels[index])
+    return Subset(dataset, index.tolist())
+
+
+def joined(train: Dataset, val: Dataset | None) -> Dataset:
+    """The training pool the folds are cut from: a source's own val split joins its train split."""
+    if val is None:
+        return train
+    if isinstance(train, TensorImages) and isinstance(val, TensorImages):
+        return TensorImages(torch.cat([train.images, val.images]), torch.cat([train.labels, val.labels]))
+    return ConcatDataset([train, val])
 
 
 def labels_of(dataset: Dataset) -> torch.Tensor:
     if isinstance(dataset, TensorImages):
         return dataset.labels
+    if getattr(dataset, "targets", None) is not None:  # torchvision's folders: no image read
+        return torch.as_tensor(dataset.targets)
     return torch.as_tensor([int(dataset[i][1]) for i in range(len(dataset))])
+
+
+def check_folds(folds, fold) -> None:
+    if folds is None:
+        return
+    for key, value, least in (("folds", folds, 2), ("fold", fold, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise UserError(
+                f"data.{key}={value} is not valid: it must be an integer, {least} or more; "
+                f"fix: e.g. data.folds=5 data.fold=0 (fold 0 of 5 validates)"
+            )
+    if fold >= folds:
+        raise UserError(
+            f"data.fold={fold} is not one of the {folds} folds (0 to {folds - 1}); "
+            f"fix: data.fold=0 ... data.fold={folds - 1}, or cv={folds} for all of them"
+        )
+
+
+def fold_positions(count: int, folds: int, fold: int, generator: torch.Generator, labels=None):
+    """(training positions, validation positions) in 0..count-1 for fold `fold` of `folds`.
+
+    The positions are shuffled (seeded), grouped by label when labels are given, and dealt to the
+    folds in turn: every fold holds its share of each class (stratified) and fold sizes differ by
+    one at most. The same generator state gives the same folds, so fold k is the same samples in
+    every run of a cross-validation."""
+    if count < folds:
+        raise UserError(
+            f"data.folds={folds} needs at least {folds} training samples, the pool has {count}; fix: fewer folds"
+        )
+    order = torch.randperm(count, generator=generator)
+    if labels is not None:
+        order = order[torch.sort(torch.as_tensor(labels)[order], stable=True).indices]
+    dealt = torch.arange(count) % folds
+    return order[dealt != fold].sort().values, order[dealt == fold].sort().values
 
 
 def keep_fraction(dataset: Dataset, fraction: float, generator: torch.Generator) -> Dataset:
@@ -49,10 +95,7 @@ def keep_fraction(dataset: Dataset, fraction: float, generator: torch.Generator)
         members = (labels == label).nonzero().flatten()
         members = members[torch.randperm(len(members), generator=generator)]
         kept.append(members[: max(1, round(len(members) * fraction))])
-    index = torch.cat(kept).sort().values
-    if isinstance(dataset, TensorImages):
-        return TensorImages(dataset.images[index], dataset.labels[index])
-    return Subset(dataset, index.tolist())
+    return take(dataset, torch.cat(kept).sort().values)
 
 
 def check_split_seed(split_seed) -> int:

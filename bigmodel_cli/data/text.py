@@ -19,7 +19,7 @@ from torch.utils.data import Dataset, Subset
 
 from bigmodel_cli.console import slow_progress
 from bigmodel_cli.data.loaders import SplitLoaders
-from bigmodel_cli.data.splits import check_split_seed, keep_fraction, split_off
+from bigmodel_cli.data.splits import check_split_seed, fold_positions, keep_fraction, split_off
 from bigmodel_cli.data.tokenizers import PAD, UNK, ByteTokenizer, Vocabulary, check_kind
 from bigmodel_cli.errors import UserError
 
@@ -77,9 +77,10 @@ def label_indices(splits: dict[str, tuple[list, list]], num_classes: int) -> dic
     return {split: [index[str(label)] for label in labels] for split, (_, labels) in splits.items()}
 
 
-def carve(count: int, missing: dict[str, float], split_seed: int) -> dict[str, list[int]]:
+def carve(count: int, missing: dict[str, float], split_seed: int, folds=None, labels=None) -> dict[str, list[int]]:
     """Positions (into the training texts) of what stays in train and of each missing split, drawn
-    as for image data: test first, then val from the rest, from one generator seeded by split_seed."""
+    as for image data: test first, then val from the rest, from one generator seeded by split_seed.
+    With folds=(k, fold), val is that fold of the rest, stratified by `labels` (cross-validation)."""
     positions = {"train": list(range(count))}
     generator = torch.Generator().manual_seed(split_seed)
     for split in ("test", "val"):
@@ -88,6 +89,10 @@ def carve(count: int, missing: dict[str, float], split_seed: int) -> dict[str, l
             positions["train"], positions[split] = (
                 [positions["train"][i] for i in subset.indices] for subset in (rest, part)
             )
+    if folds is not None:
+        pool = positions["train"]
+        train, val = fold_positions(len(pool), *folds, generator, [labels[p] for p in pool])
+        positions["train"], positions["val"] = [pool[i] for i in train], [pool[i] for i in val]
     return positions
 
 
@@ -112,6 +117,8 @@ class TextDataModule(SplitLoaders, pl.LightningDataModule):
         modality: str = "text",
         task: str = "classification",
         train_fraction: float = 1.0,
+        folds: int | None = None,
+        fold: int = 0,
         **source_settings,
     ):
         # source_settings (path, columns, ...) are read by `source` through interpolation; kept
@@ -126,7 +133,7 @@ class TextDataModule(SplitLoaders, pl.LightningDataModule):
             )
         self.source, self.num_classes, self.vocab_size, self.max_length = source, num_classes, vocab_size, max_length
         self.tokenizer_kind, self.min_freq, self.unk_token = tokenizer, min_freq, unk_token
-        self.keep_settings(batch_size, num_workers, seed, val_fraction, test_fraction, modality, task)
+        self.keep_settings(batch_size, num_workers, seed, val_fraction, test_fraction, modality, task, folds, fold)
         self.split_seed = check_split_seed(split_seed)
         self.train_fraction = float(train_fraction)
         self.tokenizer = ByteTokenizer(offset=1) if tokenizer == "byte" else None
@@ -135,14 +142,18 @@ class TextDataModule(SplitLoaders, pl.LightningDataModule):
         if self.datasets:
             return
         splits = dict(self.source())
+        if self.folds and "val" in splits:  # the source's own val split joins the pool of the folds
+            (texts, labels), (val_texts, val_labels) = splits["train"], splits.pop("val")
+            splits["train"] = ([*texts, *val_texts], [*labels, *val_labels])
         labels = label_indices(splits, self.num_classes)
-        # The missing val/test splits are carved out of the raw training texts first ...
+        # The missing val/test splits (or the folds) are carved out of the raw training texts first ...
         missing = {
             split: fraction
             for split, fraction in (("test", self.test_fraction), ("val", self.val_fraction))
-            if split not in splits
+            if split not in splits and not (split == "val" and self.folds)
         }
-        positions = carve(len(splits["train"][0]), missing, self.split_seed)
+        folds = (self.folds, self.fold) if self.folds else None
+        positions = carve(len(splits["train"][0]), missing, self.split_seed, folds, labels["train"])
         # ... and only then is the vocabulary counted, on what stays in train.
         if self.tokenizer is None:
             train_texts = [splits["train"][0][i] for i in positions["train"]]

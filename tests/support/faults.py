@@ -30,10 +30,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 class KillAtStep(pl.Callback):
-    def __init__(self, step: int, signal: str = "SIGKILL"):
-        self.step, self.signal = int(step), signal
+    """With `fold` (a cv=K job), only in that fold's run."""
+
+    def __init__(self, step: int, signal: str = "SIGKILL", fold: int | None = None):
+        self.step, self.signal, self.fold = int(step), signal, fold
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.fold is not None and getattr(trainer.datamodule, "fold", None) != self.fold:
+            return
         if trainer.global_step == self.step:
             os.kill(os.getpid(), getattr(signal, self.signal))
 
@@ -50,11 +54,12 @@ class KillAfterEpochCheckpoint(Checkpoint):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def fault_overrides(step: int, signal_name: str = "SIGKILL") -> list[str]:
+def fault_overrides(step: int, signal_name: str = "SIGKILL", fold: int | None = None) -> list[str]:
     return [
         "+callbacks.fault._target_=tests.support.faults.KillAtStep",
         f"+callbacks.fault.step={step}",
         f"+callbacks.fault.signal={signal_name}",
+        *([f"+callbacks.fault.fold={fold}"] if fold is not None else []),
         "allow_targets=[tests.support.]",
     ]
 
