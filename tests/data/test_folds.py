@@ -102,4 +102,4 @@ def test_bad_folds_are_one_line(overrides, named, compose_cfg):
             validate(cfg)
             build_datamodule(cfg.data)
     line = str(raised.value)
-    assert named in line and ("fix:" in line or "use 2 or more" in line) and "\n" not in line, line
+    assert named in line and ("fix:" in line or "out of range: use" in line) and "\n" not in line, line
