@@ -23,7 +23,7 @@ from bigmodel_cli.runs.index import (
     read_json,
     short_name,
 )
-from bigmodel_cli.runs.repeats import REPEAT_KEYS, group_repeats, permutation_p
+from bigmodel_cli.runs.repeats import group_repeats, permutation_p
 
 SUMMARY_METRICS = ("val/acc", "val/loss", "test/acc", "test/loss", "train/loss")
 # Overrides that name a job rather than set a parameter (the Optuna trial a job ran).
@@ -118,15 +118,15 @@ def rows(jobs: list[dict], params: list[str]) -> tuple[list[str], list[list[str]
 
 
 def repeat_rows(jobs: list[dict]) -> tuple[list[str], list[list[str]]]:
-    """One row per configuration repeated over seeds, best mean first: its settings, the number of
-    seeds, mean ± sd of the objective, and the p-value of its difference from the best one."""
+    """One row per configuration repeated over seeds or folds, best mean first: its settings, the number of
+    repeats, mean ± sd of the objective, and the p-value of its difference from the best one."""
     groups = group_repeats(jobs, objective_of, (*NOT_PART_OF_THE_JOB, *JOB_IDENTITY))
     if not groups:
         return [], []
     keys = sorted({k for g in groups for k, _ in g.settings if len({dict(h.settings).get(k) for h in groups}) > 1})
     groups.sort(key=lambda g: -g.mean if jobs[0]["mode"] == "max" else g.mean)
     best = groups[0]
-    header = [*keys, "seeds", f"{jobs[0]['objective']} mean", "sd", "p vs best"]
+    header = [*keys, "repeats", f"{jobs[0]['objective']} mean", "sd", "p vs best"]
     table = [
         [
             *(dict(g.settings).get(k, "") for k in keys),
@@ -260,7 +260,7 @@ def main(argv: list[str]) -> int:
     if repeats:
         with atomic_path(root / "repeats.csv") as tmp, open(tmp, "w", newline="") as f:
             csv.writer(f).writerows([repeat_header, *repeats])
-        title = f"over {' and '.join(REPEAT_KEYS)}s: mean ± sd per configuration (p: permutation test against the best)"
+        title = "over seeds and folds: mean ± sd per configuration (p: permutation test against the best)"
         print_fitted_table(
             console,
             repeat_header,

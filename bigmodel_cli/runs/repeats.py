@@ -1,4 +1,4 @@
-"""Jobs that repeat one configuration with another seed, as statistics: mean ± sd of the objective
+"""Jobs that repeat one configuration with another seed or on another cross-validation fold, as statistics: mean ± sd of the objective
 per configuration, and whether a configuration differs from the best one beyond seed noise.
 
 The test is a two-sided permutation test of the difference of means: every way of relabelling the
@@ -16,8 +16,9 @@ import random
 import statistics
 from dataclasses import dataclass
 
-# Overrides that repeat a configuration rather than change it.
-REPEAT_KEYS = ("seed",)
+# Overrides that repeat a configuration rather than change it (a sweep over data.fold=range(K)
+# is a cross-validation).
+REPEAT_KEYS = ("seed", "data.fold")
 MAX_EXACT = 20_000
 
 

@@ -29,7 +29,7 @@ def test_report_sums_up_seed_repeats_per_configuration(cli, in_tmp_cwd):
     sweep = in_tmp_cwd / "multirun" / "train" / "seeds"
     code, out, err = cli("report", str(sweep), "--no-plots")
     assert code == 0, err
-    assert "over seeds: mean ± sd per configuration" in out
+    assert "over seeds and folds: mean ± sd per configuration" in out
     with open(sweep / "repeats.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     # The oracle: each job's own best objective from its run.json, grouped by optimizer here.
@@ -37,7 +37,7 @@ def test_report_sums_up_seed_repeats_per_configuration(cli, in_tmp_cwd):
     for record in (json.loads(p.read_text()) for p in sweep.glob("*/run.json")):
         optimizer = next(o.split("=")[1] for o in record["overrides"] if o.startswith("optimizer="))
         values.setdefault(optimizer, []).append(record["metrics"]["val/acc_best"])
-    assert sorted(row["optimizer"] for row in rows) == ["adam", "sgd"] and all(row["seeds"] == "3" for row in rows)
+    assert sorted(row["optimizer"] for row in rows) == ["adam", "sgd"] and all(row["repeats"] == "3" for row in rows)
     for row in rows:
         mine = values[row["optimizer"]]
         assert float(row["val/acc mean"]) == pytest.approx(statistics.fmean(mine), rel=1e-3)
