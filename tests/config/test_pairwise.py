@@ -48,6 +48,7 @@ SWITCHES: dict[str, list[str]] = {
     "distill.teacher": ["null", RUN],
     "channels_last": ["false", "true"],
     "deterministic": ["false", "true"],
+    "cv": ["null", "2"],
     # The lr finder does not run under fast_dev_run (documented, one line); its configurations
     # run a few real batches instead (AUTO_LR_SETTINGS).
     "optimizer.lr": ["default", "auto"],

@@ -81,6 +81,7 @@ SWITCHES = [
     "trainer.accumulate_grad_batches=2",
     "trainer.gradient_clip_val=0.5",
     "trainer.precision=bf16-mixed",
+    "cv=2",  # killed in its first fold (tests/training/test_cross_validation.py kills a later one)
 ]
 
 
@@ -129,21 +130,34 @@ def files_for(option: str, overrides: list[str], data_root: Path) -> list[str]:
     return []
 
 
+def runs_of(run_dir: Path) -> list[Path]:
+    """The run itself, or with cv= its fold runs."""
+    return sorted(run_dir.glob("fold_*")) or [run_dir]
+
+
 def validation_rows(run_dir: Path) -> list[dict]:
-    path = run_dir / "csv" / "metrics.csv"
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return [
-            {k: v for k, v in row.items() if k in ("epoch", "step") or k.startswith("val/")}
-            for row in csv.DictReader(f)
-            if any(row.get(k) for k in row if k.startswith("val/"))
-        ]
+    rows = []
+    for path in (run / "csv" / "metrics.csv" for run in runs_of(run_dir)):
+        if path.is_file():
+            with open(path, newline="") as f:
+                rows += [
+                    {k: v for k, v in row.items() if k in ("epoch", "step") or k.startswith("val/")}
+                    for row in csv.DictReader(f)
+                    if any(row.get(k) for k in row if k.startswith("val/"))
+                ]
+    return rows
 
 
 def final_tensors(run_dir: Path) -> dict[str, torch.Tensor]:
-    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
-    return {**checkpoint["state_dict"], **{f"raw.{k}": v for k, v in checkpoint.get("current_model_state", {}).items()}}
+    tensors = {}
+    for run in runs_of(run_dir):
+        checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+        states = {
+            **checkpoint["state_dict"],
+            **{f"raw.{k}": v for k, v in checkpoint.get("current_model_state", {}).items()},
+        }
+        tensors |= {f"{run.relative_to(run_dir)}/{k}": v for k, v in states.items()}
+    return tensors
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +194,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(option, forks, pretrai
     killed = forks.wait()
     assert code == 0, err
     whole = in_tmp_cwd / "outputs" / "train" / "whole"
-    steps = torch.load(whole / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    steps = torch.load(runs_of(whole)[0] / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
     if step >= steps:  # data with fewer batches than BATCHES (or overfit_batches): a step of its own run
         step = random.Random(option).randint(1, steps - 1)
         shutil.rmtree(in_tmp_cwd / "outputs" / "train" / "cut")
