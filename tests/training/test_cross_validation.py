@@ -112,3 +112,18 @@ def test_bad_cv_input_is_one_line(overrides, named, cli):
     code, out, err = cli("train", *overrides, "trainer.max_epochs=1")
     assert code == 2 and named in err and "Traceback" not in err, err
     assert len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.slow
+def test_optuna_optimises_the_mean_over_the_folds(cli, in_tmp_cwd):
+    import optuna
+
+    code, _, err = cli("train", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2", "cv=2", *QUICK, "run_name=s")
+    assert code == 0, err
+    sweep = in_tmp_cwd / "multirun" / "train" / "s"
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{sweep / 'optuna.db'}")
+    assert len(study.trials) == 2
+    for trial in study.trials:
+        folds = [read(sweep / str(trial.number) / f"fold_{k}" / "metrics.json")["val/acc_best"] for k in range(2)]
+        assert trial.value == pytest.approx(statistics.fmean(folds), rel=1e-12)
+        assert folds[0] != folds[1], "the folds validated alike"
