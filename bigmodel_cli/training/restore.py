@@ -36,7 +36,8 @@ def data_config(cfg: DictConfig, saved: dict[str, Any]):
     overrides are applied on top either way. What carves val/test out of train (data.split_seed,
     data.val_fraction, data.test_fraction) is always the run's own, so a checkpoint is evaluated on
     the split it was validated and tested on, never on its training samples; a note says so when the
-    command line (or the data option picked) had other values."""
+    command line (or the data option picked) had other values. So is the fold a cross-validation run
+    validated on (data.folds, data.fold)."""
     keys = [override_key(o) for o in user_overrides()]
     if "data" in keys:
         data = cfg.data
@@ -46,15 +47,14 @@ def data_config(cfg: DictConfig, saved: dict[str, Any]):
             if key.startswith("data."):
                 OmegaConf.update(data, key.removeprefix("data."), OmegaConf.select(cfg, key), force_add=True)
     run = saved["data"]
-    # Runs saved before data.split_seed existed carved their splits with data.seed.
-    run_split = {
-        "split_seed": run.get("split_seed", run.get("seed")),
-        "val_fraction": run.get("val_fraction"),
-        "test_fraction": run.get("test_fraction"),
-    }
+    # Runs saved before data.split_seed existed carved their splits with data.seed; a fold's
+    # checkpoint (cv=K, data.folds) validates on its own fold.
+    run_split = {key: run[key] for key in ("val_fraction", "test_fraction", "folds", "fold") if key in run}
+    if run.get("split_seed", run.get("seed")) is not None:
+        run_split["split_seed"] = run.get("split_seed", run.get("seed"))
     replaced = []
     for key, value in run_split.items():
-        if value is None or key not in data:
+        if key not in data:
             continue
         if data[key] != value:
             replaced.append(f"data.{key}={data[key]} -> {value}")

@@ -60,6 +60,12 @@ def test_cv_trains_every_fold_and_reports_their_statistics(cli, in_tmp_cwd):
         assert (stats["mean"], stats["sd"]) == (pytest.approx(mean), pytest.approx(sd))
         assert stats["ci95_high"] - mean == pytest.approx(4.303 * sd / 3**0.5)
     assert read(run / "run.json")["metrics"]["val/acc"] == pytest.approx(job["val/acc"])
+    # A fold's checkpoint validates on its own fold, not on the val split of a run without folds.
+    best = run / "fold_1" / "checkpoints" / "best.ckpt"
+    code, _, err = cli("validate", f"ckpt_path={best}", "accelerator=cpu", "trainer.limit_val_batches=3")
+    assert code == 0, err
+    (validated,) = (in_tmp_cwd / "outputs" / "validate").glob("*/metrics.json")
+    assert read(validated)["val/acc"] == folds[1]["val/acc_best"]
 
 
 @pytest.fixture(scope="module")
