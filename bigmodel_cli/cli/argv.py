@@ -41,7 +41,7 @@ def parse(argv: list[str], subcommands) -> Invocation:
     trust = "--trust-checkpoint" in args
     args = [FLAG_OVERRIDES.get(a, a) for a in args if a not in ("--verbose", "--trust-checkpoint")]
     if not args or args[0] in HELP:
-        return Invocation("help")
+        return Invocation("help", args[1:])
     if args[0] == "--version":
         return Invocation("version")
     return Invocation(args[0], args[1:], verbose, trust)

@@ -9,6 +9,8 @@ from importlib import import_module
 
 from bigmodel_cli.cli.argv import HELP, Invocation, parse
 from bigmodel_cli.commands import SUBCOMMANDS, TOOLS
+from bigmodel_cli.config.catalogue import searching
+from bigmodel_cli.config.source import search_dirs
 from bigmodel_cli.errors import UserError, choices_text, print_error
 from bigmodel_cli.process_state import TRUST_ENV, environment
 
@@ -21,7 +23,8 @@ def main(argv: list[str] | None = None) -> None:
     if invocation.command == "help":
         from bigmodel_cli.cli.help import print_help
 
-        print_help(SUBCOMMANDS, TOOLS)
+        with searching(search_dirs(invocation.arguments)):  # `bigmodel --help --config-dir my_conf`
+            print_help(SUBCOMMANDS, TOOLS)
         return
     if invocation.command == "version":
         from bigmodel_cli import __version__
@@ -30,7 +33,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     # An environment variable, so that Lightning's DDP children inherit the trust.
     trust = {TRUST_ENV: "1"} if invocation.trust_checkpoint else {}
-    with environment(**trust):
+    # The user's config dirs (--config-dir, hydra.searchpath): their options are listed, completed
+    # and named in error lines as the built-in ones are.
+    with environment(**trust), searching(search_dirs(invocation.arguments)):
         try:
             code = dispatch(invocation)
         except BrokenPipeError:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bigmodel_cli.config.catalogue import conf_dir, groups, option_yaml
+from bigmodel_cli.config.catalogue import conf_dir, groups, option_path, option_yaml
 from bigmodel_cli.config.contracts import CONTRACTS
 from bigmodel_cli.errors import UserError, choices_text
 
@@ -70,7 +70,9 @@ def print_readers(options: list[tuple[str, str]]) -> None:
     for group, option in options:
         node = option_yaml(group, option)
         contract = CONTRACTS.get(group)
-        print(f"{group}={option}: {conf_dir().name}/{group}/{option}.yaml")
+        path = option_path(group, option)  # conf/<group>/<option>.yaml, or in the user's config dir
+        shown = path.relative_to(conf_dir().parent) if path.is_relative_to(conf_dir()) else path
+        print(f"{group}={option}: {shown}")
         print(f"  sets     {settings_text(node)}")
         for key, target in targets(node):
             print(f"  builds   {where(target)}" + ("" if key == "." else f"  ({key})"))

@@ -59,6 +59,10 @@ TOOLS: dict[str, tuple[str, str]] = {
         "list the runs under outputs/ and multirun/: status, overrides, metrics, age; filters, --json",
     ),
     "diff": ("bigmodel_cli.commands.diff", "what differs between two runs: config keys, versions, metrics"),
+    "cp": (
+        "bigmodel_cli.commands.cp",
+        "copy a built-in option's YAML to start your own: bigmodel cp model/cnn my_conf/model/my_cnn.yaml",
+    ),
     "completion": (
         "bigmodel_cli.commands.completion",
         "print a shell completion script: bigmodel completion bash|zsh|fish",

@@ -14,10 +14,10 @@ from importlib import import_module
 
 from bigmodel_cli import process_state
 from bigmodel_cli.commands import SUBCOMMANDS
-from bigmodel_cli.config.catalogue import conf_dir
+from bigmodel_cli.config.catalogue import conf_dir, searching
 from bigmodel_cli.config.composition_errors import hydra_message_to_line
 from bigmodel_cli.config.resolvers import register_resolvers
-from bigmodel_cli.config.source import config_source_arguments, hydra_arguments
+from bigmodel_cli.config.source import config_source_arguments, hydra_arguments, search_dirs
 from bigmodel_cli.errors import UserError, print_error
 from bigmodel_cli.process_state import HYDRA_FULL_ERROR_ENV, SUBCOMMAND_ENV, environment, is_rank_zero
 from bigmodel_cli.runs import ddp_job, failures
@@ -28,16 +28,25 @@ from bigmodel_cli.runs.records import mark_interrupted, objective_value
 
 def run_subcommand(command: str, overrides: list[str], verbose: bool = False) -> int:
     """Run one subcommand as a Hydra app; returns the process exit code."""
-    import hydra
-    from hydra.core.hydra_config import HydraConfig
-
-    config_name, task_module, _ = SUBCOMMANDS[command]
     register_resolvers()
     show_trace = verbose or os.environ.get(HYDRA_FULL_ERROR_ENV) == "1"
     try:
         overrides = hydra_arguments(overrides)
     except UserError as exc:
         return print_error(str(exc), exc if show_trace else None)
+    # The user's config dirs, with a saved run's own (hydra_arguments): for composition errors here,
+    # and in each job (a launcher's worker process too: the task function carries them) for validation.
+    dirs = search_dirs(overrides)
+    with searching(dirs):
+        return run_app(command, overrides, dirs, show_trace)
+
+
+def run_app(command: str, overrides: list[str], dirs: list[str], show_trace: bool) -> int:
+    """Compose and run the jobs, with the command line Hydra is to see (run_subcommand)."""
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+
+    config_name, task_module, _ = SUBCOMMANDS[command]
 
     def task_function(cfg):
         done = process_state.SKIPPED.get(HydraConfig.get().runtime.output_dir)
@@ -49,7 +58,8 @@ def run_subcommand(command: str, overrides: list[str], verbose: bool = False) ->
         # file keeps them and the console filter (bigmodel_cli.console) keeps them off the terminal.
         logging.captureWarnings(True)
         try:
-            return import_module(task_module).main(cfg)
+            with searching(dirs):
+                return import_module(task_module).main(cfg)
         except TrialPruned as pruned:  # an outcome for the sweeper, not a failure
             return pruned
         except (KeyboardInterrupt, SystemExit):  # Ctrl-C (Lightning makes it a SystemExit): no on_job_end

@@ -4,9 +4,10 @@
     bigmodel completion fish > ~/.config/fish/completions/bigmodel.fish
 
 The script asks `bigmodel completion --line <text before the cursor>` for candidates: subcommands,
-groups (`model=<TAB>` -> options), config keys (`optimizer.<TAB>`), and run directories and
-checkpoints for `ckpt_path=`, `resume=` and the tools that take a run. It reads the conf/ YAML
-files and directory listings only (no torch, no Hydra), so each answer takes a fraction of a second.
+groups (`model=<TAB>` -> options; with `--config-dir` or `hydra.searchpath=` on the line, that dir's
+options too), config keys (`optimizer.<TAB>`), run directories and checkpoints for `ckpt_path=`,
+`resume=` and the tools that take a run, and what `cp` copies. It reads the YAML files and directory
+listings only (no torch, no Hydra), so each answer takes a fraction of a second.
 """
 
 from __future__ import annotations
@@ -59,11 +60,19 @@ def candidates(line: str) -> list[str]:
     if current.startswith("-"):
         return [f for f in FLAGS if f.startswith(current)]
     command = before[0]
+    if command == "cp":  # a built-in group/option (or primary config), then where to write it
+        from bigmodel_cli.commands.cp import sources
+
+        return [c for c in sources() if c.startswith(current)] if len(before) == 1 else run_paths(current)
     if command in TOOLS:
         return run_paths(current) if command in RUN_TOOLS else []
     if command not in SUBCOMMANDS:
         return []
-    return override_candidates(current, SUBCOMMANDS[command][0])
+    from bigmodel_cli.config.catalogue import searching
+    from bigmodel_cli.config.source import search_dirs
+
+    with searching(search_dirs(words)):  # `--config-dir my_conf model=<TAB>`: the user's options too
+        return override_candidates(current, SUBCOMMANDS[command][0])
 
 
 def override_candidates(current: str, config_name: str) -> list[str]:

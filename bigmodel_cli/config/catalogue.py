@@ -4,10 +4,15 @@ sets and which model reads which data.
 Read by `bigmodel --help`, by validation and error lines (to name valid choices) and by the tests
 that are generated from the tree. Imports nothing heavy: `--help` must stay instant (a model class
 is imported only to ask which data it reads).
+
+Beside conf/, the user's own config dirs (`--config-dir`, `hydra.searchpath`) hold options too:
+within `searching(dirs)` every function here sees them, as Hydra does when it composes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from pathlib import Path
 
 import yaml
@@ -27,29 +32,56 @@ def conf_dir() -> Path:
     raise FileNotFoundError(f"bigmodel's config tree is missing (looked in {package}/conf and {package.parent}/conf)")
 
 
+# The user's config dirs of the command being run, after conf/ (config/source.search_dirs reads them).
+_USER_DIRS: contextvars.ContextVar[tuple[Path, ...]] = contextvars.ContextVar("config_dirs", default=())
+
+
+@contextlib.contextmanager
+def searching(dirs):
+    """Within this block the catalogue lists the options of these config dirs too."""
+    token = _USER_DIRS.set(tuple(Path(d) for d in dirs))
+    try:
+        yield
+    finally:
+        _USER_DIRS.reset(token)
+
+
+def config_dirs() -> tuple[Path, ...]:
+    """conf/, then the user's dirs: Hydra's order, in which the first dir holding a file wins (so a
+    user's `model/cnn.yaml` is shadowed by the built-in one: a user's option needs a name of its own)."""
+    return (conf_dir(), *(d for d in _USER_DIRS.get() if d.resolve() != conf_dir()))
+
+
+def option_path(group: str, option: str) -> Path:
+    """The YAML file Hydra reads for group=option (conf/'s place when no dir holds it)."""
+    for root in config_dirs():
+        if (root / group / f"{option}.yaml").is_file():
+            return root / group / f"{option}.yaml"
+    return conf_dir() / group / f"{option}.yaml"
+
+
 def primary_configs() -> list[str]:
     """Names of the top-level configs, one per subcommand (train, test, ...); _name.yaml is a shared piece."""
     return sorted(p.stem for p in conf_dir().glob("*.yaml") if not p.stem.startswith("_"))
 
 
 def groups(include_plumbing: bool = False) -> dict[str, list[str]]:
-    """Every config group (nested ones as `a/b`) mapped to its sorted option names."""
-    root = conf_dir()
-    found: dict[str, list[str]] = {}
-    for path in sorted(root.rglob("*.yaml")):
-        if path.parent == root or path.stem.startswith("_"):  # _name.yaml: a shared base, not an option
-            continue
-        group = path.parent.relative_to(root).as_posix()
-        if not include_plumbing and group.split("/")[0] in PLUMBING_GROUPS:
-            continue
-        found.setdefault(group, []).append(path.stem)
+    """Every config group (nested ones as `a/b`) mapped to its sorted option names, from every dir."""
+    found: dict[str, set[str]] = {}
+    for root in config_dirs():
+        for path in root.rglob("*.yaml"):
+            if path.parent == root or path.stem.startswith("_"):  # _name.yaml: a shared base, not an option
+                continue
+            group = path.parent.relative_to(root).as_posix()
+            if not include_plumbing and group.split("/")[0] in PLUMBING_GROUPS:
+                continue
+            found.setdefault(group, set()).add(path.stem)
     return {g: sorted(opts) for g, opts in sorted(found.items())}
 
 
 def describe(group: str, option: str) -> str:
     """The option's one-line summary: the first comment line of its YAML file."""
-    path = conf_dir() / group / f"{option}.yaml"
-    for line in path.read_text().splitlines():
+    for line in option_path(group, option).read_text().splitlines():
         stripped = line.strip()
         if stripped.startswith("#") and not stripped.startswith("# @package"):
             return stripped.lstrip("#").strip()
@@ -72,7 +104,7 @@ def default_choices(config_name: str = "train") -> dict[str, str]:
 def option_yaml(group: str, option: str) -> dict:
     """An option's own YAML merged over the pieces in its defaults list (`_image`, ...), as Hydra
     merges them (nested nodes key by key)."""
-    node = yaml.safe_load((conf_dir() / group / f"{option}.yaml").read_text()) or {}
+    node = yaml.safe_load(option_path(group, option).read_text()) or {}
     merged: dict = {}
     for entry in node.get("defaults", []):
         if isinstance(entry, str) and entry != "_self_":
@@ -90,17 +122,26 @@ def merge(base: dict, update: dict) -> dict:
     return out
 
 
-def model_modalities(option: str) -> tuple[str, ...]:
-    """The data modalities a conf/model option's class reads."""
-    from hydra.utils import get_class
+def model_class(target, allow=()):
+    """The class a model `_target_` names, imported only when the allowlist (with `allow_targets`)
+    lets it through; None otherwise (a user's module is not run just to ask what it reads)."""
+    from bigmodel_cli.config.instantiate import Refused, locate_allowed
 
+    try:
+        return locate_allowed(target, allow)[0]
+    except Refused:
+        return None
+
+
+def model_modalities(option: str, allow=()) -> tuple[str, ...]:
+    """The data modalities a model option's class reads."""
     target = option_yaml("model", option).get("_target_")
-    return tuple(getattr(get_class(target), "modalities", ())) if target else ()
+    return tuple(getattr(model_class(target, allow), "modalities", ())) if target else ()
 
 
-def models_for(modality: str) -> list[str]:
-    """Model options in conf/model whose class reads this data modality."""
-    return [option for option in groups()["model"] if modality in model_modalities(option)]
+def models_for(modality: str, allow=()) -> list[str]:
+    """Model options (the user's among them, when allowed) whose class reads this data modality."""
+    return [option for option in groups()["model"] if modality in model_modalities(option, allow)]
 
 
 def data_for(modality: str) -> list[str]:
@@ -109,15 +150,15 @@ def data_for(modality: str) -> list[str]:
 
 
 def check_model_fits_data(config) -> None:
-    """Reads only the model's `_target_` and data.modality, so it runs before anything resolves."""
-    from hydra.utils import get_class
-
+    """Reads only the model's `_target_` and data.modality, so it runs before anything resolves. A
+    target the allowlist refuses is left to its refusal (config/instantiate), which names the fix."""
     model_target, modality = config["model"]["_target_"], config["data"].get("modality", "image")
-    supported = getattr(get_class(model_target), "modalities", (modality,))
+    allow = tuple(config.get("allow_targets") or ())
+    supported = getattr(model_class(model_target, allow), "modalities", (modality,))
     if modality not in supported:
         data = ", ".join(option for m in supported for option in data_for(m))
         raise UserError(
             f"model {model_target.rsplit('.', 1)[-1]} cannot read {modality} data; models that fit: "
-            f"{', '.join(models_for(modality))} (fix: pick one of them, or data that this model "
+            f"{', '.join(models_for(modality, allow))} (fix: pick one of them, or data that this model "
             f"reads ({'/'.join(supported)}): {data})"
         )

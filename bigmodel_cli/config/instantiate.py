@@ -227,10 +227,13 @@ def _walk(node: Any, path: str, found: list[Target], ancestors: tuple[int, ...])
 
 
 def refusal_fix(name: Any, exc: Refused) -> str | None:
-    """The allow_targets entry that would let name through (its resolved module), if any."""
+    """The allow_targets entry that would let name through, if any: the module it resolves to, or,
+    for a package that was not looked up (a user's `my_pkg.models.Net`), that package (`my_pkg.`)."""
     if not exc.found:
         return None
-    named = exc.resolved or (name if isinstance(name, str) and DOTTED_NAME.fullmatch(name) else None)
+    if exc.resolved is None and isinstance(name, str) and DOTTED_NAME.fullmatch(name):
+        return f"allow_targets=[{name.split('.', 1)[0]}.]"
+    named = exc.resolved
     return f"allow_targets=[{named.rsplit('.', 1)[0]}.]" if named and "." in named else None
 
 

@@ -9,21 +9,25 @@ from functools import cache
 
 import yaml
 
-from bigmodel_cli.config.catalogue import conf_dir, groups, option_yaml
+from bigmodel_cli.config.catalogue import conf_dir, config_dirs, groups, option_path, option_yaml
 
 PACKAGE_LINE = re.compile(r"^# @package (\S+)", re.MULTILINE)
 
 
 def package_of(group: str, option: str) -> str:
     """Where an option's keys land: its `# @package` line, else the group's own node."""
-    found = PACKAGE_LINE.search((conf_dir() / group / f"{option}.yaml").read_text())
+    found = PACKAGE_LINE.search(option_path(group, option).read_text())
     return found.group(1) if found else group.replace("/", ".")
 
 
-@cache
 def config_keys(config_name: str = "train") -> tuple[str, ...]:
     """Every key a user can override in this primary config: its own keys, each group's name and
-    the keys of every option of each group."""
+    the keys of every option of each group (the user's config dirs' options too)."""
+    return _config_keys(config_name, config_dirs())
+
+
+@cache
+def _config_keys(config_name: str, dirs: tuple) -> tuple[str, ...]:  # dirs: the cache's key
     keys = set(primary_keys(config_name))
     for group in groups(include_plumbing=True):
         if group.split("/")[0] != "hydra":
@@ -36,10 +40,14 @@ def primary_keys(config_name: str = "train") -> list[str]:
     return flatten({k: v for k, v in primary.items() if k != "defaults"})
 
 
-@cache
 def group_keys(group: str) -> tuple[str, ...]:
     """The group's name and the keys its options set, under the group's package (`_global_`
     recipes only set keys that exist elsewhere). Private keys (`_target_`) are left out."""
+    return _group_keys(group, config_dirs())
+
+
+@cache
+def _group_keys(group: str, dirs: tuple) -> tuple[str, ...]:  # dirs: the cache's key
     keys = {group.replace("/", ".")}
     for option in groups(include_plumbing=True).get(group, []):
         package = package_of(group, option)

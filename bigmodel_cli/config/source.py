@@ -1,5 +1,6 @@
 """Where a job's primary config comes from: bigmodel's conf/ tree, or a saved run's .hydra folder
-(`--config-path <run>/.hydra`, `bigmodel reproduce <run>`, `resume=<run>`).
+(`--config-path <run>/.hydra`, `bigmodel reproduce <run>`, `resume=<run>`), and which of the
+user's config dirs (`--config-dir`, `hydra.searchpath`) Hydra searches beside conf/.
 
 `hydra_arguments` is the last rewrite of the command line before Hydra sees it (cli/argv does the
 first ones); `config_source_arguments` is what DDP children need to compose the same config.
@@ -19,6 +20,10 @@ from bigmodel_cli.errors import UserError
 
 CONFIG_PATH = ("--config-path", "-cp")
 CONFIG_NAME = ("--config-name", "-cn")
+CONFIG_DIR = ("--config-dir", "-cd")
+SEARCHPATH = "hydra.searchpath="
+# Where Hydra's own sources come from in a run's hydra.yaml; the others are the user's dirs.
+NOT_USER_SOURCES = ("hydra", "main", "schema")
 
 
 def option_value(args: list[str], *names: str) -> str | None:
@@ -44,6 +49,39 @@ def override_value(args: list[str], key: str) -> str | None:
         if arg.lstrip("+").startswith(key + "="):
             found = arg.split("=", 1)[1]
     return found
+
+
+def searchpath_entries(args: list[str]) -> list[str]:
+    """The entries of `hydra.searchpath=[a,b]` overrides (`file://dir`, `pkg://module`)."""
+    found = []
+    for arg in args:
+        if arg.lstrip("+").startswith(SEARCHPATH):
+            value = arg.split("=", 1)[1].strip().strip("[]")
+            found += [entry.strip().strip("'\"") for entry in value.split(",") if entry.strip()]
+    return found
+
+
+def search_dirs(args: list[str]) -> list[str]:
+    """The user's config dirs on a command line: `--config-dir`, then hydra.searchpath's file://
+    entries (pkg:// ones are packages, which only Hydra looks into)."""
+    given = option_value(args, *CONFIG_DIR)
+    dirs = [given] if given else []
+    return dirs + [e.removeprefix("file://") for e in searchpath_entries(args) if e.startswith("file://")]
+
+
+def recorded_search_dirs(hydra_dir: str) -> list[str]:
+    """The user's config dirs a saved run was composed with: the file sources of its hydra.yaml
+    beyond Hydra's own and the primary config's (a reproduction of it keeps finding their options)."""
+    try:
+        with open(os.path.join(hydra_dir, "hydra.yaml")) as f:
+            sources = ((yaml.safe_load(f) or {}).get("hydra") or {}).get("runtime", {}).get("config_sources") or []
+    except (OSError, yaml.YAMLError, AttributeError):
+        return []
+    return [
+        s["path"]
+        for s in sources
+        if isinstance(s, dict) and s.get("schema") == "file" and s.get("provider") not in NOT_USER_SOURCES
+    ]
 
 
 def hydra_arguments(overrides: list[str]) -> list[str]:
@@ -124,8 +162,9 @@ def _choice_text(value) -> str:
 
 def saved_config_arguments(overrides: list[str]) -> list[str]:
     """`--config-path <run>/.hydra --config-name config` (Hydra's way of re-running a saved config):
-    make the path absolute, and put bigmodel's conf tree on the search path with its hydra settings
-    (run directories, run.json), which the saved config.yaml does not carry."""
+    make the path absolute, and put on the search path bigmodel's conf tree with its hydra settings
+    (run directories, run.json), which the saved config.yaml does not carry, and the user's config
+    dirs the run was composed with (its hydra.yaml), beside any given here."""
     path = option_value(overrides, *CONFIG_PATH)
     if path is None:
         return overrides
@@ -153,8 +192,10 @@ def saved_config_arguments(overrides: list[str]) -> list[str]:
             f"run (outputs/train/<run>/.hydra), or repair the file"
         ) from None
     if isinstance(node, dict) and "defaults" not in node:  # a saved (composed) config, not a primary one
-        if not any(a.startswith("hydra.searchpath") for a in out):
-            out.append(f"hydra.searchpath=[file://{conf_dir()}]")
+        dirs = [str(conf_dir()), *recorded_search_dirs(absolute)]
+        entries = [f"file://{d}" for d in dirs if os.path.isdir(d)] + searchpath_entries(out)
+        out = [a for a in out if not a.lstrip("+").startswith(SEARCHPATH)]
+        out.append(f"hydra.searchpath=[{','.join(dict.fromkeys(entries))}]")
         if "+hydra=default" not in out:  # a DDP child's job already carries it
             out.append("+hydra=default")
         # A run saved before bigmodel_cli's packages moved names old _target_s: point them at the new ones.
@@ -167,10 +208,11 @@ def saved_config_arguments(overrides: list[str]) -> list[str]:
 
 
 def config_source_arguments(overrides: list[str]) -> list[str]:
-    """The arguments that choose where the primary config comes from (a saved run's .hydra and the
-    search path), which Hydra keeps out of the job's task overrides: DDP children need them too."""
+    """The arguments that choose where the primary config comes from (a saved run's .hydra, the
+    user's config dir and the search path), which Hydra keeps out of the job's task overrides: DDP
+    children need them too."""
     chosen = []
-    for names in (CONFIG_PATH, CONFIG_NAME):
+    for names in (CONFIG_PATH, CONFIG_NAME, CONFIG_DIR):
         value = option_value(overrides, *names)
         if value is not None:
             chosen += [names[0], value]

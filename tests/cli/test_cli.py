@@ -19,7 +19,7 @@ import contextlib, io, json, sys
 from bigmodel_cli.cli.main import main
 out = io.StringIO()
 codes = []
-for argv in (["--help"], ["train", "--cfg", "job"]):
+for argv in (["--help"], ["train", "--cfg", "job"], ["cp", "--help"]):
     with contextlib.redirect_stdout(out):
         try:
             main(argv)
@@ -31,11 +31,11 @@ print(json.dumps({"codes": codes, "heavy": heavy, "out": out.getvalue()}))
 """
 
 
-def test_help_and_cfg_job_import_no_torch():
+def test_help_cfg_job_and_cp_import_no_torch():
     result = subprocess.run([sys.executable, "-c", NO_TORCH_PROBE], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     probe = json.loads(result.stdout.strip().splitlines()[-1])
-    assert probe["codes"] == [0, 0]
+    assert probe["codes"] == [0, 0, 0]
     assert probe["heavy"] == [], f"start-up imported {probe['heavy']}"
     for group, options in catalogue.groups().items():
         assert group in probe["out"]

@@ -3,7 +3,8 @@
 Only a short-run suffix is added (`debug=limit` to training-like commands that pick no debug
 option, `max_new_tokens=` to generate), placeholders such as `outputs/train/<run>` become the newest
 run made by the commands before (`<other run>`: the one before it), and the files a command names
-(`reviews.csv`) are written first.
+(`reviews.csv`, and the files the README shows, such as `my_pkg/models.py`) are written first, and the
+directory is on PYTHONPATH, as "Your own code" says (`export PYTHONPATH=$PWD`).
 The exit code must be the one the README shows (`(exit 2)` after a command), else 0. Lines that
 need what this machine lacks are skipped, each by name in SKIPPED with the reason. Commands that
 start several processes (DDP, launchers, `python -m`) run as processes; the rest in this process.
@@ -19,6 +20,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.readme import write_readme_files
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 PLACEHOLDER = re.compile(r"outputs/train/<run>")
@@ -118,9 +121,12 @@ def test_readme_has_commands():
 
 
 @pytest.mark.slow
-def test_every_readme_command_runs(cli, in_tmp_cwd):
+def test_every_readme_command_runs(cli, in_tmp_cwd, monkeypatch):
     write_named_files(in_tmp_cwd)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    write_readme_files(in_tmp_cwd)  # my_pkg/ and my_conf/ of "Your own code"
+    monkeypatch.syspath_prepend(str(in_tmp_cwd))  # export PYTHONPATH=$PWD, in-process
+    path = os.pathsep.join(p for p in (str(in_tmp_cwd), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
     bigmodel = str(Path(sys.executable).with_name("bigmodel"))
     failures, skipped = [], []
     for command, expected in COMMANDS:
