@@ -109,25 +109,29 @@ def t_975(df: int) -> float:
 
 
 def print_table(per_fold: list[dict[str, float]], summary: dict[str, dict[str, float]], run_dir) -> None:
+    """Mean, sd and interval per metric; each fold's value too where the terminal is wide enough."""
     from rich.console import Console
     from rich.table import Table
 
     from bigmodel_cli.console import significant
 
+    console = Console()
+    width = max(map(len, summary), default=6) + 9 * len(per_fold) + 45
+    folds = range(len(per_fold)) if console.width >= width else range(0)
     table = Table(title=f"cross-validation: {len(per_fold)} folds")
-    table.add_column("metric", style="cyan")
-    for fold in range(len(per_fold)):
-        table.add_column(f"fold {fold}", justify="right")
+    table.add_column("metric", style="cyan", no_wrap=True)
+    for fold in folds:
+        table.add_column(f"fold {fold}", justify="right", no_wrap=True)
     for column in ("mean", "sd", "95% interval"):
         table.add_column(column, justify="right", no_wrap=True)
     for name, stats in summary.items():
         table.add_row(
             name,
-            *(significant(metrics[name]) for metrics in per_fold),
+            *(significant(per_fold[fold][name]) for fold in folds),
             significant(stats["mean"]),
             significant(stats["sd"]),
             f"[{significant(stats['ci95_low'])}, {significant(stats['ci95_high'])}]",
         )
-    console = Console()
     console.print(table)
-    console.print(f"cv: {Path(run_dir) / CV_FILE}", highlight=False, soft_wrap=True)
+    more = "" if folds else " (each fold's metrics are there, the terminal is too narrow for them)"
+    console.print(f"cv: {Path(run_dir) / CV_FILE}{more}", highlight=False, soft_wrap=True)
