@@ -31,6 +31,7 @@ class BERT(Transformer):
         dropout: float = 0.0,
         activation: str = "gelu",
         stochastic_depth: float = 0.0,
+        activation_checkpointing: bool = False,
     ):
         super().__init__(
             num_classes=num_classes,
@@ -46,6 +47,7 @@ class BERT(Transformer):
             dropout=dropout,
             activation=activation,
             stochastic_depth=stochastic_depth,
+            activation_checkpointing=activation_checkpointing,
         )
         self.masked_lm = task == "masked_lm"
         if self.masked_lm:

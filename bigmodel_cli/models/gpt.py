@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from bigmodel_cli.errors import UserError
-from bigmodel_cli.models.layers import depth_rates
+from bigmodel_cli.models.layers import depth_rates, run_blocks
 from bigmodel_cli.models.transformer import Block
 
 
@@ -28,9 +28,10 @@ class GPT(nn.Module):
         mlp_ratio: float = 4.0,
         dropout: float = 0.0,
         stochastic_depth: float = 0.0,
+        activation_checkpointing: bool = False,
     ):
         super().__init__()
-        self.block_size = block_size
+        self.block_size, self.activation_checkpointing = block_size, activation_checkpointing
         self.tokens = nn.Embedding(vocab_size, dim)
         self.positions = nn.Embedding(block_size, dim)
         self.drop = nn.Dropout(dropout)
@@ -60,8 +61,7 @@ class GPT(nn.Module):
                 f"fix: data.block_size<={self.block_size}"
             )
         h = self.drop(self.tokens(idx) + self.positions(torch.arange(length, device=idx.device)))
-        for block in self.blocks:
-            h = block(h, causal=True)
+        h = run_blocks(self.blocks, h, self.activation_checkpointing, causal=True)
         return self.head(self.norm(h))
 
     @torch.no_grad()

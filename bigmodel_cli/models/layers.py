@@ -39,6 +39,19 @@ class DropPath(nn.Module):
         return f"p={self.p:.3g}"
 
 
+def run_blocks(blocks, h: torch.Tensor, checkpointing: bool, *args, **kwargs) -> torch.Tensor:
+    """h through each block in turn. With model.activation_checkpointing, a block keeps only its
+    input for backward and runs its forward again there (torch.utils.checkpoint, non-reentrant:
+    the random state is replayed, so dropout and stochastic depth draw the same masks): activation
+    memory of one block instead of all, for about one more forward's time."""
+    from torch.utils.checkpoint import checkpoint
+
+    recompute = checkpointing and torch.is_grad_enabled()
+    for block in blocks:
+        h = checkpoint(block, h, *args, use_reentrant=False, **kwargs) if recompute else block(h, *args, **kwargs)
+    return h
+
+
 def depth_rates(rate: float, blocks: int) -> list[float]:
     """Drop rates rising linearly with depth from 0 to `rate` at the last block (the usual rule:
     early blocks, which every later one builds on, are dropped least)."""

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from bigmodel_cli.errors import UserError, choices_text
-from bigmodel_cli.models.layers import DropPath, depth_rates, load_weights
+from bigmodel_cli.models.layers import DropPath, depth_rates, load_weights, run_blocks
 
 ARCHS = ("resnet18", "resnet34", "resnet50")
 SMALL_IMAGE = 64
@@ -33,10 +33,12 @@ class ResNet(nn.Module):
         weights: str | None = None,
         dropout: float = 0.0,
         stochastic_depth: float = 0.0,
+        activation_checkpointing: bool = False,
     ):
         super().__init__()
         import torchvision.models
 
+        self.activation_checkpointing = activation_checkpointing
         if arch not in ARCHS:
             raise UserError(
                 f"model.arch={arch} is not a ResNet here; valid choices: {choices_text(ARCHS)} "
@@ -58,7 +60,14 @@ class ResNet(nn.Module):
             load_weights(self, weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        if not self.activation_checkpointing:
+            return self.net(x)
+        net = self.net  # torchvision's forward, with each residual block of the four stages checkpointed
+        h = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+        h = run_blocks(
+            [block for stage in (net.layer1, net.layer2, net.layer3, net.layer4) for block in stage], h, True
+        )
+        return net.fc(torch.flatten(net.avgpool(h), 1))
 
 
 def add_stochastic_depth(net: nn.Module, rate: float) -> None:

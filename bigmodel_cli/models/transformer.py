@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bigmodel_cli.errors import UserError, choices_text
-from bigmodel_cli.models.layers import DropPath, check_choice, depth_rates, make_activation
+from bigmodel_cli.models.layers import DropPath, check_choice, depth_rates, make_activation, run_blocks
 
 POSITIONS = ("learned", "sinusoidal")
 POOLING = ("cls", "mean")
@@ -111,9 +111,11 @@ class Transformer(nn.Module):
         dropout: float = 0.0,
         activation: str = "gelu",
         stochastic_depth: float = 0.0,
+        activation_checkpointing: bool = False,
     ):
         super().__init__()
         check_choice("positions", positions, POSITIONS)
+        self.activation_checkpointing = activation_checkpointing
         check_choice("pooling", pooling, POOLING)
         self.modality, self.pooling = modality, pooling
         if modality == "image":
@@ -160,6 +162,5 @@ class Transformer(nn.Module):
             if mask is not None:
                 mask = torch.cat([mask.new_ones(batch, 1), mask], dim=1)
         h = self.drop(tokens + self.positions[:, : tokens.shape[1]])
-        for block in self.blocks:
-            h = block(h, mask)
+        h = run_blocks(self.blocks, h, self.activation_checkpointing, mask)
         return self.norm(h), mask

@@ -68,6 +68,7 @@ SETTINGS = {
     "scheduler=multistep": ["scheduler.milestones=[1]"],
     "experiment=char_lm_gpt": ["data.block_size=32", "model.depth=1"],
     "optimizer.lr=auto": ["lr_find.num_training=13", "trainer.limit_train_batches=7"],  # the finder needs 13 steps
+    "model.activation_checkpointing=true": ["model=transformer", "regularizer=dropout"],  # masks drawn twice
 }
 TEXT_TABLES = ("text_csv", "imdb", "ag_news")
 
@@ -81,6 +82,7 @@ SWITCHES = [
     "trainer.accumulate_grad_batches=2",
     "trainer.gradient_clip_val=0.5",
     "trainer.precision=bf16-mixed",
+    "model.activation_checkpointing=true",
     "cv=2",  # killed in its first fold (tests/training/test_cross_validation.py kills a later one)
 ]
 
