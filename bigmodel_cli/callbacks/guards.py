@@ -34,16 +34,58 @@ def last_good_checkpoint(trainer: pl.Trainer) -> str:
 
 
 class NonFiniteLossGuard(pl.Callback):
-    """Stops at the first NaN/inf loss, before backward and the optimizer step."""
+    """Stops at the first NaN/inf loss. On the CPU the loss is read every step, before backward and
+    the optimizer step. On an accelerator reading it is a host sync per step, so each step's check
+    stays on the device and is read every `every` steps (default: the trainer's log_every_n_steps,
+    where logging reads the loss anyway) and before anything is saved or validated: a bad stretch
+    of steps never reaches a checkpoint, and the error names the steps it was in."""
+
+    def __init__(self, every: int | None = None):
+        self.every = every
+        self.pending: tuple[int, object] | None = None  # (first unchecked step, device flag: any non-finite)
 
     def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss) -> None:
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise NonFiniteLoss(
-                f"training loss is {value} at step {trainer.global_step} (epoch {trainer.current_epoch}); "
-                f"stopped before the step, last good checkpoint: {last_good_checkpoint(trainer)} (not overwritten); "
-                f"fix: lower optimizer.lr, set trainer.gradient_clip_val=1.0, or check the data"
+        every = self.every or (1 if loss.device.type == "cpu" else trainer.log_every_n_steps)
+        if every <= 1:
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                self.stop(trainer, f"training loss is {value} at step {trainer.global_step}", "stopped before the step")
+            return
+        import torch
+
+        bad = ~torch.isfinite(loss.detach())
+        first = self.pending[0] if self.pending else trainer.global_step
+        self.pending = (first, bad if self.pending is None else self.pending[1] | bad)
+        if (trainer.global_step + 1) % every == 0:
+            self.check(trainer)
+
+    def check(self, trainer: pl.Trainer) -> None:
+        """Read the pending device flag (one sync for the steps since the last read)."""
+        if self.pending is None:
+            return
+        (first, bad), self.pending = self.pending, None
+        if bool(bad):
+            self.stop(
+                trainer,
+                f"training loss became NaN or infinite between step {first} and step {trainer.global_step}",
+                "stopped before anything was saved",
             )
+
+    def stop(self, trainer: pl.Trainer, what: str, when: str) -> None:
+        raise NonFiniteLoss(
+            f"{what} (epoch {trainer.current_epoch}); {when}, last good checkpoint: "
+            f"{last_good_checkpoint(trainer)} (not overwritten); "
+            f"fix: lower optimizer.lr, set trainer.gradient_clip_val=1.0, or check the data"
+        )
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self.check(trainer)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        self.check(trainer)  # raising here leaves the file unwritten
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.check(trainer)
 
 
 class SameStart(pl.Callback):

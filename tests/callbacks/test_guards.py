@@ -36,6 +36,28 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(compose_cfg, t
     assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
 
 
+def test_a_deferred_check_never_lets_a_non_finite_stretch_reach_a_checkpoint(compose_cfg, tmp_path, monkeypatch):
+    """On an accelerator the loss is checked on the device and read every few steps (no host sync
+    per step); the read before each save stops the run before a NaN step's weights are written.
+    Here on the CPU with every=5 and last.ckpt after every step."""
+    from functools import partial
+
+    from bigmodel_cli.callbacks import guards
+    from bigmodel_cli.training import assembly
+
+    monkeypatch.setattr(assembly, "NonFiniteLossGuard", partial(guards.NonFiniteLossGuard, every=5))
+    wrap_training_step(
+        monkeypatch, after=lambda self, batch_idx, loss: loss * float("nan") if self.current_epoch >= 1 else loss
+    )
+    overrides = [*TWO_EPOCHS, "accelerator=cpu", "callbacks.last_checkpoint.every_n_steps=1"]
+    with compose_cfg("train", overrides) as cfg:
+        with pytest.raises(NonFiniteLoss, match=r"became NaN or infinite between step 3 and step 4 .*not overwritten"):
+            train.run(cfg)
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 3, "a step after the NaN loss was saved"
+    assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1], ids=["SIGTERM", "SIGUSR1"])
 def test_stop_signal_saves_a_checkpoint_first(signum, compose_cfg, tmp_path, monkeypatch):
     def send(self, batch_idx, loss):
