@@ -47,7 +47,9 @@ FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 MODELS = {"mlp": ["model=mlp"], "cnn": ["model=cnn"]}
 PRESETS = {"defaults": [], "minimal": ["callbacks=minimal", "logger=none"]}
 # Seconds (start-up), or ratios: per epoch to the plain loop, debug=fdr to the import floor.
-TARGETS = {"--help": 0.5, "--cfg job": 1.5, "debug=fdr": 1.3, "defaults": 1.10, "minimal": 1.05}
+TARGETS = {"--help": 0.5, "--cfg job": 1.5, "debug=fdr": 1.1, "defaults": 1.10, "minimal": 1.05}
+# debug=fdr against lightning-hydra-template's debug=fdr (--peer): at most this ratio.
+PEER_TARGET = 0.9
 # Time to accuracy: recipe -> the test accuracy it is for.
 RECIPES = {"fashion_mnist_fast": 0.90, "fashion_mnist_92": 0.92}
 
@@ -117,30 +119,65 @@ def row(section: str, case: str, runs: list[dict], value_key: str, unit: str, **
     }
 
 
+def startup_installs(work: Path) -> dict[str, tuple[str, list[str]]]:
+    """The installs start-up is timed in: name -> (python, bigmodel command). This interpreter's (in
+    CI `.[dev]`: every extra, so scipy, matplotlib and scikit-learn), and the base install: a venv of
+    the same packages minus those three (scripts/base_install.py), what `pip install bigmodel-cli`
+    puts on the start-up path."""
+    sys.path.insert(0, str(HERE))
+    from base_install import make_base_venv
+
+    base = make_base_venv(work / "base-venv")
+    return {
+        "this install": (sys.executable, bigmodel()),
+        "base install": (str(base), [str(base.parent / "bigmodel")]),
+    }
+
+
+def peer_case(args) -> tuple[list[str], Path] | None:
+    """lightning-hydra-template's `python src/train.py debug=fdr` (--peer DIR, run by --peer-python)."""
+    if not args.peer:
+        return None
+    return [args.peer_python or sys.executable, "src/train.py", "debug=fdr"], Path(args.peer).resolve()
+
+
 def bench_startup(args, work: Path, env: dict) -> list[dict]:
     """Whole processes. debug=fdr (one train, val and test batch, every default on) is set against
-    the floor no Lightning program can go below: importing torch and pytorch_lightning."""
-    floor_case = "python -c 'import torch, pytorch_lightning' (the floor)"
-    cases = {  # name -> command, and its target: seconds, or (debug=fdr) a ratio to the floor
-        floor_case: ([sys.executable, "-c", "import torch, pytorch_lightning"], None),
-        "bigmodel --help": ([*bigmodel(), "--help"], TARGETS["--help"]),
-        "bigmodel train --cfg job": ([*bigmodel(), "train", "--cfg", "job"], TARGETS["--cfg job"]),
-        "bigmodel train debug=fdr": (
-            [*bigmodel(), "train", "debug=fdr", *device_overrides(args.device)],
+    the floor no Lightning program can go below, importing torch and pytorch_lightning, in the same
+    install: this one and the base install (no scipy, matplotlib or scikit-learn for torchmetrics to
+    import). With --peer, lightning-hydra-template's own debug=fdr runs in the same rounds."""
+    installs = startup_installs(work)
+    cases = {}  # name -> (command, cwd, target: seconds or, for debug=fdr, a ratio to its floor, floor name)
+    for install, (python, command) in installs.items():
+        floor = f"{install}: python -c 'import torch, pytorch_lightning' (the floor)"
+        cases[floor] = ([python, "-c", "import torch, pytorch_lightning"], work, None, None)
+        if install == "this install":
+            cases["bigmodel --help"] = ([*command, "--help"], work, TARGETS["--help"], None)
+            cases["bigmodel train --cfg job"] = ([*command, "train", "--cfg", "job"], work, TARGETS["--cfg job"], None)
+        cases[f"{install}: bigmodel train debug=fdr"] = (
+            [*command, "train", "debug=fdr", *device_overrides(args.device)],
+            work,
             TARGETS["debug=fdr"],
-        ),
-    }
+            floor,
+        )
+    peer = peer_case(args)
+    if peer:
+        cases["lightning-hydra-template: python src/train.py debug=fdr (the peer)"] = (*peer, None, None)
     runs: dict[str, list[dict]] = {name: [] for name in cases}
     for _ in range(args.repeats):  # interleaved, so load changes hit every case alike
-        for name, (cmd, _) in cases.items():
-            runs[name].append(run_process(cmd, work, env, args.timeout))
-    floor = statistics.median(r["wall"] for r in runs[floor_case])
+        for name, (cmd, cwd, _, _) in cases.items():
+            runs[name].append(run_process(cmd, cwd, env, args.timeout))
+    median = {name: statistics.median(r["wall"] for r in runs[name]) for name in cases}
+    peer_name = next((name for name in cases if name.endswith("(the peer)")), None)
     rows = []
-    for name, (_, target) in cases.items():
-        wall = statistics.median(r["wall"] for r in runs[name])
-        extra = {"vs_floor": wall / floor} if name.endswith("debug=fdr") else {}
-        measured = extra.get("vs_floor", wall)
+    for name, (_, _, target, floor) in cases.items():
+        extra = {"vs_floor": median[name] / median[floor]} if floor else {}
+        measured = extra.get("vs_floor", median[name])
         met = None if target is None else measured <= target
+        if floor and peer_name:
+            extra["vs_peer"] = median[name] / median[peer_name]
+            extra["peer_target"] = PEER_TARGET
+            met = met and extra["vs_peer"] <= PEER_TARGET
         rows.append(row("start-up", name, runs[name], "wall", "s", target=target, met=met, **extra))
     return rows
 
@@ -336,12 +373,13 @@ def markdown(rows: list[dict], machine: dict) -> str:
         f"{machine['cpus']} CPUs, load average {machine['load_before']} -> {machine['load_after']}"
         f"{' (QUICK: tiny sizes, numbers meaningless)' if machine['quick'] else ''}",
         "",
-        "| section | case | median | runs | vs plain | vs floor | target | met | peak RSS MiB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| section | case | median | runs | vs plain | vs floor | vs peer | target | met | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ratio = f"{r['ratio']:.3f}x" if "ratio" in r else ""
         vs_floor = f"{r['vs_floor']:.3f}x" if "vs_floor" in r else ""
+        vs_peer = f"{r['vs_peer']:.3f}x" if "vs_peer" in r else ""
         value = f"{r['value']:.3f} {r['unit']}"
         if "steps" in r:
             value += f" ({r['steps']} steps)"
@@ -357,12 +395,12 @@ def markdown(rows: list[dict], machine: dict) -> str:
         elif "ratio" in r:
             target_text = f"<= {target}x plain"
         elif "vs_floor" in r:
-            target_text = f"<= {target}x floor"
+            target_text = f"<= {target}x floor" + (f", <= {r['peer_target']}x peer" if "vs_peer" in r else "")
         else:
             target_text = f"<= {target} s"
         met = {True: "yes", False: "NO", None: ""}[r.get("met")]
         lines.append(
-            f"| {r['section']} | {r['case']} | {value} | {len(r['runs'])} | {ratio} | {vs_floor} | {target_text} | "
+            f"| {r['section']} | {r['case']} | {value} | {len(r['runs'])} | {ratio} | {vs_floor} | {vs_peer} | {target_text} | "
             f"{met} | {r['peak_rss_mb']:.0f} |"
         )
     return "\n".join(lines) + "\n"
@@ -385,6 +423,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sections", default="startup,epochs,accuracy,gpu", help="comma-separated subset to run (gpu: --device cuda)"
     )
+    parser.add_argument(
+        "--peer", default=None, help="a lightning-hydra-template checkout: its debug=fdr joins the start-up rows"
+    )
+    parser.add_argument("--peer-python", default=None, help="the peer's own environment's python (default: this one)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed per process")
     parser.add_argument("--out-dir", default="outputs/bench")
     args = parser.parse_args(argv)

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 # Bottom to top: a module may import its own layer and the layers below it, never one above.
 LAYERS = (
     "errors",  # UserError and how an error is printed as one line
+    "extras",  # optional dependencies (matplotlib: the plots extra), asked for in one line
     "atomic",  # files written whole or not at all (temp file, fsync, rename)
     "process_state",  # state that crosses processes: environment variables, ranks
     "console",  # what the terminal shows: log filter, number format, progress for slow work

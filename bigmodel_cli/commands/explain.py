@@ -15,6 +15,7 @@ from bigmodel_cli.errors import UserError
 from bigmodel_cli.explain.faithfulness import deletion_areas
 from bigmodel_cli.explain.methods import METHODS, image_attributions, text_attributions
 from bigmodel_cli.explain.render import image_grid, print_tokens, token_html
+from bigmodel_cli.extras import require_matplotlib
 from bigmodel_cli.training.restore import require_checkpoint_path, restore
 
 
@@ -100,6 +101,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
     where = results_dir(cfg.ckpt_path, cfg.results_dir, "explain")
     model = module.backbone.eval()
     inputs, labels = first_test_samples(datamodule, int(cfg.samples))
+    if not is_token_input(inputs):
+        require_matplotlib("bigmodel explain on images (its PNG grid)")
     start = time.perf_counter()
     explain = explain_tokens if is_token_input(inputs) else explain_images
     areas, path = explain(cfg, model, datamodule, inputs, labels, where)

@@ -21,11 +21,13 @@ def run(cfg: DictConfig) -> dict[str, float]:
     pieces = assemble_pieces(cfg)
     lr, plot = lr_search.find_lr(cfg, pieces.module, pieces.datamodule, pieces.trainer)
     override = f"optimizer.lr={lr:.4g}"
-    records.update_run(cfg.paths.output_dir, lr_found=lr, lr_find_plot=str(plot))
+    records.update_run(cfg.paths.output_dir, lr_found=lr, lr_find_plot=plot and str(plot))
     metrics = {"lr_find/suggested_lr": lr}
-    print_summary(f"bigmodel lr-find: {cfg.paths.output_dir}", metrics, {"plot": str(plot), "use": override})
+    shown = {"plot": str(plot)} if plot else {}
+    print_summary(f"bigmodel lr-find: {cfg.paths.output_dir}", metrics, {**shown, "use": override})
     if is_rank_zero():
-        print(f"suggested learning rate: {lr:.4g}; plot: {plot}\nuse it: bigmodel train <same overrides> {override}")
+        plot_text = f"; plot: {plot}" if plot else ""
+        print(f"suggested learning rate: {lr:.4g}{plot_text}\nuse it: bigmodel train <same overrides> {override}")
     return metrics
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from bigmodel_cli.atomic import atomic_path, write_text
 from bigmodel_cli.console import print_fitted_table, short_duration, significant, slow_progress
 from bigmodel_cli.errors import UserError
+from bigmodel_cli.extras import has_matplotlib, missing_plots, pyplot
 from bigmodel_cli.runs.index import (
     METRICS_FILE,
     NOT_PART_OF_THE_JOB,
@@ -156,10 +157,7 @@ def save_figure(fig, path: Path) -> None:
 
 
 def plot(root: Path, jobs: list[dict], params: list[str], top: int) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     written = []
     scored = [job for job in jobs if objective_of(job) is not None]
@@ -249,9 +247,12 @@ def main(argv: list[str]) -> int:
     params = differing(jobs)
     header, table = rows(jobs, params)
     write_tables(root, header, table)
-    plots, notes = ([], []) if args.no_plots else (plot(root, jobs, params, args.top), [])
-    if not args.no_plots and jobs[0]["config"].get("hparams_search"):
+    drawing = not args.no_plots and has_matplotlib()
+    plots, notes = (plot(root, jobs, params, args.top), []) if drawing else ([], [])
+    if drawing and jobs[0]["config"].get("hparams_search"):
         plots, notes = study_plots(root, jobs, plots)
+    if not args.no_plots and not drawing:
+        notes.append(missing_plots("plots"))
     from rich.console import Console
 
     console = Console()
@@ -276,7 +277,7 @@ def main(argv: list[str]) -> int:
         + (f" and {len(plots)} plot(s): {', '.join(p.name for p in plots)}" if plots else "")
     )
     for note in notes:
-        console.print(f"note: {note}", highlight=False)
+        console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)  # one line, as written
     return 0
 
 

@@ -10,14 +10,12 @@ from pathlib import Path
 import torch
 
 from bigmodel_cli.atomic import atomic_path, write_text
+from bigmodel_cli.extras import pyplot
 
 
 def image_grid(path: Path, pixels: torch.Tensor, scores: torch.Tensor, titles: list[str], method: str) -> None:
     """pixels: (N, C, H, W) uint8; scores: (N, H, W) attribution per pixel."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     n = len(pixels)
     figure, axes = plt.subplots(n, 2, figsize=(4.2, 2.1 * n), squeeze=False)

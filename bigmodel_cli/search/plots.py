@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 from bigmodel_cli.atomic import atomic_path
+from bigmodel_cli.extras import pyplot
 from bigmodel_cli.search.study import DEFAULT_STORAGE_FILE, SearchSettings, quiet_experimental
 
 
@@ -28,11 +29,9 @@ def find_study(sweep_dir: Path, job_config: dict):
 def write_study_plots(sweep_dir: Path, study) -> tuple[list[Path], list[str]]:
     """optuna_history.png and optuna_importances.png; returns the files written and, for a picture
     the study cannot give yet (importances need two completed trials), why not."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as optuna_plots
+
+    plt = pyplot()
 
     written, notes = [], []
     for name, draw in (
@@ -45,6 +44,9 @@ def write_study_plots(sweep_dir: Path, study) -> tuple[list[Path], list[str]]:
                 ax = draw(study)
         except (ValueError, RuntimeError) as exc:
             notes.append(f"{name}: {str(exc).splitlines()[0]}")
+            continue
+        except ImportError:  # fANOVA, Optuna's default importance evaluator, fits scikit-learn's forest
+            notes.append(f"{name} skipped: Optuna's importances need scikit-learn (fix: pip install scikit-learn)")
             continue
         notes += [f"{name}: {str(w.message).splitlines()[0]}" for w in caught if issubclass(w.category, UserWarning)]
         ax.figure.set_size_inches(7, 4.5)

@@ -11,6 +11,7 @@ from omegaconf import DictConfig, open_dict
 
 from bigmodel_cli.atomic import atomic_path
 from bigmodel_cli.errors import UserError
+from bigmodel_cli.extras import has_matplotlib, missing_plots, pyplot
 from bigmodel_cli.process_state import is_rank_zero
 from bigmodel_cli.runs import records
 
@@ -22,9 +23,9 @@ def wants_search(cfg: DictConfig) -> bool:
     return cfg.optimizer.get("lr") == AUTO
 
 
-def find_lr(cfg: DictConfig, module, datamodule, trainer) -> tuple[float, Path]:
+def find_lr(cfg: DictConfig, module, datamodule, trainer) -> tuple[float, Path | None]:
     """Run the range test (the module's weights and the trainer are restored afterwards);
-    returns the suggested lr and the path of the saved plot."""
+    returns the suggested lr and the path of the saved plot (None without matplotlib: one note line)."""
     from pytorch_lightning.tuner import Tuner
 
     settings = dict(cfg.get("lr_find") or {})
@@ -46,17 +47,17 @@ def find_lr(cfg: DictConfig, module, datamodule, trainer) -> tuple[float, Path]:
     return float(suggestion), save_plot(finder, Path(cfg.paths.output_dir) / PLOT)
 
 
-def save_plot(finder, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
+def save_plot(finder, path: Path) -> Path | None:
+    if not has_matplotlib():
+        if is_rank_zero():
+            print(f"note: {missing_plots(f'the learning-rate plot ({path.name})')}")
+        return None
+    plt = pyplot()
     figure = finder.plot(suggest=True, show=False)
     figure.axes[0].set_title("learning-rate range test")
     if is_rank_zero():
         with atomic_path(path) as tmp:
             figure.savefig(tmp, dpi=120, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
     plt.close(figure)
     return path
 
@@ -67,9 +68,10 @@ def tune(cfg: DictConfig, module, datamodule, trainer) -> float:
     module.set_learning_rate(lr)
     with open_dict(cfg):
         cfg.optimizer.lr = lr
-    records.update_run(cfg.paths.output_dir, lr_found=lr, lr_find_plot=str(plot))
+    records.update_run(cfg.paths.output_dir, lr_found=lr, lr_find_plot=plot and str(plot))
     if is_rank_zero():
-        print(f"optimizer.lr=auto: the learning-rate finder suggests {lr:.4g} (plot: {plot}); training with it")
+        shown = f" (plot: {plot})" if plot else ""
+        print(f"optimizer.lr=auto: the learning-rate finder suggests {lr:.4g}{shown}; training with it")
     return lr
 
 

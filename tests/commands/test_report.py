@@ -69,3 +69,16 @@ def test_report_shows_every_column_and_user_text_on_a_wide_terminal(cli, in_tmp_
     assert "test/loss" in out and "0.04123" in out and "1m15s" in out
     # An override that looks like rich markup is shown as typed (it used to vanish).
     assert "[l2,dropout]" in out
+
+
+def test_report_without_matplotlib_writes_the_tables_and_notes_the_plots_in_one_line(cli, in_tmp_cwd, monkeypatch):
+    """The base install has no matplotlib (the plots extra): the tables still come, the plots are one note."""
+    import sys
+
+    write_sweep(in_tmp_cwd / "sweep")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # importing it now raises ImportError
+    code, out, err = cli("report", "sweep")
+    assert code == 0, err
+    assert (in_tmp_cwd / "sweep" / "summary.csv").is_file() and not list((in_tmp_cwd / "sweep").glob("*.png"))
+    (note,) = [line for line in out.splitlines() if line.startswith("note:")]
+    assert note == "note: plots skipped: matplotlib is not installed (fix: pip install 'bigmodel-cli[plots]')"

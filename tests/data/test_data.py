@@ -162,16 +162,28 @@ def test_splits_are_seeded_and_disjoint():
     assert len(part) == 20 and len(rest) == 80 and not rest & part
 
 
-def test_digits_are_scikit_learns_digits_without_importing_scikit_learn(monkeypatch):
-    """The default data is read from the file scikit-learn ships (fast), equal to its load_digits."""
+def test_digits_are_scikit_learns_digits_without_scikit_learn(monkeypatch):
+    """The default data is the package's own copy (scripts/write_digits.py), bit for bit
+    scikit-learn's load_digits, read without scikit-learn."""
     import numpy as np
-    from sklearn.datasets import load_digits
 
-    bunch = load_digits()
-    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # importing it now raises ImportError
+    datasets = pytest.importorskip("sklearn.datasets")
+    bunch = datasets.load_digits()
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # importing it now raises ImportError
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    pixels, labels = sources._digits_table()
+    assert pixels.dtype == bunch.data.dtype and np.array_equal(pixels, bunch.data)
+    assert np.array_equal(labels, bunch.target)
     train = sources.digits()["train"]
     assert torch.equal(train.images, torch.from_numpy(np.rint(bunch.images * 255.0 / 16.0).astype(np.uint8))[:, None])
     assert torch.equal(train.labels, torch.from_numpy(bunch.target).long())
+
+
+def test_digits_file_is_small_and_ships_in_the_package():
+    assert sources.DIGITS_FILE.parent == Path(sources.__file__).resolve().parent
+    assert sources.DIGITS_FILE.stat().st_size < 100_000
+    images = sources.digits()["train"].images
+    assert images.shape == (1797, 1, 8, 8) and images.dtype == torch.uint8
 
 
 def test_shape_mismatch_is_a_clear_error():

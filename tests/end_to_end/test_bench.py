@@ -13,8 +13,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_bench_quick_writes_every_row(tmp_path):
     out = tmp_path / "bench"
+    # A stand-in for a lightning-hydra-template checkout: its src/train.py is what --peer runs.
+    peer = tmp_path / "peer"
+    (peer / "src").mkdir(parents=True)
+    (peer / "src" / "train.py").write_text(
+        "import sys\nimport torch, pytorch_lightning\nassert sys.argv[1:] == ['debug=fdr']\n"
+    )
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--out-dir", str(out)],
+        [sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--out-dir", str(out), "--peer", str(peer)],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -24,10 +30,13 @@ def test_bench_quick_writes_every_row(tmp_path):
     report = json.loads((out / "bench.json").read_text())
     cases = [row["case"] for row in report["rows"]]
     expected = [
-        "python -c 'import torch, pytorch_lightning' (the floor)",
+        "this install: python -c 'import torch, pytorch_lightning' (the floor)",
         "bigmodel --help",
         "bigmodel train --cfg job",
-        "bigmodel train debug=fdr",
+        "this install: bigmodel train debug=fdr",
+        "base install: python -c 'import torch, pytorch_lightning' (the floor)",
+        "base install: bigmodel train debug=fdr",
+        "lightning-hydra-template: python src/train.py debug=fdr (the peer)",
     ]
     for model in ("mlp", "cnn"):
         expected += [
@@ -42,7 +51,9 @@ def test_bench_quick_writes_every_row(tmp_path):
         assert row["value"] > 0 and row["peak_rss_mb"] > 0, row
     assert all("ratio" in row for row in report["rows"] if row["section"] == "per epoch")
     against_floor = [r for r in report["rows"] if "bigmodel train (" in r["case"] or r["case"].endswith("debug=fdr")]
-    assert len(against_floor) == 5 and all("vs_floor" in row for row in against_floor)
+    assert len(against_floor) == 6 and all("vs_floor" in row for row in against_floor)
+    fdr = [r for r in report["rows"] if r["case"].endswith("bigmodel train debug=fdr")]
+    assert len(fdr) == 2 and all("vs_peer" in r and r["peer_target"] == 0.9 for r in fdr)
     table = (out / "bench.md").read_text()
     assert table in result.stdout, "the table is printed"
     assert all(case in table for case in expected)

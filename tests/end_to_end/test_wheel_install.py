@@ -23,6 +23,7 @@ def test_wheel_installs_and_trains_from_anywhere(tmp_path):
     (wheel,) = dist.glob("bigmodel_cli-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "bigmodel_cli/conf/train.yaml" in names and "bigmodel_cli/conf/model/cnn.yaml" in names
+    assert "bigmodel_cli/data/digits.npz" in names  # the default data, read without scikit-learn
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)

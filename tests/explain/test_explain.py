@@ -86,6 +86,19 @@ def test_explain_errors_are_one_line(digits_run, cli):
     assert code == 2 and "method=grad_cam" in err and "integrated_gradients" in err and "Traceback" not in err
 
 
+def test_explain_on_images_without_matplotlib_is_one_line(digits_run, cli, monkeypatch):
+    """The PNG grid is the product: without the plots extra, one line and exit 2, nothing written."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # importing it now raises ImportError
+    before = snapshot(digits_run / "explain")
+    code, _, err = cli("explain", f"ckpt_path={digits_run}/checkpoints/best.ckpt", "method=saliency", "samples=2")
+    assert code == 2 and "Traceback" not in err, err
+    assert "bigmodel explain on images (its PNG grid) needs matplotlib, which is not installed" in err
+    assert "pip install 'bigmodel-cli[plots]'" in err
+    assert snapshot(digits_run / "explain") == before
+
+
 class CornerPixel(torch.nn.Module):
     """Two logits; the first is the bottom-right pixel (summed over channels), the second 0."""
 

@@ -155,6 +155,29 @@ def test_lr_find_suggests_and_plots(compose_cfg, capsys):
     assert f"optimizer.lr={lr:.4g}" in capsys.readouterr().out
 
 
+def test_lr_find_without_matplotlib_suggests_and_notes_the_plot_in_one_line(compose_cfg, capsys, monkeypatch):
+    """The base install has no matplotlib (the plots extra): the suggestion still comes."""
+    import sys
+
+    from bigmodel_cli.runs import records
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # importing it now raises ImportError
+    recorded = {}
+    monkeypatch.setattr(records, "update_run", lambda _dir, **fields: recorded.update(fields))
+    with compose_cfg("lr_find", ["lr_find.num_training=20", "trainer.max_epochs=2"]) as cfg:
+        metrics = lr_find.run(cfg)
+        plot = Path(cfg.paths.output_dir) / "lr_find.png"
+    lr = metrics["lr_find/suggested_lr"]
+    assert not plot.exists() and recorded["lr_found"] == lr and recorded["lr_find_plot"] is None
+    out = capsys.readouterr().out
+    notes = [line for line in out.splitlines() if line.startswith("note:")]
+    assert notes == [
+        "note: the learning-rate plot (lr_find.png) skipped: matplotlib is not installed "
+        "(fix: pip install 'bigmodel-cli[plots]')"
+    ]
+    assert f"suggested learning rate: {lr:.4g}\nuse it:" in out
+
+
 def test_train_with_lr_auto_trains_with_the_suggestion(compose_cfg, monkeypatch):
     found = []
     find = lr_search.find_lr
