@@ -100,6 +100,8 @@ CONTRACTS: dict[str, Contract] = {
             ("min_freq", AT_LEAST_ONE),
             ("max_length", AT_LEAST_ONE),
             ("block_size", AT_LEAST_ONE),
+            ("min_quotations", AT_LEAST_ONE),
+            ("passage_sentences", AT_LEAST_ONE),
             ("source.classes", Rule(lambda v: v >= 2, "2 or more")),
             ("source.train_samples", AT_LEAST_ONE),
             ("source.test_samples", AT_LEAST_ONE),

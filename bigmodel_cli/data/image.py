@@ -22,9 +22,11 @@ from torch.utils.data import Dataset
 from bigmodel_cli.data.batch_augment import BatchAugment, batch_mixer, is_batch_level
 from bigmodel_cli.data.loaders import SplitLoaders
 from bigmodel_cli.data.splits import (
+    check_classes,
     check_split_seed,
     fold_positions,
     joined,
+    keep_classes,
     keep_fraction,
     labels_of,
     split_off,
@@ -75,6 +77,7 @@ class ImageDataModule(SplitLoaders, pl.LightningDataModule):
         train_fraction: float = 1.0,
         folds: int | None = None,
         fold: int = 0,
+        classes: list[int] | None = None,
     ):
         # root and download are read by `source` (through interpolation); kept here so the
         # data config and this signature list the same keys.
@@ -94,6 +97,7 @@ class ImageDataModule(SplitLoaders, pl.LightningDataModule):
             )
         self.loader = loader
         self.train_fraction = float(train_fraction)
+        self.classes = check_classes(classes, num_classes)
         transforms = [t for t in (augmentation or {}).values() if t is not None]
         self.augmentation = [t for t in transforms if not is_batch_level(t)]
         self.batch_augment = BatchAugment(self.augmentation) if loader == "tensor" and self.augmentation else None
@@ -113,6 +117,8 @@ class ImageDataModule(SplitLoaders, pl.LightningDataModule):
         if self.datasets:
             return
         splits = {name: self._to_configured_shape(dataset) for name, dataset in self.source().items()}
+        # data.classes: a subset of the classes, relabelled 0..k-1, before any carving (stratified splits).
+        splits = {name: keep_classes(dataset, self.classes, name) for name, dataset in splits.items()}
         self._check(splits["train"])
         generator = torch.Generator().manual_seed(self.split_seed)
         if "test" not in splits:

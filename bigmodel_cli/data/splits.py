@@ -1,5 +1,6 @@
-"""Carving val/test out of a training set: seeded splits every data module shares, and the k folds
-of `data.folds` / `data.fold` (cross-validation: one fold of the training pool validates)."""
+"""Carving val/test out of a training set: seeded splits every data module shares, the k folds
+of `data.folds` / `data.fold` (cross-validation: one fold of the training pool validates), and the
+class subset of `data.classes` (applied to every split before any carving, so splits stay stratified)."""
 
 from __future__ import annotations
 
@@ -96,6 +97,62 @@ def keep_fraction(dataset: Dataset, fraction: float, generator: torch.Generator)
         members = members[torch.randperm(len(members), generator=generator)]
         kept.append(members[: max(1, round(len(members) * fraction))])
     return take(dataset, torch.cat(kept).sort().values)
+
+
+class Relabelled(Dataset):
+    """The samples at `positions` of a dataset, with new labels (a class subset)."""
+
+    def __init__(self, dataset: Dataset, positions: list[int], labels: list[int]):
+        self.dataset, self.positions, self.targets = dataset, positions, labels
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, index: int):
+        return self.dataset[self.positions[index]][0], self.targets[index]
+
+
+def check_classes(classes, num_classes: int) -> list | None:
+    """data.classes: null (every class), or a list of distinct labels whose length is num_classes."""
+    if classes is None:
+        return None
+    classes = list(classes)
+    if len(classes) < 2 or len({str(c) for c in classes}) != len(classes):
+        raise UserError(
+            f"data.classes={classes} is not valid: it must name 2 or more distinct classes; "
+            f"fix: e.g. data.classes=[0,2,4] data.num_classes=3, or data.classes=null for all"
+        )
+    if num_classes != len(classes):
+        raise UserError(
+            f"data.classes names {len(classes)} classes but data.num_classes={num_classes}; "
+            f"fix: data.num_classes={len(classes)}"
+        )
+    return classes
+
+
+def class_positions(labels, classes: list) -> tuple[list[int], list[int]]:
+    """(positions of the samples whose label is one of `classes`, their new labels 0..k-1 in the
+    order of `classes`). Labels compare as text, so [0,1] and ['0','1'] mean the same classes."""
+    index = {str(c): i for i, c in enumerate(classes)}
+    kept = [(p, index[str(label)]) for p, label in enumerate(labels) if str(label) in index]
+    return [p for p, _ in kept], [label for _, label in kept]
+
+
+def keep_classes(dataset: Dataset, classes: list | None, split: str = "train") -> Dataset:
+    """Only the samples of `classes`, relabelled 0..k-1 in their order (data.classes)."""
+    if classes is None:
+        return dataset
+    labels = labels_of(dataset).tolist()
+    missing = [str(c) for c in classes if str(c) not in {str(label) for label in labels}]
+    if missing and split == "train":
+        raise UserError(
+            f"data.classes names {', '.join(missing)}, which the training split does not have (its labels: "
+            f"{', '.join(map(str, sorted(set(labels))[:20]))}); fix: data.classes=[<class indices>]"
+        )
+    positions, new = class_positions(labels, classes)
+    if isinstance(dataset, TensorImages):
+        return TensorImages(dataset.images[torch.as_tensor(positions, dtype=torch.long)], torch.as_tensor(new))
+    return Relabelled(dataset, positions, new)
 
 
 def check_split_seed(split_seed) -> int:

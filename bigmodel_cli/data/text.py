@@ -19,7 +19,14 @@ from torch.utils.data import Dataset, Subset
 
 from bigmodel_cli.console import slow_progress
 from bigmodel_cli.data.loaders import SplitLoaders
-from bigmodel_cli.data.splits import check_split_seed, fold_positions, keep_fraction, split_off
+from bigmodel_cli.data.splits import (
+    check_classes,
+    check_split_seed,
+    class_positions,
+    fold_positions,
+    keep_fraction,
+    split_off,
+)
 from bigmodel_cli.data.tokenizers import PAD, UNK, ByteTokenizer, Vocabulary, check_kind
 from bigmodel_cli.errors import UserError
 
@@ -119,6 +126,7 @@ class TextDataModule(SplitLoaders, pl.LightningDataModule):
         train_fraction: float = 1.0,
         folds: int | None = None,
         fold: int = 0,
+        classes: list | None = None,
         **source_settings,
     ):
         # source_settings (path, columns, ...) are read by `source` through interpolation; kept
@@ -136,6 +144,7 @@ class TextDataModule(SplitLoaders, pl.LightningDataModule):
         self.keep_settings(batch_size, num_workers, seed, val_fraction, test_fraction, modality, task, folds, fold)
         self.split_seed = check_split_seed(split_seed)
         self.train_fraction = float(train_fraction)
+        self.classes = check_classes(classes, num_classes)
         self.tokenizer = ByteTokenizer(offset=1) if tokenizer == "byte" else None
 
     def setup(self, stage: str | None = None) -> None:
@@ -145,6 +154,8 @@ class TextDataModule(SplitLoaders, pl.LightningDataModule):
         if self.folds and "val" in splits:  # the source's own val split joins the pool of the folds
             (texts, labels), (val_texts, val_labels) = splits["train"], splits.pop("val")
             splits["train"] = ([*texts, *val_texts], [*labels, *val_labels])
+        if self.classes is not None:
+            splits = self.keep_classes(splits)
         labels = label_indices(splits, self.num_classes)
         # The missing val/test splits (or the folds) are carved out of the raw training texts first ...
         missing = {
@@ -181,6 +192,21 @@ class TextDataModule(SplitLoaders, pl.LightningDataModule):
         generator = torch.Generator().manual_seed(self.split_seed)
         datasets["train"] = keep_fraction(datasets["train"], self.train_fraction, generator)
         self.datasets = datasets
+
+    def keep_classes(self, splits: dict) -> dict:
+        """data.classes: only the texts of those labels, relabelled 0..k-1 in the order given."""
+        missing = sorted({str(c) for c in self.classes} - {str(label) for label in splits["train"][1]})
+        if missing:
+            found = sorted({str(label) for label in splits["train"][1]})
+            raise UserError(
+                f"data.classes names {', '.join(missing)}, which the training split does not have; valid "
+                f"choices: {', '.join(found[:20])} (fix: data.classes=[{','.join(found[:2])}])"
+            )
+        kept = {}
+        for split, (texts, labels) in splits.items():
+            positions, new = class_positions(labels, self.classes)
+            kept[split] = ([texts[p] for p in positions], new)
+        return kept
 
     def example_input(self, batch: int = 2) -> torch.Tensor:
         """A dummy batch of full-length sequences with no padding."""

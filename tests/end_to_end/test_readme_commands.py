@@ -39,6 +39,14 @@ SKIPPED = {
     "accelerator=fsdp": "needs CUDA GPUs (FSDP is GPU-only in Lightning)",
     r"data=imdb(?!.*data\.path=)": "downloads IMDB from the Hugging Face hub, and this machine has no "
     "network (the same loader reads local copies in tests/data/test_text_data.py)",
+    **(
+        {}
+        if Path("/usr/share/games/fortunes").is_dir()
+        else {
+            r"data=fortunes(?!.*data\.root=)": "reads Debian's fortunes package, not installed here (.ci/run "
+            "installs it; tests/data/test_corpora.py reads written fortune files)"
+        }
+    ),
 }
 TRAINING = ("train", "validate", "test", "predict", "lr-find")
 
@@ -99,8 +107,16 @@ def newest_run(cwd: Path, rank: int = 0) -> str:
 
 def write_named_files(cwd: Path) -> None:
     """Text classification files the README's text examples name: real sentences (this test's
-    own docstrings and Python's), labelled by where they come from."""
+    own docstrings and Python's), labelled by where they come from; a Brown corpus in npm's layout
+    at package/ and its plain text at brown_text/ (what scripts/brown_text.py writes)."""
     import csv
+
+    from bigmodel_cli.data.text_sources import BROWN_GENRES
+    from tests.support.data_files import write_brown
+    from tests.support.scripts import load_script
+
+    write_brown(cwd / "package", files=[(f"c{letter}01", 20) for letter in BROWN_GENRES])  # all 15 genres
+    load_script("brown_text").convert(str(cwd / "package"), str(cwd / "brown_text"))
 
     ours = [s.strip() for s in __doc__.replace("\n", " ").split(".") if len(s.split()) > 3]
     theirs = [s.strip() for s in (subprocess.__doc__ or "").replace("\n", " ").split(".") if len(s.split()) > 3]

