@@ -81,6 +81,7 @@ SWITCHES = [
     "trainer.accumulate_grad_batches=2",
     "trainer.gradient_clip_val=0.5",
     "trainer.precision=bf16-mixed",
+    "compile=true",
 ]
 
 
