@@ -19,8 +19,8 @@ max RSS); each is repeated and the median reported.
    each reaches.
 4. gpu (--device cuda only): images/s and peak GPU memory of resnet and transformer in bf16.
 5. compile (only when asked: --sections compile): `bigmodel train compile=true` against eager per
-   model family at small sizes (digits; gpt on char_lm): steady training steps/s (the first epoch,
-   which compiles, left out) and the seconds compiling costs (the compiled process's extra wall
+   model family at small sizes (digits; gpt on char_lm): steady training steps/s (5 epochs, the
+   first two, which compile, left out) and the seconds compiling costs (the compiled process's extra wall
    time, less what its faster steps saved).
 
 Start-up rows compare `bigmodel train debug=fdr` with `python -c "import torch, pytorch_lightning"`,
@@ -337,10 +337,10 @@ def bench_gpu(args, work: Path, env: dict, data: list[str]) -> list[dict]:
 
 
 def bench_compile(args, work: Path, env: dict) -> list[dict]:
-    """Eager and compile=true processes of each family, interleaved: steps/s from the epochs after
-    the first (EpochTimer; each epoch holds its steps and 2 validation batches), and compile seconds:
+    """Eager and compile=true processes of each family, interleaved: steps/s from the last three of
+    five epochs (EpochTimer; each epoch holds its steps and 2 validation batches), and compile seconds:
     wall(compiled) - wall(eager) + the time the compiled steps saved over the whole run."""
-    epochs, steps = 3, (4 if args.quick else args.compile_steps)
+    epochs, steps = 5, (4 if args.quick else args.compile_steps)
     rows = []
     for model in args.compile_models.split(","):
         runs: dict[str, list[dict]] = {"eager": [], "compiled": []}
@@ -355,7 +355,8 @@ def bench_compile(args, work: Path, env: dict) -> list[dict]:
                 ]  # fmt: skip
                 result = run_process([*bigmodel(), "train", *overrides], work, env, args.timeout)
                 record = json.loads(timer.read_text())
-                result["steps_per_s"] = record["steps_per_epoch"] / median_epoch(record["epoch_seconds"])
+                # The first two epochs left out: they compile (training, then eval, then each new batch size).
+                result["steps_per_s"] = record["steps_per_epoch"] / statistics.median(record["epoch_seconds"][2:])
                 cases.append(result)
         eager = statistics.median(r["steps_per_s"] for r in runs["eager"])
         compiled = statistics.median(r["steps_per_s"] for r in runs["compiled"])

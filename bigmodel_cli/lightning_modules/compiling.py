@@ -7,7 +7,7 @@ acts on the parameters acts on what the compiled code reads, because parameters 
 inputs of the compiled graphs, not constants baked into them: the optimizer's updates, EMA's swaps
 of averaged weights, pruning's masks and hooks (a new hook recompiles), DDP's gradient hooks.
 
-The compiled backbone runs once on the example batch before training (eval mode, no gradients:
+Dynamo traces the backbone once on the example batch before training (eval mode, no gradients:
 nothing trains and no random numbers are drawn), so a model torch.compile cannot capture is found
 before the first step: it trains eagerly with one line saying why, or, with compile.fullgraph=true
 (the user asked for one whole graph), it is refused with one line. Commands after training
@@ -63,8 +63,8 @@ def is_compiled(model: nn.Module) -> bool:
 
 
 def compile_backbone(module, settings: CompileSettings) -> None:
-    """Compile `module.backbone` in place and try it on `module.example_input_array` (set by
-    training/pieces.probe): trains compiled, eagerly with one line, or a UserError (fullgraph)."""
+    """Trace `module.backbone` on `module.example_input_array` (set by training/pieces.probe), then
+    compile it in place; or train eagerly with one line, or a UserError (fullgraph)."""
     if not settings.enabled:
         return
     from torch._dynamo.utils import counters
@@ -74,22 +74,26 @@ def compile_backbone(module, settings: CompileSettings) -> None:
     # sweep's jobs, the tests) would soon train eagerly. Each run starts from an empty cache.
     torch._dynamo.reset()
     backbone, example = module.backbone, module.example_input_array
-    backbone.compile(**settings.arguments())
-    module.compiled = settings  # a spawned DDP rank compiles again (BackboneModule.setup)
+    # The try traces only (backend="eager": no code generated): what fails to compile is dynamo's
+    # capture. The cache is emptied after it, or the try's batch of 2 would make dynamo compile
+    # training's graphs for dynamic shapes (slower kernels) at the first real batch.
+    trial = torch.compile(backbone, **{**settings.arguments(), "backend": "eager", "mode": None})
     graphs, breaks = counters["stats"]["unique_graphs"], set(counters["unimplemented"])
     was_training = module.training
     module.eval()
     try:
         with torch.no_grad():
-            backbone(example)
+            trial(example)
         reason = None if counters["stats"]["unique_graphs"] > graphs else no_graph_reason(breaks)
     except Exception as exc:  # noqa: BLE001 - whatever fails here is torch.compile's: the eager probe passed
         reason = f"{type(exc).__name__}: {first_line(str(exc))}"
     finally:
         module.train(was_training)
+        torch._dynamo.reset()
     if reason is None:
+        backbone.compile(**settings.arguments())
+        module.compiled = settings  # a spawned DDP rank compiles again (BackboneModule.setup)
         return
-    eager(module)
     name = type(backbone).__name__
     if settings.fullgraph:
         raise UserError(
@@ -109,11 +113,6 @@ def no_graph_reason(breaks_before: set) -> str:
 
 def first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), text)[:200]
-
-
-def eager(module) -> None:
-    module.backbone._compiled_call_impl = None
-    module.compiled = None
 
 
 def recompile(module) -> None:
