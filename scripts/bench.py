@@ -2,6 +2,7 @@
 training time, time to accuracy, peak memory.
 
     python scripts/bench.py [--quick] [--repeats 3] [--threads N] [--device cpu|cuda] [--out-dir DIR]
+    python scripts/bench.py --sections compile [--repeats 1] [--compile-steps 30]
 
 Prints a table and writes it to <out-dir>/bench.json and <out-dir>/bench.md (default
 outputs/bench). Every measurement is a whole process (its peak resident memory is the process's
@@ -17,6 +18,10 @@ max RSS); each is repeated and the median reported.
    `experiment=fashion_mnist_92` (for 92%) end to end, start-up included, and the test accuracy
    each reaches.
 4. gpu (--device cuda only): images/s and peak GPU memory of resnet and transformer in bf16.
+5. compile (only when asked: --sections compile): `bigmodel train compile=true` against eager per
+   model family at small sizes (digits; gpt on char_lm): steady training steps/s (5 epochs, the
+   first two, which compile, left out) and the seconds compiling costs (the compiled process's extra wall
+   time, less what its faster steps saved).
 
 Start-up rows compare `bigmodel train debug=fdr` with `python -c "import torch, pytorch_lightning"`,
 and per-epoch rows add a bare-Lightning floor (scripts/plain_loop.py --lightning), so what is
@@ -50,6 +55,14 @@ PRESETS = {"defaults": [], "minimal": ["callbacks=minimal", "logger=none"]}
 TARGETS = {"--help": 0.5, "--cfg job": 1.5, "debug=fdr": 1.1, "defaults": 1.10, "minimal": 1.05}
 # debug=fdr against lightning-hydra-template's debug=fdr (--peer): at most this ratio.
 PEER_TARGET = 0.9
+# compile=true against eager: model family -> its overrides (small sizes; gpt reads bytes).
+COMPILE_MODELS = {
+    "mlp": ["model=mlp"],
+    "cnn": ["model=cnn"],
+    "resnet": ["model=resnet"],
+    "transformer": ["model=transformer"],
+    "gpt": ["model=gpt", "data=char_lm", "data.block_size=64"],
+}
 # Time to accuracy: recipe -> the test accuracy it is for.
 RECIPES = {"fashion_mnist_fast": 0.90, "fashion_mnist_92": 0.92}
 
@@ -360,6 +373,50 @@ def bench_gpu(args, work: Path, env: dict, data: list[str]) -> list[dict]:
     return rows
 
 
+def bench_compile(args, work: Path, env: dict) -> list[dict]:
+    """Eager and compile=true processes of each family, interleaved: steps/s from the last three of
+    five epochs (EpochTimer; each epoch holds its steps and 2 validation batches), and compile seconds:
+    wall(compiled) - wall(eager) + the time the compiled steps saved over the whole run."""
+    epochs, steps = 5, (4 if args.quick else args.compile_steps)
+    rows = []
+    for model in args.compile_models.split(","):
+        runs: dict[str, list[dict]] = {"eager": [], "compiled": []}
+        for repeat in range(args.repeats):
+            for case, cases in runs.items():
+                timer = work / f"compile-{model}-{case}-{repeat}.json"
+                overrides = [
+                    *COMPILE_MODELS[model], *device_overrides(args.device), "scheduler=none", "callbacks=minimal",
+                    "logger=none", f"trainer.max_epochs={epochs}", f"trainer.limit_train_batches={steps}",
+                    "trainer.limit_val_batches=2", "test_after_fit=false", f"compile={str(case == 'compiled').lower()}",
+                    f"run_name=compile-{model}-{case}-{repeat}", *epoch_timer(timer),
+                ]  # fmt: skip
+                result = run_process([*bigmodel(), "train", *overrides], work, env, args.timeout)
+                record = json.loads(timer.read_text())
+                # The first two epochs left out: they compile (training, then eval, then each new batch size).
+                result["steps_per_s"] = record["steps_per_epoch"] / statistics.median(record["epoch_seconds"][2:])
+                cases.append(result)
+        eager = statistics.median(r["steps_per_s"] for r in runs["eager"])
+        compiled = statistics.median(r["steps_per_s"] for r in runs["compiled"])
+        compile_s = statistics.median(
+            c["wall"] - e["wall"] + epochs * steps * (1 / e["steps_per_s"] - 1 / c["steps_per_s"])
+            for e, c in zip(runs["eager"], runs["compiled"])
+        )
+        rows.append(row("compile", f"{model}: eager", runs["eager"], "steps_per_s", "steps/s", steps=steps))
+        rows.append(
+            row(
+                "compile",
+                f"{model}: compile=true",
+                runs["compiled"],
+                "steps_per_s",
+                "steps/s",
+                steps=steps,
+                vs_eager=compiled / eager,
+                compile_s=compile_s,
+            )
+        )
+    return rows
+
+
 def load_average() -> list[float] | None:
     try:
         return [round(x, 2) for x in os.getloadavg()]
@@ -385,6 +442,8 @@ def markdown(rows: list[dict], machine: dict) -> str:
             value += f" ({r['steps']} steps)"
         if "test_acc" in r:
             value += f", test acc {r['test_acc']:.4f}"
+        if "vs_eager" in r:
+            value += f", {r['vs_eager']:.2f}x eager, compiling {r['compile_s']:.1f} s"
         if "peak_gpu_mib" in r:
             value += f", peak GPU {r['peak_gpu_mib']:.0f} MiB"
         target = r.get("target")
@@ -421,12 +480,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated per-epoch models")
     parser.add_argument(
-        "--sections", default="startup,epochs,accuracy,gpu", help="comma-separated subset to run (gpu: --device cuda)"
+        "--sections",
+        default="startup,epochs,accuracy,gpu",
+        help="comma-separated subset to run (gpu: --device cuda; compile: only when named)",
     )
     parser.add_argument(
         "--peer", default=None, help="a lightning-hydra-template checkout: its debug=fdr joins the start-up rows"
     )
     parser.add_argument("--peer-python", default=None, help="the peer's own environment's python (default: this one)")
+    parser.add_argument("--compile-steps", type=int, default=30, help="training batches per epoch, compile section")
+    parser.add_argument("--compile-models", default=",".join(COMPILE_MODELS), help="families for --sections compile")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed per process")
     parser.add_argument("--out-dir", default="outputs/bench")
     args = parser.parse_args(argv)
@@ -463,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += bench_time_to_accuracy(args, work, env, data)
         if "gpu" in sections and args.device == "cuda":
             rows += bench_gpu(args, work, env, data)
+        if "compile" in sections:
+            rows += bench_compile(args, work, env)
     machine["load_after"] = load_average()
     table = markdown(rows, machine)
     (out_dir / "bench.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))

@@ -19,6 +19,7 @@ from omegaconf import open_dict
 
 from bigmodel_cli.config.catalogue import conf_dir
 from bigmodel_cli.config.resolvers import register_resolvers
+from bigmodel_cli.config.source import expanded_switches
 
 # Overrides that make any training run take a few steps.
 FAST = [
@@ -37,7 +38,7 @@ def composed(task: str, overrides: list[str], run_dir: Path):
     register_resolvers()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        cfg = compose(config_name=task, overrides=overrides, return_hydra_config=True)
+        cfg = compose(config_name=task, overrides=expanded_switches(overrides), return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)
         with open_dict(cfg):
             cfg.paths.output_dir = str(run_dir)

@@ -53,7 +53,8 @@ def measure_layers(model: nn.Module, example: torch.Tensor) -> tuple[dict[str, t
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        # compile=true: measured eagerly (FLOPs are counted per eager op; no graph compiled for this).
+        with torch.no_grad(), torch.compiler.set_stance("force_eager"), FlopCounterMode(display=False) as counter:
             model(example)
     finally:
         model.train(was_training)

@@ -84,9 +84,27 @@ def recorded_search_dirs(hydra_dir: str) -> list[str]:
     ]
 
 
+# Switches that are a node of settings: `compile=true` stands for compile.enabled=true, so that it
+# combines with the node's other keys (`compile=true compile.mode=max-autotune`), which Hydra cannot
+# do for a plain value (nor for a group: a group's option cannot be named true).
+SWITCH_NODES = {"compile": "enabled"}
+
+
+def expanded_switches(overrides: list[str]) -> list[str]:
+    """`compile=true` -> `compile.enabled=true` (also with +/++ and sweeps: compile=true,false)."""
+    out = []
+    for arg in overrides:
+        key = arg.split("=", 1)[0]
+        if "=" in arg and key.lstrip("+") in SWITCH_NODES:
+            arg = f"{key}.{SWITCH_NODES[key.lstrip('+')]}={arg.split('=', 1)[1]}"
+        out.append(arg)
+    return out
+
+
 def hydra_arguments(overrides: list[str]) -> list[str]:
-    """A resumed run's own config, then a saved config made whole (see the two steps below)."""
-    return saved_config_arguments(resume_arguments(overrides))
+    """Switch shorthands expanded, a resumed run's own config, then a saved config made whole (see
+    the two steps below)."""
+    return saved_config_arguments(resume_arguments(expanded_switches(overrides)))
 
 
 def resume_arguments(overrides: list[str]) -> list[str]:

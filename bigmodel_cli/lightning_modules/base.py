@@ -21,6 +21,7 @@ from torch import nn
 from bigmodel_cli.callbacks.finetuning import Finetune
 from bigmodel_cli.config.instantiate import instantiate
 from bigmodel_cli.errors import UserError
+from bigmodel_cli.lightning_modules.compiling import recompile
 from bigmodel_cli.lightning_modules.optim import build_optimizer, build_scheduler, decayed_names, decayed_parameters
 from bigmodel_cli.lightning_modules.regularization import Regularization
 
@@ -45,6 +46,12 @@ class BackboneModule(pl.LightningModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
+
+    # compile=true: the settings the backbone was compiled with (lightning_modules/compiling.py).
+    compiled = None
+
+    def setup(self, stage: str) -> None:
+        recompile(self)  # a DDP spawn rank receives the module pickled, without its compiled call
 
     def optimizer_config(self) -> dict[str, Any]:
         return self.config["optimizer"]

@@ -6,7 +6,7 @@ is ready to run: the Trainer has every callback in its list already, and nothing
 
 - `assemble_training` (bigmodel train): where to resume from, the data, the module (another run's
   weights for init_from=, the teacher for distill.teacher=), the checks before training, the
-  Trainer with the run's guards and the trial reporter, MLflow tags, the CSV log trimmed for a
+  backbone compiled for compile=true, the Trainer with the run's guards and the trial reporter, MLflow tags, the CSV log trimmed for a
   resume, the lr for optimizer.lr=auto;
 - `assemble_pieces` (bigmodel lr-find): data, module and Trainer of a fresh run;
 - `assemble_checkpoint` (validate, test, predict): a checkpoint's module, its data and a Trainer;
@@ -28,6 +28,7 @@ from bigmodel_cli.callbacks.header import RunHeader
 from bigmodel_cli.callbacks.resume_state import ResumeState
 from bigmodel_cli.checkpoints.files import read_checkpoint
 from bigmodel_cli.checkpoints.plugin import AtomicCheckpointIO
+from bigmodel_cli.lightning_modules.compiling import compile_backbone
 from bigmodel_cli.process_state import is_rank_zero
 from bigmodel_cli.runs import records, tracking
 from bigmodel_cli.runs.resume import checkpoint_to_resume, trim_csv_logs
@@ -87,6 +88,8 @@ def assemble_training(cfg: DictConfig) -> TrainingRun:
         ],
         plugins=[AtomicCheckpointIO()],
     )
+    # After the Trainer: a machine that cannot run the accelerator asked for says so before compiling.
+    compile_backbone(module, settings.compile)
     tracked = tracking.start(trainer, cfg)
     if tracked:
         records.update_run(cfg.paths.output_dir, mlflow=tracked)
@@ -105,7 +108,9 @@ def assemble_pieces(cfg: DictConfig) -> Pieces:
     datamodule = build_datamodule(cfg.data, allowed(cfg))
     module = build_module(plain(cfg), settings)
     probe(module, datamodule)
-    return Pieces(datamodule, module, build_trainer(cfg, settings))
+    trainer = build_trainer(cfg, settings)
+    compile_backbone(module, settings.compile)
+    return Pieces(datamodule, module, trainer)
 
 
 def assemble_checkpoint(cfg: DictConfig) -> Pieces:

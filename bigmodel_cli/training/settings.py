@@ -2,7 +2,7 @@
 
 regularizer -> lightning_modules/regularization.Regularization, finetune ->
 callbacks/finetuning.Finetune, compress -> callbacks/pruning.Compress, hparams_search ->
-search/study.SearchSettings. Each reader's defaults are its group's YAML (config/contracts.
+search/study.SearchSettings, and the top-level compile node -> lightning_modules/compiling.CompileSettings. Each reader's defaults are its group's YAML (config/contracts.
 keys_group_settings); the pieces of a run (training/pieces.py) and the LightningModule receive
 these objects instead of parsing the config again.
 """
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from bigmodel_cli.callbacks.finetuning import Finetune
 from bigmodel_cli.callbacks.pruning import Compress
+from bigmodel_cli.lightning_modules.compiling import CompileSettings
 from bigmodel_cli.lightning_modules.regularization import Regularization
 from bigmodel_cli.search.study import SearchSettings
 
@@ -23,6 +24,7 @@ class RunSettings:
     finetune: Finetune
     compress: Compress
     search: SearchSettings | None  # a job of an Optuna sweep only
+    compile: CompileSettings
 
     @classmethod
     def read(cls, config) -> RunSettings:
@@ -32,4 +34,5 @@ class RunSettings:
             finetune=Finetune.from_config(config),
             compress=Compress.from_config(config),
             search=SearchSettings.from_config(config) if config.get("hparams_search") else None,
+            compile=CompileSettings.from_config(config),
         )

@@ -1,7 +1,8 @@
 """Every option in conf/ does what it says: EFFECTS maps each `group=option` to the test that fails
 if the option did nothing (a schedule's lr has its shape, an augmentation changes training batches
 and never evaluation ones, an optimizer updates differently from the others, ...). A new YAML
-option without an entry here fails `test_every_option_has_an_effect_test`.
+option without an entry here fails `test_every_option_has_an_effect_test`, and so does a top-level
+switch named in SWITCHES (`compile=true`).
 
 Entries name a test function as `module::function` (parametrized tests cover the option among
 their cases). Most of the effect tests for this table live in this file; the others are in the
@@ -131,9 +132,14 @@ EFFECTS: dict[str, str] = {
         f"scheduler={o}": "config.test_option_effects::test_schedule_lr_has_its_shape"
         for o in ("cosine", "exponential", "multistep", "none", "onecycle", "plateau", "step", "warmup_cosine")
     },
+    # switches (SWITCHES below): compile=true: dynamo compiles the backbone and training gives eager's result
+    "compile=true": "lightning_modules.test_compiling::test_compiled_training_is_eager_training_and_dynamo_compiled_it",
 }
 
-OPTIONS = [f"{group}={option}" for group, options in catalogue.groups().items() for option in options]
+# Top-level switches of train.yaml that change how a run trains, held to the same rule.
+SWITCHES = ["compile=true"]
+
+OPTIONS = [f"{group}={option}" for group, options in catalogue.groups().items() for option in options] + SWITCHES
 
 
 def test_every_option_has_an_effect_test():

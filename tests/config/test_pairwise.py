@@ -52,7 +52,12 @@ SWITCHES: dict[str, list[str]] = {
     # The lr finder does not run under fast_dev_run (documented, one line); its configurations
     # run a few real batches instead (AUTO_LR_SETTINGS).
     "optimizer.lr": ["default", "auto"],
+    "compile": ["false", "true"],
 }
+# compile=true configurations trace with dynamo and AOTAutograd (hooks, pruning, EMA, DDP and the
+# rest meet the compiled backbone there) without inductor's C++ code generation, seconds per graph
+# on this CPU; inductor itself is tested in tests/lightning_modules/test_compiling.py.
+COMPILE_SETTINGS = ["compile.backend=aot_eager"]
 AUTO_LR_SETTINGS = [
     *[o for o in FAST if "limit_train" not in o],
     "trainer.limit_train_batches=13",
@@ -138,7 +143,9 @@ CONFIGURATIONS = COVER.configurations
 
 def case_id(number: int, c: Configuration) -> str:
     focus = "-".join(f"{f}={v}" for f, v in c.focus)
-    return f"cover{number:03d}" if c.kind == "cover" else f"{c.kind}{number:03d}-{focus}"
+    # `-k compile` picks the configurations that compile
+    compiled = "-compile" if c.choices.get("compile") == "true" and ("compile", "true") not in c.focus else ""
+    return (f"cover{number:03d}" if c.kind == "cover" else f"{c.kind}{number:03d}-{focus}") + compiled
 
 
 def known_failure(c: Configuration) -> str | None:
@@ -162,6 +169,8 @@ def overrides(c: Configuration, run: Path) -> list[str]:
                 continue
             if factor == "optimizer.lr":
                 out = [o for o in out if o != "debug=fdr"] + AUTO_LR_SETTINGS
+            if factor == "compile":
+                out += COMPILE_SETTINGS
             out.append(f"{factor}={run if value == RUN else value}")
         else:
             out.append(f"{factor}={value}")

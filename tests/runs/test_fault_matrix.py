@@ -93,6 +93,7 @@ SWITCHES = [
     "trainer.precision=bf16-mixed",
     "model.activation_checkpointing=true",
     "cv=2",  # killed in its first fold (tests/training/test_cross_validation.py kills a later one)
+    "compile=true",
 ]
 
 
