@@ -3,6 +3,7 @@ training time, time to accuracy, peak memory.
 
     python scripts/bench.py [--quick] [--repeats 3] [--threads N] [--device cpu|cuda] [--out-dir DIR]
     python scripts/bench.py --sections compile [--repeats 1] [--compile-steps 30]
+    python scripts/bench.py --sections large [--repeats 1] [--large-steps 4]
 
 Prints a table and writes it to <out-dir>/bench.json and <out-dir>/bench.md (default
 outputs/bench). Every measurement is a whole process (its peak resident memory is the process's
@@ -22,6 +23,10 @@ max RSS); each is repeated and the median reported.
    model family at small sizes (digits; gpt on char_lm): steady training steps/s (5 epochs, the
    first two, which compile, left out) and the seconds compiling costs (the compiled process's extra wall
    time, less what its faster steps saved).
+6. large models (only when asked: --sections large): GPT-2 small's shape and resnet50 through
+   `bigmodel train` against scripts/plain_loop.py (seconds per optimizer step, peak RSS), then
+   model.activation_checkpointing=true, trainer.precision=bf16-true and half the batch with
+   trainer.accumulate_grad_batches=2, each against bigmodel without it.
 
 Start-up rows compare `bigmodel train debug=fdr` with `python -c "import torch, pytorch_lightning"`,
 and per-epoch rows add a bare-Lightning floor (scripts/plain_loop.py --lightning), so what is
@@ -210,14 +215,23 @@ def epoch_timer(path: Path) -> list[str]:
 
 
 def bigmodel_epochs(
-    args, work: Path, env: dict, common: list[str], settings: dict, model: str, preset: str, repeat: int
+    args,
+    work: Path,
+    env: dict,
+    common: list[str],
+    settings: dict,
+    model: str,
+    preset: str,
+    repeat: int,
+    model_overrides: list[str] | None = None,
 ) -> dict:
+    """`bigmodel train` of MODELS[model] (or model_overrides) with a preset; its median epoch."""
     timer = work / f"epochs-{model}-{preset}-{repeat}.json"
     steps = settings["steps"][model]
     overrides = [
         *common,
-        *MODELS[model],
-        *PRESETS[preset],
+        *(MODELS[model] if model_overrides is None else model_overrides),
+        *PRESETS.get(preset, []),
         f"trainer.max_epochs={settings['epochs']}",
         f"trainer.limit_train_batches={steps if steps else 'null'}",
         f"trainer.limit_val_batches={settings['val_steps'] or 'null'}",
@@ -231,7 +245,15 @@ def bigmodel_epochs(
 
 
 def plain_epochs(
-    args, work: Path, env: dict, common: list[str], settings: dict, model: str, repeat: int, lightning: bool = False
+    args,
+    work: Path,
+    env: dict,
+    common: list[str],
+    settings: dict,
+    model: str,
+    repeat: int,
+    lightning: bool = False,
+    model_overrides: list[str] | None = None,
 ) -> dict:
     """The plain PyTorch loop, or (lightning) the same work through a bare LightningModule and Trainer."""
     out = work / f"{'lightning' if lightning else 'plain'}-{model}-{repeat}.json"
@@ -252,7 +274,7 @@ def plain_epochs(
         *(["--lightning"] if lightning else []),
         "--",
         *common,
-        *MODELS[model],
+        *(MODELS[model] if model_overrides is None else model_overrides),
     ]
     result = run_process(cmd, work, env, args.timeout)
     result["epoch"] = median_epoch(json.loads(out.read_text())["epoch_seconds"])
@@ -305,6 +327,70 @@ def bench_epochs(args, work: Path, env: dict, data: list[str]) -> list[dict]:
                     met=ratio <= TARGETS[preset],
                 )
             )
+    return rows
+
+
+# Large models: GPT-2 small's shape (12 blocks of 768, 12 heads; a byte vocabulary, so 85 M
+# parameters, not 124 M) and torchvision's resnet50, bigmodel against the plain loop at the same
+# batch, precision and steps; then bigmodel's memory levers, each against bigmodel without it.
+LARGE = {
+    "gpt 12x768": ["model=gpt", "model.dim=768", "model.depth=12", "model.heads=12", "data=char_lm",
+                   "data.block_size=256", "data.batch_size=8"],
+    "resnet50": ["model=resnet", "model.arch=resnet50", "data=synthetic", "data.image_size=32", "data.in_channels=3",
+                 "data.mean=[0.5,0.5,0.5]", "data.std=[0.25,0.25,0.25]", "data.batch_size=32"],
+}  # fmt: skip
+QUICK_LARGE = {
+    "gpt 12x768": ["model.dim=64", "model.depth=2", "model.heads=2", "data.block_size=32"],
+    "resnet50": ["model.arch=resnet18", "data.source.train_samples=256", "data.source.test_samples=64"],
+}
+LEVERS = {
+    "activation checkpointing": ["model.activation_checkpointing=true"],
+    "bf16-true": ["trainer.precision=bf16-true"],
+    "half batch x accumulate 2": ["trainer.accumulate_grad_batches=2"],
+}
+LARGE_TARGETS = {"time": 1.05, "memory": 1.1}  # bigmodel / plain loop
+
+
+def bench_large(args, work: Path, env: dict) -> list[dict]:
+    """Seconds per optimizer step (median epoch / steps; the first epoch a warm-up) and each process's
+    peak RSS (imports included, as a user's process has them)."""
+    steps = 2 if args.quick else args.large_steps
+    rows = []
+    for family, (name, overrides) in enumerate(LARGE.items()):
+        overrides = [*overrides, *(QUICK_LARGE[name] if args.quick else []), "scheduler=none",
+                     *device_overrides(args.device)]  # fmt: skip
+        batch = int(next(o for o in reversed(overrides) if o.startswith("data.batch_size=")).split("=")[1])
+        cases = {"plain loop": None, "bigmodel": [], **LEVERS}
+        runs: dict[str, list[dict]] = {case: [] for case in cases}
+        for repeat in range(args.repeats):  # interleaved, so load changes hit every case alike
+            for number, (case, extra) in enumerate(cases.items()):
+                halved = case.startswith("half batch")
+                key = f"large{family}-{number}"
+                settings = {"epochs": 2, "steps": {key: steps * (2 if halved else 1)}, "val_steps": 1}
+                chosen = [*overrides, *(extra or []), *([f"data.batch_size={batch // 2}"] if halved else [])]
+                if extra is None:
+                    result = plain_epochs(args, work, env, [], settings, key, repeat, model_overrides=chosen)
+                else:
+                    result = bigmodel_epochs(args, work, env, [], settings, key, "", repeat, model_overrides=chosen)
+                result["step"] = result["epoch"] / steps
+                runs[case].append(result)
+        seconds = {case: statistics.median(r["step"] for r in found) for case, found in runs.items()}
+        memory = {case: max(r["rss_mb"] for r in found) for case, found in runs.items()}
+        for case in cases:
+            extra = {}
+            if case != "plain loop":
+                reference = "plain loop" if case == "bigmodel" else "bigmodel"
+                extra = {
+                    "against": reference,
+                    "time_ratio": seconds[case] / seconds[reference],
+                    "memory_ratio": memory[case] / memory[reference],
+                }
+            if case == "bigmodel":
+                extra["met"] = (
+                    extra["time_ratio"] <= LARGE_TARGETS["time"] and extra["memory_ratio"] <= LARGE_TARGETS["memory"]
+                )
+                extra["target"] = LARGE_TARGETS
+            rows.append(row("large models", f"{name}: {case}", runs[case], "step", "s/step", steps=steps, **extra))
     return rows
 
 
@@ -444,6 +530,8 @@ def markdown(rows: list[dict], machine: dict) -> str:
             value += f", test acc {r['test_acc']:.4f}"
         if "vs_eager" in r:
             value += f", {r['vs_eager']:.2f}x eager, compiling {r['compile_s']:.1f} s"
+        if "time_ratio" in r:
+            value += f"; vs {r['against']}: {r['time_ratio']:.2f}x time, {r['memory_ratio']:.2f}x peak RSS"
         if "peak_gpu_mib" in r:
             value += f", peak GPU {r['peak_gpu_mib']:.0f} MiB"
         target = r.get("target")
@@ -451,6 +539,8 @@ def markdown(rows: list[dict], machine: dict) -> str:
             target_text = ""
         elif "test_acc" in r:
             target_text = f">= {target:.0%} acc"
+        elif isinstance(target, dict):
+            target_text = f"<= {target['time']}x time, <= {target['memory']}x memory"
         elif "ratio" in r:
             target_text = f"<= {target}x plain"
         elif "vs_floor" in r:
@@ -482,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sections",
         default="startup,epochs,accuracy,gpu",
-        help="comma-separated subset to run (gpu: --device cuda; compile: only when named)",
+        help="comma-separated subset to run (gpu: --device cuda; compile and large: only when named)",
     )
     parser.add_argument(
         "--peer", default=None, help="a lightning-hydra-template checkout: its debug=fdr joins the start-up rows"
@@ -490,6 +580,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer-python", default=None, help="the peer's own environment's python (default: this one)")
     parser.add_argument("--compile-steps", type=int, default=30, help="training batches per epoch, compile section")
     parser.add_argument("--compile-models", default=",".join(COMPILE_MODELS), help="families for --sections compile")
+    parser.add_argument("--large-steps", type=int, default=4, help="optimizer steps per epoch, large-models section")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed per process")
     parser.add_argument("--out-dir", default="outputs/bench")
     args = parser.parse_args(argv)
@@ -528,6 +619,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += bench_gpu(args, work, env, data)
         if "compile" in sections:
             rows += bench_compile(args, work, env)
+        if "large" in sections:
+            rows += bench_large(args, work, env)
     machine["load_after"] = load_average()
     table = markdown(rows, machine)
     (out_dir / "bench.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))

@@ -65,19 +65,16 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(args.device)
     data = instantiate(cfg.data)
     data.setup("fit")
-    train, val = data.datasets["train"], data.datasets["val"]
-    train_x, train_y = train.images.to(device), train.labels.to(device)
-    val_x, val_y = val.images.to(device), val.labels.to(device)
-    mean, std = data.mean.to(device), data.std.to(device)
     model = instantiate(cfg.model).to(device)
     optimizer = build_optimizer(model, OmegaConf.to_container(cfg.optimizer, resolve=True))
-    criterion = torch.nn.CrossEntropyLoss()
+
+    def criterion(logits, y):  # a class per sample, or per position (language models): one cross-entropy
+        return torch.nn.functional.cross_entropy(logits.flatten(0, -2), y.flatten())
+
     if args.lightning:
         return lightning_floor(args, cfg, data, model, optimizer, criterion)
-    batch = int(cfg.data.batch_size)
-
-    def normalised(images):
-        return (images.float().div_(255) - mean) / std
+    batches = image_batches if hasattr(data.datasets["train"], "images") else loader_batches
+    train_batches, val_batches = batches(data, device, int(cfg.data.batch_size))
 
     def sync():
         if device.type == "cuda":
@@ -88,13 +85,10 @@ def main(argv: list[str] | None = None) -> None:
         sync()
         start = time.perf_counter()
         model.train()
-        order = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(epoch)).to(device)
-        starts = range(0, len(order), batch)
-        for step, first in enumerate(starts):
+        for step, (x, y) in enumerate(train_batches(epoch)):
             if args.steps is not None and step >= args.steps:
                 break
-            index = order[first : first + batch]
-            loss = criterion(model(normalised(train_x[index])), train_y[index])
+            loss = criterion(model(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -102,17 +96,62 @@ def main(argv: list[str] | None = None) -> None:
         correct = torch.zeros((), device=device)
         seen = 0
         with torch.no_grad():
-            for step, first in enumerate(range(0, len(val_y), batch)):
+            for step, (x, y) in enumerate(val_batches(0)):
                 if args.val_steps is not None and step >= args.val_steps:
                     break
-                x, y = normalised(val_x[first : first + batch]), val_y[first : first + batch]
                 correct += (model(x).argmax(-1) == y).sum()
-                seen += len(y)
+                seen += y.numel()
         accuracies.append(float(correct) / max(seen, 1))
         sync()
         seconds.append(time.perf_counter() - start)
     with open(args.out, "w") as f:
         json.dump({"epoch_seconds": seconds, "val_acc": accuracies}, f)
+
+
+def image_batches(data, device, batch: int):
+    """In-memory images as bigmodel's tensor loader gives them: a seeded permutation per epoch,
+    uint8 converted to float and normalised per batch."""
+    import torch
+
+    train, val = data.datasets["train"], data.datasets["val"]
+    train_x, train_y = train.images.to(device), train.labels.to(device)
+    val_x, val_y = val.images.to(device), val.labels.to(device)
+    mean, std = data.mean.to(device), data.std.to(device)
+
+    def normalised(images):
+        return (images.float().div_(255) - mean) / std
+
+    def train_batches(epoch: int):
+        order = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(epoch)).to(device)
+        for first in range(0, len(order), batch):
+            index = order[first : first + batch]
+            yield normalised(train_x[index]), train_y[index]
+
+    def val_batches(_epoch: int):
+        for first in range(0, len(val_y), batch):
+            yield normalised(val_x[first : first + batch]), val_y[first : first + batch]
+
+    return train_batches, val_batches
+
+
+def loader_batches(data, device, batch: int):
+    """Any other split (token blocks, texts): a DataLoader with the DataModule's collate, shuffled by a
+    seeded generator per epoch."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    def batches(split: str, shuffle: bool):
+        def each(epoch: int):
+            generator = torch.Generator().manual_seed(epoch)
+            loader = DataLoader(
+                data.datasets[split], batch_size=batch, shuffle=shuffle, generator=generator, collate_fn=data.collate_fn
+            )
+            for x, y in loader:
+                yield x.to(device), y.to(device)
+
+        return each
+
+    return batches("train", True), batches("val", False)
 
 
 def lightning_floor(args, cfg, data, model, optimizer, criterion) -> None:
@@ -135,7 +174,7 @@ def lightning_floor(args, cfg, data, model, optimizer, criterion) -> None:
         def validation_step(self, batch, batch_idx):
             x, y = batch
             self.correct += (self.model(x).argmax(-1) == y).sum()
-            self.seen += len(y)
+            self.seen += y.numel()
 
         def configure_optimizers(self):
             return optimizer

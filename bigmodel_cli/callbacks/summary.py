@@ -26,7 +26,9 @@ class BackboneSummary(ModelSummary):
         example = getattr(pl_module, "example_input_array", None)
         # A sharded model (FSDP) cannot run a forward pass on one rank alone.
         measure = example is not None and "FSDP" not in type(trainer.strategy).__name__
-        shapes, flops = measure_layers(backbone, example.to(pl_module.device)) if measure else ({}, {})
+        if measure:  # as a batch reaches the model: on its device, in its dtype (trainer.precision=bf16-true)
+            example = trainer.precision_plugin.convert_input(example.to(pl_module.device))
+        shapes, flops = measure_layers(backbone, example) if measure else ({}, {})
         Console().print(summary_table(backbone, self._max_depth, shapes, flops))
         print(totals_line(backbone, flops.get("", 0), len(example) if measure else 0))
 

@@ -210,4 +210,7 @@ class ImageDataModule(SplitLoaders, pl.LightningDataModule):
         images = (images.float().div_(255) - self.mean) / self.std
         if training and self.mixer is not None:
             images, labels = self.mixer(images, labels)
+        if self.trainer is not None:  # Lightning converts a batch to the precision's dtype before this
+            # hook, when its images are still uint8: trainer.precision=bf16-true needs them converted here
+            return self.trainer.precision_plugin.convert_input((images, labels))
         return images, labels

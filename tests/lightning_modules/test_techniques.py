@@ -271,3 +271,18 @@ def test_fast_precision_is_bf16_only_where_it_is_faster(monkeypatch):
     assert fast_precision("gpu") == "32-true"
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
     assert fast_precision("gpu") == "bf16-mixed" and fast_precision("auto") == "bf16-mixed"
+
+
+@pytest.mark.parametrize("augmentation", ["none", "mixup"])
+def test_bf16_true_trains_image_models_in_bf16(augmentation, compose_cfg, monkeypatch):
+    """trainer.precision=bf16-true: weights and the normalised images (made after Lightning's own
+    batch conversion, from uint8) are bf16, soft targets too; the model summary measures in bf16."""
+    seen = record_batches(monkeypatch)
+    overrides = ["trainer.precision=bf16-true", f"augmentation={augmentation}", "accelerator=cpu", *QUICK]
+    with compose_cfg("train", overrides) as cfg:
+        metrics, trainer, module = fitted(cfg, monkeypatch)
+    assert all(p.dtype == torch.bfloat16 for p in module.backbone.parameters())
+    assert {x.dtype for x, _ in seen} == {torch.bfloat16}
+    if augmentation == "mixup":
+        assert {y.dtype for _, y in seen} == {torch.bfloat16}
+    assert torch.isfinite(torch.tensor(metrics["test/loss"]))

@@ -91,6 +91,7 @@ SWITCHES = [
     "trainer.accumulate_grad_batches=2",
     "trainer.gradient_clip_val=0.5",
     "trainer.precision=bf16-mixed",
+    "trainer.precision=bf16-true",
     "model.activation_checkpointing=true",
     "cv=2",  # killed in its first fold (tests/training/test_cross_validation.py kills a later one)
     "compile=true",
