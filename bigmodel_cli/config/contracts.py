@@ -66,6 +66,7 @@ SIZES = {  # a model's widths and counts: one at least (a zero-width layer canno
         "vocab_size",
         "max_length",
         "block_size",
+        "kernel_sizes",
     )
 }
 
@@ -114,6 +115,7 @@ CONTRACTS: dict[str, Contract] = {
         ranges=(
             *((key.removeprefix("model."), rule) for key, rule in SIZES.items()),
             ("mlp_ratio", POSITIVE),
+            ("bigram_buckets", NON_NEGATIVE),
         ),
     ),
     "optimizer": Contract(
@@ -282,6 +284,7 @@ CONTRACTS: dict[str, Contract] = {
             "objective",
             "objective_mode",
             "channels_last",
+            "distill",
         ),
     ),
     "launcher": Contract(

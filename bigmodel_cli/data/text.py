@@ -35,16 +35,25 @@ BYTE_VOCAB = 257  # 256 byte values shifted by one, id 0 is padding
 
 
 class TokenSequences(Dataset):
-    """(LongTensor of token ids, int label) pairs."""
+    """(LongTensor of token ids, int label) pairs, with the texts they were read from (for
+    baselines that read the same splits: texts_and_labels)."""
 
-    def __init__(self, ids: list[list[int]], labels: list[int]):
-        self.ids, self.labels = ids, labels
+    def __init__(self, ids: list[list[int]], labels: list[int], texts: list[str]):
+        self.ids, self.labels, self.texts = ids, labels, texts
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def __getitem__(self, index: int):
         return torch.tensor(self.ids[index], dtype=torch.long), self.labels[index]
+
+
+def texts_and_labels(dataset: Dataset) -> tuple[list[str], list[int]]:
+    """The raw texts and labels of a split: a TokenSequences, or Subsets of one."""
+    positions = list(range(len(dataset)))
+    while isinstance(dataset, Subset):
+        positions, dataset = [dataset.indices[p] for p in positions], dataset.dataset
+    return [dataset.texts[p] for p in positions], [dataset.labels[p] for p in positions]
 
 
 def pad_batch(samples: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -183,6 +192,7 @@ class TextDataModule(SplitLoaders, pl.LightningDataModule):
                     for t in slow_progress(texts, f"tokenising the {split} split", total=len(texts))
                 ],
                 labels[split],
+                texts,
             )
             for split, (texts, _) in splits.items()
         }

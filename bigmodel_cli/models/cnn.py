@@ -1,8 +1,11 @@
 """The classic convolutional stack: [conv-(bn)-act] x convs_per_stage, max-pool, per stage; then a
-fully-connected head on the pooled features."""
+fully-connected head on the pooled features. On text, Kim (2014)'s sentence CNN: parallel 1-D
+convolutions of several widths over the word embeddings, each max-pooled over the text, then the
+same head."""
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from bigmodel_cli.errors import UserError
@@ -10,14 +13,18 @@ from bigmodel_cli.models.layers import make_activation
 
 
 class CNN(nn.Module):
-    modalities = ("image",)
+    modalities = ("image", "text")
 
     def __init__(
         self,
         num_classes: int,
-        in_channels: int,
-        image_size: int,
         channels: list[int],
+        modality: str = "image",
+        in_channels: int | None = None,
+        image_size: int | None = None,
+        vocab_size: int | None = None,
+        embed_dim: int = 64,
+        kernel_sizes: list[int] = (3, 4, 5),
         convs_per_stage: int = 1,
         hidden: int = 128,
         batch_norm: bool = True,
@@ -25,6 +32,10 @@ class CNN(nn.Module):
         dropout: float = 0.0,
     ):
         super().__init__()
+        if modality == "text":
+            self.features = TextConvolutions(vocab_size, embed_dim, kernel_sizes, channels[0])
+            self.head = head(channels[0] * len(kernel_sizes), hidden, num_classes, activation, dropout)
+            return
         if image_size >> len(channels) < 1:
             raise UserError(
                 f"model.channels has {len(channels)} stages, each halving the image, but "
@@ -43,14 +54,44 @@ class CNN(nn.Module):
             layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
         side = image_size >> len(channels)
-        self.head = nn.Sequential(
-            nn.Flatten(),
-            nn.Dropout(dropout),
-            nn.Linear(width * side * side, hidden),
-            make_activation(activation),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, num_classes),
-        )
+        self.head = head(width * side * side, hidden, num_classes, activation, dropout)
 
     def forward(self, x):
         return self.head(self.features(x))
+
+
+def head(features: int, hidden: int, num_classes: int, activation: str, dropout: float) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Dropout(dropout),
+        nn.Linear(features, hidden),
+        make_activation(activation),
+        nn.Dropout(dropout),
+        nn.Linear(hidden, num_classes),
+    )
+
+
+class TextConvolutions(nn.Module):
+    """Word embeddings (id 0: padding), a 1-D convolution per width with `filters` outputs, each
+    max-pooled over the windows that hold a real token (so a text's features do not depend on how
+    much padding its batch adds), ReLU, concatenated."""
+
+    def __init__(self, vocab_size: int, embed_dim: int, kernel_sizes, filters: int):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        self.convs = nn.ModuleList(nn.Conv1d(embed_dim, filters, k) for k in kernel_sizes)
+        self.widest = max(kernel_sizes)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if ids.shape[1] < self.widest:  # every width needs one whole window
+            ids = nn.functional.pad(ids, (0, self.widest - ids.shape[1]))
+        lengths = (ids != 0).sum(1, keepdim=True).clamp(min=1)
+        embedded = self.embed(ids).transpose(1, 2)  # (B, E, L)
+        pooled = []
+        for conv in self.convs:
+            out = conv(embedded)  # (B, F, L - k + 1): window t covers tokens t .. t+k-1
+            start = torch.arange(out.shape[2], device=ids.device)
+            # Windows wholly on real tokens, and always the first (for a text shorter than k).
+            real = (start == 0) | (start + conv.kernel_size[0] <= lengths)
+            pooled.append(out.masked_fill(~real[:, None, :], float("-inf")).amax(2))
+        return torch.relu(torch.cat(pooled, 1))

