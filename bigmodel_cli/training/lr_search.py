@@ -37,7 +37,7 @@ def find_lr(cfg: DictConfig, module, datamodule, trainer) -> tuple[float, Path |
             "the learning-rate finder does not run with trainer.fast_dev_run; fix: drop debug=fdr "
             "(or trainer.fast_dev_run) or give optimizer.lr a number"
         )
-    suggestion = finder.suggestion()
+    suggestion = steepest_descent(finder.results)
     if suggestion is None:
         raise UserError(
             f"the learning-rate finder got too few points ({len(finder.results.get('lr', []))}) to "
@@ -47,14 +47,41 @@ def find_lr(cfg: DictConfig, module, datamodule, trainer) -> tuple[float, Path |
     return float(suggestion), save_plot(finder, Path(cfg.paths.output_dir) / PLOT)
 
 
+def steepest_descent(results: dict, skip_begin: int = 10, skip_end: int = 1) -> float | None:
+    """The lr where the (smoothed) loss falls fastest per decade of lr, the first `skip_begin`
+    and last `skip_end` points left out (too early to trust, already diverging). Per decade, not
+    per unit of lr as Lightning's own suggestion() differentiates: on an exponential sweep the
+    latter favours the smallest lrs, where a unit of lr is many decades (measured in
+    scripts/results.py's lr row: 3.5x below the best lr of a sweep). None with too few points."""
+    import math
+
+    points = [  # (log10 lr, loss, lr)
+        (math.log10(lr), loss, lr)
+        for lr, loss in list(zip(results["lr"], results["loss"]))[skip_begin : len(results["lr"]) - skip_end]
+        if math.isfinite(loss) and lr > 0
+    ]
+    slopes = [
+        ((after[1] - before[1]) / (after[0] - before[0]), middle[2])
+        for before, middle, after in zip(points, points[1:], points[2:])
+        if after[0] > before[0]
+    ]
+    return min(slopes)[1] if slopes else None
+
+
 def save_plot(finder, path: Path) -> Path | None:
     if not has_matplotlib():
         if is_rank_zero():
             print(f"note: {missing_plots(f'the learning-rate plot ({path.name})')}")
         return None
     plt = pyplot()
-    figure = finder.plot(suggest=True, show=False)
-    figure.axes[0].set_title("learning-rate range test")
+    figure = finder.plot(suggest=False, show=False)
+    axes = figure.axes[0]
+    suggested = steepest_descent(finder.results)
+    if suggested is not None:
+        index = finder.results["lr"].index(suggested)
+        axes.plot(suggested, finder.results["loss"][index], "o", color="red", label=f"suggested: {suggested:.3g}")
+        axes.legend()
+    axes.set_title("learning-rate range test")
     if is_rank_zero():
         with atomic_path(path) as tmp:
             figure.savefig(tmp, dpi=120, bbox_inches="tight")
