@@ -51,6 +51,18 @@ def test_soft_loss_depends_on_temperature_and_vanishes_on_agreement():
     )
 
 
+def test_soft_loss_is_hintons_formula():
+    """T^2 x KL(teacher || student) of the softened outputs, averaged over the batch: the teacher's
+    distribution weighs the log-ratio (the other direction would give another number)."""
+    torch.manual_seed(1)
+    student, teacher, t = torch.randn(8, 10), torch.randn(8, 10) * 3, 4.0
+    p_teacher, p_student = torch.softmax(teacher / t, -1), torch.softmax(student / t, -1)
+    expected = (p_teacher * (p_teacher.log() - p_student.log())).sum(-1).mean() * t * t
+    reverse = (p_student * (p_student.log() - p_teacher.log())).sum(-1).mean() * t * t
+    assert float(soft_target_loss(student, teacher, t)) == pytest.approx(float(expected), rel=1e-5)
+    assert float(expected) != pytest.approx(float(reverse), rel=1e-2)
+
+
 def test_alpha_zero_is_the_plain_loss(digits_run, compose_cfg):
     from bigmodel_cli.training.distill import attach_teacher
 
