@@ -66,7 +66,10 @@ class Runs:
             sys.exit(f"error: {' '.join(['bigmodel', *args])} failed (exit {done.returncode}); see {log}")
 
     def overrides(self, data: str, args: list[str]) -> list[str]:
-        return [*args, *self.data.get(data, []), *(QUICK if self.quick else [])]
+        """args, the data's settings, and --quick's limits on the keys args leaves alone."""
+        given = {arg.split("=", 1)[0] for arg in args}
+        quick = [limit for limit in QUICK if limit.split("=", 1)[0] not in given] if self.quick else []
+        return [*args, *self.data.get(data, []), *quick]
 
     def single(self, name: str, data: str, args: list[str]) -> tuple[Path, dict]:
         """One `bigmodel train` run (a teacher, a pretraining): its directory and run.json."""
@@ -288,7 +291,9 @@ LR_SWEEP = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 
 def lr_row(runs: Runs) -> list[str]:
     """The lr finder's pick against a log-spaced sweep of the default digits CNN at the same budget."""
-    found = runs.arm("lr_auto", "digits", ["optimizer.lr=auto"])
+    # --quick: enough steps for the finder's fewest points (13), on 2 batches an epoch.
+    finder = ["trainer.max_epochs=7", "lr_find.num_training=13"] if runs.quick else []
+    found = runs.arm("lr_auto", "digits", ["optimizer.lr=auto", *finder])
     suggested = [lr_suggestion(Path(r["dir"])) for r in found]
     swept = runs.grid("lr_sweep", "digits", [], **{"optimizer.lr": [f"{lr:g}" for lr in LR_SWEEP]})
     by_lr = {lr: swept[(f"{lr:g}",)] for lr in LR_SWEEP}

@@ -53,19 +53,18 @@ def steepest_descent(results: dict, skip_begin: int = 10, skip_end: int = 1) -> 
     per unit of lr as Lightning's own suggestion() differentiates: on an exponential sweep the
     latter favours the smallest lrs, where a unit of lr is many decades (measured in
     scripts/results.py's lr row: 3.5x below the best lr of a sweep). None with too few points."""
-    import math
+    import torch
 
-    points = [  # (log10 lr, loss, lr)
-        (math.log10(lr), loss, lr)
+    kept = [
+        (lr, loss)
         for lr, loss in list(zip(results["lr"], results["loss"]))[skip_begin : len(results["lr"]) - skip_end]
-        if math.isfinite(loss) and lr > 0
+        if lr > 0 and torch.isfinite(torch.tensor(loss))
     ]
-    slopes = [
-        ((after[1] - before[1]) / (after[0] - before[0]), middle[2])
-        for before, middle, after in zip(points, points[1:], points[2:])
-        if after[0] > before[0]
-    ]
-    return min(slopes)[1] if slopes else None
+    if len(kept) < 2:
+        return None
+    lrs, losses = (torch.tensor(values, dtype=torch.float64) for values in zip(*kept))
+    slopes = torch.gradient(losses, spacing=[lrs.log10()])[0]  # central differences, one-sided at the ends
+    return kept[int(slopes.argmin())][0]
 
 
 def save_plot(finder, path: Path) -> Path | None:
