@@ -95,6 +95,15 @@ class Runs:
         return self.grid(name, data, args)[()]
 
 
+def compose(overrides: list[str]):
+    """The config `bigmodel train <overrides>` composes (scripts/plain_loop.py's composition)."""
+    if str(SCRIPTS) not in sys.path:
+        sys.path.insert(0, str(SCRIPTS))
+    from plain_loop import compose as plain_loop_compose
+
+    return plain_loop_compose(overrides)
+
+
 def run_record(run_dir: Path) -> dict:
     """run.json's metrics, with the run's wall time in seconds."""
     record = json.loads((run_dir / "run.json").read_text())
@@ -154,8 +163,6 @@ def tfidf_baseline(data_overrides: list[str], quick: bool) -> float:
     """Test accuracy of TF-IDF (word 1-2 grams, sublinear tf) + logistic regression on the splits
     `bigmodel train <data_overrides>` reads (its DataModule's own train/val/test texts), C picked
     on the validation split."""
-    sys.path.insert(0, str(SCRIPTS))
-    from plain_loop import compose
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
@@ -231,9 +238,6 @@ def plain_loop_seconds(runs: Runs, recipe: list[str], target: float) -> tuple[st
 
 
 def recipe_epochs(recipe: list[str]) -> int:
-    sys.path.insert(0, str(SCRIPTS))
-    from plain_loop import compose
-
     return int(compose(recipe).trainer.max_epochs)
 
 
@@ -334,9 +338,10 @@ def data_settings(args) -> dict[str, list[str]]:
     if args.fashion_root:
         settings["fashion"].append(f"data.root={args.fashion_root}")
     settings["fortunes"].append(f"data.root={args.fortunes_root}")
-    brown = brown_root(args.brown_root)
-    settings["brown"].append(f"data.root={brown}")
-    settings["brown_text"].append(f"data.path={brown_text(brown, args.out_dir)}/*.txt")
+    if {"pretrain", "text"} & set(args.rows.split(",")):  # the rows that read the Brown corpus
+        brown = brown_root(args.brown_root)
+        settings["brown"].append(f"data.root={brown}")
+        settings["brown_text"].append(f"data.path={brown_text(brown, args.out_dir)}/*.txt")
     for data, override in args.extra or []:
         settings[data].append(override)
     return settings

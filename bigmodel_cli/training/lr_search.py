@@ -44,7 +44,7 @@ def find_lr(cfg: DictConfig, module, datamodule, trainer) -> tuple[float, Path |
             f"suggest an lr; fix: raise lr_find.num_training or trainer.max_epochs, or lower "
             f"lr_find.early_stop_threshold's strictness (lr_find.early_stop_threshold=null)"
         )
-    return float(suggestion), save_plot(finder, Path(cfg.paths.output_dir) / PLOT)
+    return float(suggestion), save_plot(finder, suggestion, Path(cfg.paths.output_dir) / PLOT)
 
 
 def steepest_descent(results: dict, skip_begin: int = 10, skip_end: int = 1) -> float | None:
@@ -53,12 +53,14 @@ def steepest_descent(results: dict, skip_begin: int = 10, skip_end: int = 1) -> 
     per unit of lr as Lightning's own suggestion() differentiates: on an exponential sweep the
     latter favours the smallest lrs, where a unit of lr is many decades (measured in
     scripts/results.py's lr row: 3.5x below the best lr of a sweep). None with too few points."""
+    import math
+
     import torch
 
     kept = [
         (lr, loss)
         for lr, loss in list(zip(results["lr"], results["loss"]))[skip_begin : len(results["lr"]) - skip_end]
-        if lr > 0 and torch.isfinite(torch.tensor(loss))
+        if lr > 0 and math.isfinite(loss)
     ]
     if len(kept) < 2:
         return None
@@ -67,7 +69,7 @@ def steepest_descent(results: dict, skip_begin: int = 10, skip_end: int = 1) -> 
     return kept[int(slopes.argmin())][0]
 
 
-def save_plot(finder, path: Path) -> Path | None:
+def save_plot(finder, suggested: float, path: Path) -> Path | None:
     if not has_matplotlib():
         if is_rank_zero():
             print(f"note: {missing_plots(f'the learning-rate plot ({path.name})')}")
@@ -75,11 +77,9 @@ def save_plot(finder, path: Path) -> Path | None:
     plt = pyplot()
     figure = finder.plot(suggest=False, show=False)
     axes = figure.axes[0]
-    suggested = steepest_descent(finder.results)
-    if suggested is not None:
-        index = finder.results["lr"].index(suggested)
-        axes.plot(suggested, finder.results["loss"][index], "o", color="red", label=f"suggested: {suggested:.3g}")
-        axes.legend()
+    loss = finder.results["loss"][finder.results["lr"].index(suggested)]
+    axes.plot(suggested, loss, "o", color="red", label=f"suggested: {suggested:.3g}")
+    axes.legend()
     axes.set_title("learning-rate range test")
     if is_rank_zero():
         with atomic_path(path) as tmp:
