@@ -144,6 +144,20 @@ def models_for(modality: str, allow=()) -> list[str]:
     return [option for option in groups()["model"] if modality in model_modalities(option, allow)]
 
 
+# Tasks that need one prediction per token, and the model option that gives them.
+PER_TOKEN_TASKS = {"language_modeling": "gpt", "masked_lm": "bert"}
+
+
+def models_for_data(option: str) -> list[str]:
+    """Model options that fit a data option: of its modality, and predicting tokens where its task
+    needs them."""
+    node = option_yaml("data", option)
+    task = node.get("task", "classification")
+    if task in PER_TOKEN_TASKS:
+        return [PER_TOKEN_TASKS[task]]
+    return models_for(node.get("modality", "image"))
+
+
 def data_for(modality: str) -> list[str]:
     """Data options in conf/data of this modality."""
     return [option for option in groups()["data"] if option_yaml("data", option).get("modality") == modality]

@@ -13,7 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from bigmodel_cli.config.catalogue import check_model_fits_data, models_for
+from bigmodel_cli.config.catalogue import PER_TOKEN_TASKS, check_model_fits_data, models_for
 from bigmodel_cli.config.instantiate import instantiate
 from bigmodel_cli.console import PIECES_LOGGER
 from bigmodel_cli.errors import UserError
@@ -56,9 +56,6 @@ TASK_MODULES = {
 
 
 # Tasks whose module reads one prediction per token, and the model made for each.
-PER_TOKEN_TASKS = {"language_modeling": "model=gpt", "masked_lm": "model=bert"}
-
-
 def build_module(config: dict[str, Any], settings: RunSettings | None = None):
     """The LightningModule for the data's task around the configured backbone, given the settings
     it reads (read from `config` when not given: a checkpoint's saved config). A backbone that
@@ -107,7 +104,7 @@ def probe(module, datamodule) -> None:
         raise UserError(
             f"model {name} gives one prediction per sequence (outputs of shape {tuple(out.shape)}), and "
             f"data.task={task} needs one for every token ({' x '.join(map(str, example.shape[:2]))} x vocabulary); "
-            f"fix: a model that predicts tokens ({PER_TOKEN_TASKS[task]})"
+            f"fix: a model that predicts tokens (model={PER_TOKEN_TASKS[task]})"
         )
     expected = datamodule.num_classes
     if out.shape[-1] != expected:

@@ -30,7 +30,7 @@ from bigmodel_cli.config.catalogue import (
     data_for,
     default_choices,
     model_modalities,
-    models_for,
+    models_for_data,
     option_yaml,
     primary_configs,
 )
@@ -118,9 +118,9 @@ def partner(group: str, option: str) -> list[str]:
         if option_yaml("data", defaults["data"]).get("modality", "image") not in modalities:
             return [f"data={data_for(modalities[0])[-1]}"]
     if group == "data":
-        modality = option_yaml("data", option).get("modality", "image")
-        if modality not in model_modalities(defaults["model"]):
-            return [f"model={models_for(modality)[0]}"]
+        fitting = models_for_data(option)
+        if defaults["model"] not in fitting:
+            return [f"model={fitting[0]}"]
     return []
 
 

@@ -22,7 +22,7 @@ def fitting_partner(group: str, option: str) -> list[str]:
     """A model option that cannot read the default data is trained on the first data option of a
     modality it reads, and a data option the default model cannot read with the first model that
     reads it (both found from the conf tree)."""
-    from bigmodel_cli.config.catalogue import data_for, default_choices, model_modalities, models_for, option_yaml
+    from bigmodel_cli.config.catalogue import data_for, default_choices, model_modalities, models_for_data, option_yaml
 
     defaults = default_choices("train")
     if group == "model":
@@ -30,9 +30,9 @@ def fitting_partner(group: str, option: str) -> list[str]:
         if option_yaml("data", defaults["data"]).get("modality") not in modalities:
             return [f"data={data_for(modalities[0])[0]}"]
     if group == "data":
-        modality = option_yaml("data", option).get("modality")
-        if modality not in model_modalities(defaults["model"]):
-            return [f"model={models_for(modality)[0]}"]
+        fitting = models_for_data(option)
+        if defaults["model"] not in fitting:
+            return [f"model={fitting[0]}"]
     return []
 
 
@@ -50,8 +50,8 @@ def test_option_trains(group, option, compose_cfg, tmp_path, monkeypatch):
         overrides = [f"{group}={option}", *[o for o in FAST if not o.startswith("callbacks.")]]
     if group == "logger":
         overrides = [o for o in overrides if o != "logger=none"]
-    if group in ("experiment", "debug"):  # recipes set epochs themselves; keep runs short anyway
-        overrides.append("trainer.max_epochs=1")
+    if group in ("experiment", "debug"):  # recipes set epochs (and validation spacing); keep runs short anyway
+        overrides += ["trainer.max_epochs=1", "trainer.check_val_every_n_epoch=1"]
     with compose_cfg("train", overrides) as cfg:
         prepare_files_for(cfg, tmp_path)
         kind = HARDWARE.get(str(cfg.trainer.get("accelerator")))

@@ -77,24 +77,10 @@ EFFECTS: dict[str, str] = {
     "data=fortunes": "data.test_corpora::test_fortunes_labels_are_the_categories",
     "data=brown": "data.test_corpora::test_brown_passages_are_untagged_genres",
     **{f"debug={o}": "config.test_option_effects::test_debug_options" for o in ("fdr", "limit", "overfit", "profiler")},
+    # every recipe: the parametrized test reads each recipe's own lines and checks they reach the job
     **{
         f"experiment={o}": "config.test_option_effects::test_experiment_recipes_choose_their_groups"
-        for o in (
-            "char_lm_gpt",
-            "finetune_bert",
-            "finetune_digits",
-            "pretrain_bert",
-            "pretrain_fashion_mnist",
-            "digits_mlp",
-            "digits_rcnn",
-            "digits_resnet",
-            "digits_rnn",
-            "digits_vgg",
-            "digits_vit",
-            "fashion_mnist_cnn",
-            "fashion_mnist_fast",
-            "fashion_mnist_92",
-        )
+        for o in catalogue.groups()["experiment"]
     },
     "hparams_search=optuna": "search.test_optuna_sweeps::test_hopeless_trials_are_pruned_before_their_last_epoch",
     "launcher=basic": "config.test_option_effects::test_basic_launcher_runs_jobs_one_after_another",
