@@ -29,6 +29,8 @@ except SystemExit as exc:
 print("IMPORTED " + json.dumps(sorted({m.split(".")[0] for m in sys.modules} & {"scipy", "matplotlib", "sklearn"})))
 """
 
+pytestmark = pytest.mark.xdist_group("base_install")  # pytest -n: one base venv, one worker
+
 
 @pytest.fixture(scope="module")
 def base_python(tmp_path_factory) -> Path:

@@ -16,6 +16,8 @@ import pytest
 
 from tests.conftest import FAST
 
+pytestmark = pytest.mark.xdist_group("mlflow")  # pytest -n: one MLflow server, one worker
+
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):

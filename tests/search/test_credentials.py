@@ -16,7 +16,7 @@ import pytest
 
 from tests.search.conftest import SWEEPER_PASSWORD
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("postgres")]  # pytest -n: one server, one worker
 
 BIGMODEL = shutil.which("bigmodel") or "bigmodel"
 QUICK = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",

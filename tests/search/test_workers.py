@@ -17,7 +17,7 @@ import pytest
 
 from tests.support.faults import REPO, fault_overrides
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("postgres")]  # pytest -n: one server, one worker
 
 BIGMODEL = shutil.which("bigmodel") or "bigmodel"
 QUICK = ["trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=2"]

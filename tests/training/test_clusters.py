@@ -20,7 +20,7 @@ import pytest
 
 from tests.support.slurm import Cluster, ClusterUnavailable
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm")]  # pytest -n: one cluster, one worker
 
 BIGMODEL = shutil.which("bigmodel") or "bigmodel"
 DDP = ["accelerator=cpu", "trainer.devices=2"]
