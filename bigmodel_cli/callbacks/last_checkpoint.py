@@ -3,7 +3,9 @@
 A checkpoint callback of its own, apart from the best one: Lightning's `save_last` on the best
 checkpoint only writes when a best is saved, so a run whose objective stalls would resume epochs
 back. This one writes at the end of every epoch (after validation, with every callback's state
-updated) and, with `every_n_steps`, also every that many optimizer steps within an epoch.
+updated; at the end of its training when it does not validate, as under
+`trainer.check_val_every_n_epoch=10`) and, with `every_n_steps`, also every that many optimizer
+steps within an epoch.
 """
 
 from __future__ import annotations
@@ -34,6 +36,13 @@ class LatestCheckpoint(ModelCheckpoint):
     @property
     def state_key(self) -> str:
         return "LatestCheckpoint"
+
+    def _should_save_on_train_epoch_end(self, trainer) -> bool:
+        # Lightning's rule saves after validation whenever check_val_every_n_epoch != 1, so the
+        # epochs between validations would end unsaved and a kill would lose them all.
+        every = trainer.check_val_every_n_epoch
+        validates = trainer.enable_validation and (every is None or (trainer.current_epoch + 1) % every == 0)
+        return not validates or super()._should_save_on_train_epoch_end(trainer)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step  # under gradient accumulation it stays put between optimizer steps
