@@ -133,9 +133,8 @@ def recipe_data(option: str) -> str | None:
 
 def files_for(option: str, overrides: list[str], data_root: Path) -> list[str]:
     """Small files in the layout of the datasets that read files; overrides pointing at them."""
-    data = next((o.split("=", 1)[1] for o in [option, *overrides] if o.startswith("data=")), None) or recipe_data(
-        option
-    )
+    given = next((o.split("=", 1)[1] for o in [option, *overrides] if o.startswith("data=")), None)
+    data = given or recipe_data(option)
     if data in ("mnist", "fashion_mnist"):
         write_mnist_like(data_root / ("MNIST" if data == "mnist" else "FashionMNIST") / "raw")
         extra = ["data.source.system_dirs=[]"] if data == "fashion_mnist" else []
