@@ -66,6 +66,43 @@ def test_option_trains(group, option, compose_cfg, tmp_path, monkeypatch):
     assert all(v == v for v in metrics.values()), f"NaN metric in {metrics}"
 
 
+def leaves(node: dict, prefix: str = ""):
+    """(dotted key, value) for every leaf of a YAML mapping."""
+    for key, value in node.items():
+        if isinstance(value, dict) and value:
+            yield from leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+@pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
+def test_option_values_reach_the_config(group, option, compose_cfg):
+    """Every value an option's YAML sets is the value the run reads: one that the primary config
+    or a later default silently overrides (an experiment's channels_last under train.yaml's own,
+    before _self_ went first) is a setting that does nothing."""
+    from omegaconf import OmegaConf
+
+    from bigmodel_cli.config.catalogue import option_path, option_yaml
+
+    header = option_path(group, option).read_text().split("\n", 1)[0]
+    package = header.removeprefix("# @package ").strip() if header.startswith("# @package") else group
+    is_global = package == "_global_"
+    with compose_cfg("train", [f"{group}={option}", *fitting_partner(group, option)]) as cfg:
+        root = OmegaConf.to_container(cfg, resolve=False)
+    base = root if is_global else root[package]
+    # hydra.* is Hydra's own (not in the job's config); paths.* are set per test by compose_cfg.
+    skipped = ("hydra.", "paths.") if is_global else ()
+    if group == "trainer":  # lists every Trainer argument; the accelerator group, composed after, sets its own
+        skipped = tuple(option_yaml("accelerator", catalogue.default_choices("train")["accelerator"]))
+    for key, value in leaves(option_yaml(group, option)):
+        if key == "defaults" or key.startswith(skipped):
+            continue
+        composed = base
+        for part in key.split("."):
+            composed = composed[part]
+        assert composed == value, f"{group}={option} sets {key}={value!r}, the run reads {composed!r}"
+
+
 @pytest.mark.parametrize("task", catalogue.primary_configs())
 def test_every_primary_config_composes(task, compose_cfg):
     with compose_cfg(task, ["ckpt_path=x.ckpt"] if task != "train" else []) as cfg:
