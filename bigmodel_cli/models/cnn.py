@@ -25,7 +25,7 @@ class CNN(nn.Module):
         vocab_size: int | None = None,
         embed_dim: int = 64,
         kernel_sizes: list[int] = (3, 4, 5),
-        convs_per_stage: int = 1,
+        convs_per_stage: int | list[int] = 1,
         hidden: int = 128,
         batch_norm: bool = True,
         activation: str = "relu",
@@ -44,8 +44,8 @@ class CNN(nn.Module):
             )
         layers: list[nn.Module] = []
         width = in_channels
-        for out in channels:
-            for _ in range(convs_per_stage):
+        for out, convs in zip(channels, stage_counts(convs_per_stage, channels)):
+            for _ in range(convs):
                 layers.append(nn.Conv2d(width, out, 3, padding=1, bias=not batch_norm))
                 if batch_norm:
                     layers.append(nn.BatchNorm2d(out))
@@ -58,6 +58,20 @@ class CNN(nn.Module):
 
     def forward(self, x):
         return self.head(self.features(x))
+
+
+def stage_counts(convs_per_stage, channels) -> list[int]:
+    """Convolutions in each stage: one count for all, or one per stage (more where the image is
+    small costs least: a stage's convolutions cost its channels squared times its pixels)."""
+    if isinstance(convs_per_stage, int):
+        return [convs_per_stage] * len(channels)
+    counts = list(convs_per_stage)
+    if len(counts) != len(channels):
+        raise UserError(
+            f"model.convs_per_stage={counts} gives {len(counts)} stages but model.channels={list(channels)} "
+            f"has {len(channels)}; fix: one count per stage, e.g. model.convs_per_stage={[1] * len(channels)}"
+        )
+    return counts
 
 
 def head(features: int, hidden: int, num_classes: int, activation: str, dropout: float) -> nn.Sequential:

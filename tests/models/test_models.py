@@ -161,6 +161,23 @@ def test_resnet_small_stem_channels_and_local_weights(compose_cfg, tmp_path):
             build_module(plain(cfg))
 
 
+@pytest.mark.parametrize(("convs", "per_stage"), [("2", [2, 2]), ("[1,3]", [1, 3])])
+def test_cnn_convs_per_stage(convs, per_stage, compose_cfg):
+    """One count for every stage, or one per stage: the convolutions between the pools."""
+    with compose_cfg("train", ["model=cnn", "model.channels=[4,8]", f"model.convs_per_stage={convs}"]) as cfg:
+        model = build_module(plain(cfg)).backbone
+    counts, run = [], 0
+    for layer in model.features:
+        run += isinstance(layer, torch.nn.Conv2d)
+        if isinstance(layer, torch.nn.MaxPool2d):
+            counts, run = [*counts, run], 0
+    assert counts == per_stage
+    assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+    with compose_cfg("train", ["model=cnn", "model.channels=[4,8]", "model.convs_per_stage=[1,2,2]"], name="bad") as cfg:
+        with pytest.raises(UserError, match=r"convs_per_stage=\[1, 2, 2\] gives 3 stages .* fix: one count per stage"):
+            build_module(plain(cfg))
+
+
 def test_vgg_keeps_only_the_pools_the_image_allows(compose_cfg):
     with compose_cfg("train", ["model=vgg", "model.arch=vgg16_bn", "model.width=8"]) as cfg:
         model = build_module(plain(cfg)).backbone
