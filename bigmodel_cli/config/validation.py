@@ -27,6 +27,9 @@ WORD_VALUES: list[tuple[str, tuple[str, ...]]] = [
     ("optimizer.lr", ("auto",)),
 ]
 
+# Keys whose integer default may also be given as a list of integers: one per stage.
+PER_ITEM_KEYS = ("model.convs_per_stage",)
+
 
 def _is_word_value(key: str, value: Any) -> bool:
     return isinstance(value, str) and any(fnmatch(key, pattern) and value in words for pattern, words in WORD_VALUES)
@@ -66,7 +69,9 @@ def _type_problem(key: str, value: Any, reference: Any) -> str | None:
     if isinstance(reference, bool):
         ok, want = isinstance(value, bool), "true or false"
     elif isinstance(reference, int):
-        ok, want = isinstance(value, int) and not isinstance(value, bool), "an integer"
+        items = value if isinstance(value, list) and key in PER_ITEM_KEYS else [value]
+        ok = all(isinstance(v, int) and not isinstance(v, bool) for v in items)
+        want = "an integer, or a list of them, e.g. [1,2]" if key in PER_ITEM_KEYS else "an integer"
     elif isinstance(reference, float):
         ok, want = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
     elif isinstance(reference, list):

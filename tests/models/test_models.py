@@ -178,6 +178,16 @@ def test_cnn_convs_per_stage(convs, per_stage, compose_cfg):
             build_module(plain(cfg))
 
 
+def test_convs_per_stage_list_passes_validation_and_a_bad_entry_does_not(compose_cfg):
+    from bigmodel_cli.config.validation import problems
+
+    with compose_cfg("train", [], name="reference") as reference:
+        for value, expected in (("[1,2]", []), ("[1,x]", ["should be an integer, or a list of them"])):
+            with compose_cfg("train", [f"model.convs_per_stage={value}"], name=value) as cfg:
+                found = problems(cfg, reference)
+            assert all(any(e in p for p in found) for e in expected) and len(found) == len(expected), found
+
+
 def test_vgg_keeps_only_the_pools_the_image_allows(compose_cfg):
     with compose_cfg("train", ["model=vgg", "model.arch=vgg16_bn", "model.width=8"]) as cfg:
         model = build_module(plain(cfg)).backbone
