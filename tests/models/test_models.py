@@ -173,7 +173,9 @@ def test_cnn_convs_per_stage(convs, per_stage, compose_cfg):
             counts, run = [*counts, run], 0
     assert counts == per_stage
     assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
-    with compose_cfg("train", ["model=cnn", "model.channels=[4,8]", "model.convs_per_stage=[1,2,2]"], name="bad") as cfg:
+    with compose_cfg(
+        "train", ["model=cnn", "model.channels=[4,8]", "model.convs_per_stage=[1,2,2]"], name="bad"
+    ) as cfg:
         with pytest.raises(UserError, match=r"convs_per_stage=\[1, 2, 2\] gives 3 stages .* fix: one count per stage"):
             build_module(plain(cfg))
 
