@@ -69,9 +69,10 @@ def _type_problem(key: str, value: Any, reference: Any) -> str | None:
     if isinstance(reference, bool):
         ok, want = isinstance(value, bool), "true or false"
     elif isinstance(reference, int):
-        items = value if isinstance(value, list) and key in PER_ITEM_KEYS else [value]
+        per_item = key in PER_ITEM_KEYS
+        items = value if per_item and isinstance(value, list) else [value]
         ok = all(isinstance(v, int) and not isinstance(v, bool) for v in items)
-        want = "an integer, or a list of them, e.g. [1,2]" if key in PER_ITEM_KEYS else "an integer"
+        want = "an integer, or a list of them, e.g. [1,2]" if per_item else "an integer"
     elif isinstance(reference, float):
         ok, want = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
     elif isinstance(reference, list):
