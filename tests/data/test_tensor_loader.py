@@ -73,6 +73,27 @@ def test_batched_augmentation_matches_per_sample(transforms):
     assert (expected > 0).sum() >= 3, "the augmentation should move the marker around"
 
 
+def test_batched_random_erasing_matches_per_sample():
+    """Each image's erased rectangle: how often, how large and where, against v2 image by image
+    (a fill value per channel, on 3-channel images)."""
+    torch.manual_seed(0)
+    count, size = 6000, 12
+    erasing = v2.RandomErasing(p=0.7, scale=(0.02, 0.6), ratio=(0.3, 3.3), value=[0, 10, 20])
+    images = torch.full((count, 3, size, size), 255, dtype=torch.uint8)
+    per_sample = torch.stack([erasing(image) for image in images])
+    batched = BatchAugment([erasing])(images)
+    assert batched.dtype == torch.uint8 and batched.shape == images.shape
+    erased = batched != 255
+    assert (erased[:, 0] == erased[:, 2]).all() and set(batched[:, 2][erased[:, 2]].unique().tolist()) == {20}
+    got, expected = erased[:, 0], per_sample[:, 0] != 255
+    # Where: each pixel's erase frequency. How large: the erased area, in 6 bins of the image's.
+    where_got, where_expected = got.float().mean(0), expected.float().mean(0)
+    assert ((where_got - where_expected).abs() <= 4 * torch.sqrt(where_expected.clamp(min=1 / count) / count)).all()
+    area_got, area_expected = (torch.histc(e.sum((1, 2)).float(), 6, 0, size * size) / count for e in (got, expected))
+    assert ((area_got - area_expected).abs() <= 4 * torch.sqrt(area_expected.clamp(min=1 / count) / count)).all()
+    assert 0.5 < got.any(2).any(1).float().mean() < 0.75  # p=0.7, less the images no try fitted
+
+
 def test_tensor_loader_is_the_default_and_augments_only_training(compose_cfg):
     from bigmodel_cli.training.pieces import build_datamodule
 

@@ -3,6 +3,7 @@ asserted: performance is claimed by the benchmark's numbers, never by a timed te
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -57,3 +58,17 @@ def test_bench_quick_writes_every_row(tmp_path):
     table = (out / "bench.md").read_text()
     assert table in result.stdout, "the table is printed"
     assert all(case in table for case in expected)
+
+
+def test_augment_bench_times_both_paths_and_names_what_is_not_batched(capsys):
+    """scripts/augment_bench.py: a row per option, and the transforms without a batched form named."""
+    spec = importlib.util.spec_from_file_location("augment_bench", ROOT / "scripts" / "augment_bench.py")
+    augment_bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(augment_bench)
+    rows = augment_bench.main(["--batches", "1", "--repeats", "1", "--options", "none,random_erasing,trivialaugment"])
+    by_option = {row["option"]: row for row in rows}
+    assert set(by_option) == {"random_erasing", "trivialaugment"}  # none has no transforms
+    assert by_option["random_erasing"]["still_per_image"] == []
+    assert by_option["trivialaugment"]["still_per_image"] == ["TrivialAugmentWide"]
+    assert all(row["per_image"] > 0 and row["batched"] > 0 for row in rows)
+    assert "| random_erasing |" in capsys.readouterr().out
