@@ -4,8 +4,10 @@
     python scripts/bench_data.py [--images 20000] [--batch-size 128] [--augmentations flip_crop standard]
 
 Uses the real Fashion-MNIST when it is on disk, else random 28x28 images of the same size. The
-augmentations are composed from conf/augmentation exactly as `bigmodel train` does. Both paths
-include the per-batch float conversion and normalisation, and run on the CPU.
+augmentations (default: every option of conf/augmentation with image transforms; mixup and cutmix
+mix whole batches on both paths) are composed exactly as `bigmodel train` does. Both paths include
+the per-batch float conversion and normalisation, and run on the CPU. The last column names the
+transforms with no batched form, which the tensor path applies image by image.
 """
 
 from __future__ import annotations
@@ -22,11 +24,24 @@ def augmentation(option: str) -> list:
 
     from bigmodel_cli.config.catalogue import conf_dir
     from bigmodel_cli.config.resolvers import register_resolvers
+    from bigmodel_cli.data.batch_augment import is_batch_level
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose("train", overrides=["data=fashion_mnist", f"augmentation={option}"])
-    return [t for t in instantiate(cfg.augmentation).values() if t is not None]
+    transforms = [t for t in instantiate(cfg.augmentation).values() if t is not None]
+    return [t for t in transforms if not is_batch_level(t)]
+
+
+def image_options() -> list[str]:
+    """The augmentation options that transform single images (not none, mixup or cutmix)."""
+    from bigmodel_cli.config.catalogue import conf_dir
+
+    return [
+        option
+        for option in sorted(p.stem for p in (conf_dir() / "augmentation").glob("*.yaml"))
+        if augmentation(option)
+    ]
 
 
 def images(count: int):
@@ -80,32 +95,40 @@ def batched(data, transforms, batch_size: int) -> float:
     return seen / (time.perf_counter() - start)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[dict]:
+    from bigmodel_cli.data.batch_augment import BatchAugment, PerSample
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=20000)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--augmentations", nargs="+", default=["flip_crop", "standard"])
+    parser.add_argument("--augmentations", nargs="+", default=None, help="options (default: every image option)")
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads in this process (DataLoader workers use 1 each)"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     data, source = images(args.images)
     print(f"{len(data)} {source} images, batch {args.batch_size}, torch threads {torch.get_num_threads()}\n")
     print(
-        "| augmentation | per-sample, 0 workers | per-sample, 2 workers | batched (tensor) | speed-up vs best per-sample |"
+        "| augmentation | per-sample, 0 workers | per-sample, 2 workers | batched (tensor) | speed-up vs best per-sample "
+        "| image by image on the tensor path |"
     )
-    print("|---|---:|---:|---:|---:|")
-    for option in args.augmentations:
+    print("|---|---:|---:|---:|---:|---|")
+    rows = []
+    for option in args.augmentations or image_options():
         transforms = augmentation(option)
         batched(data, transforms, args.batch_size)  # warm-up
         rates = [per_sample(data, transforms, args.batch_size, w) for w in (0, 2)]
         fast = batched(data, transforms, args.batch_size)
+        ops = BatchAugment(transforms).ops
+        looped = [type(t).__name__ for t, op in zip(transforms, ops, strict=True) if isinstance(op, PerSample)]
+        rows.append({"option": option, "per_sample": rates, "batched": fast, "image_by_image": looped})
         print(
             f"| {option} | {rates[0]:,.0f} img/s | {rates[1]:,.0f} img/s | {fast:,.0f} img/s | "
-            f"{fast / max(rates):.1f}x |",
+            f"{fast / max(rates):.1f}x | {', '.join(looped) or '-'} |",
             flush=True,
         )
+    return rows
 
 
 if __name__ == "__main__":

@@ -60,15 +60,18 @@ def test_bench_quick_writes_every_row(tmp_path):
     assert all(case in table for case in expected)
 
 
-def test_augment_bench_times_both_paths_and_names_what_is_not_batched(capsys):
-    """scripts/augment_bench.py: a row per option, and the transforms without a batched form named."""
-    spec = importlib.util.spec_from_file_location("augment_bench", ROOT / "scripts" / "augment_bench.py")
-    augment_bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(augment_bench)
-    rows = augment_bench.main(["--batches", "1", "--repeats", "1", "--options", "none,random_erasing,trivialaugment"])
+def test_bench_data_rates_both_paths_and_names_what_is_not_batched(capsys):
+    """scripts/bench_data.py: a row per option (none has no transforms: left out by default), both
+    paths' rates, and the transforms the tensor path still applies image by image."""
+    spec = importlib.util.spec_from_file_location("bench_data", ROOT / "scripts" / "bench_data.py")
+    bench_data = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_data)
+    assert {"flip_crop", "random_erasing"} <= set(
+        bench_data.image_options()
+    ) and "none" not in bench_data.image_options()
+    rows = bench_data.main(["--images", "512", "--augmentations", "random_erasing", "trivialaugment"])
     by_option = {row["option"]: row for row in rows}
-    assert set(by_option) == {"random_erasing", "trivialaugment"}  # none has no transforms
-    assert by_option["random_erasing"]["still_per_image"] == []
-    assert by_option["trivialaugment"]["still_per_image"] == ["TrivialAugmentWide"]
-    assert all(row["per_image"] > 0 and row["batched"] > 0 for row in rows)
+    assert by_option["random_erasing"]["image_by_image"] == []
+    assert by_option["trivialaugment"]["image_by_image"] == ["TrivialAugmentWide"]
+    assert all(min(row["per_sample"]) > 0 and row["batched"] > 0 for row in rows)
     assert "| random_erasing |" in capsys.readouterr().out
