@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -69,7 +71,11 @@ def test_bench_data_rates_both_paths_and_names_what_is_not_batched(capsys):
     assert {"flip_crop", "random_erasing"} <= set(
         bench_data.image_options()
     ) and "none" not in bench_data.image_options()
-    rows = bench_data.main(["--images", "512", "--augmentations", "random_erasing", "trivialaugment"])
+    threads = torch.get_num_threads()
+    try:  # main() sets this process's torch threads; later in-process runs in this worker must not inherit it
+        rows = bench_data.main(["--images", "512", "--augmentations", "random_erasing", "trivialaugment"])
+    finally:
+        torch.set_num_threads(threads)
     by_option = {row["option"]: row for row in rows}
     assert by_option["random_erasing"]["image_by_image"] == []
     assert by_option["trivialaugment"]["image_by_image"] == ["TrivialAugmentWide"]
