@@ -68,9 +68,8 @@ def test_bench_data_rates_both_paths_and_names_what_is_not_batched(capsys):
     spec = importlib.util.spec_from_file_location("bench_data", ROOT / "scripts" / "bench_data.py")
     bench_data = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench_data)
-    assert {"flip_crop", "random_erasing"} <= set(
-        bench_data.image_options()
-    ) and "none" not in bench_data.image_options()
+    options = set(bench_data.image_options())
+    assert {"flip_crop", "random_erasing"} <= options and "none" not in options
     threads = torch.get_num_threads()
     try:  # main() sets this process's torch threads; later in-process runs in this worker must not inherit it
         rows = bench_data.main(["--images", "512", "--augmentations", "random_erasing", "trivialaugment"])
