@@ -120,6 +120,12 @@ def device_overrides(device: str) -> list[str]:
     return ["accelerator=gpu"] if device == "cuda" else ["accelerator=cpu"]
 
 
+def epoch_times(record: Path) -> dict:
+    """A timed process's median epoch, and the median of its epochs' training steps alone."""
+    timed = json.loads(record.read_text())
+    return {"epoch": median_epoch(timed["epoch_seconds"]), "steps": median_epoch(timed["step_seconds"])}
+
+
 def median_epoch(seconds: list[float]) -> float:
     """Median epoch time, the first (warm-up) epoch left out when there are others."""
     return statistics.median(seconds[1:] if len(seconds) > 1 else seconds)
@@ -240,8 +246,7 @@ def bigmodel_epochs(
         *epoch_timer(timer),
     ]
     result = run_process([*bigmodel(), "train", *overrides], work, env, args.timeout)
-    result["epoch"] = median_epoch(json.loads(timer.read_text())["epoch_seconds"])
-    return result
+    return result | epoch_times(timer)
 
 
 def plain_epochs(
@@ -277,8 +282,7 @@ def plain_epochs(
         *(MODELS[model] if model_overrides is None else model_overrides),
     ]
     result = run_process(cmd, work, env, args.timeout)
-    result["epoch"] = median_epoch(json.loads(out.read_text())["epoch_seconds"])
-    return result
+    return result | epoch_times(out)
 
 
 def bench_epochs(args, work: Path, env: dict, data: list[str]) -> list[dict]:
@@ -352,8 +356,9 @@ LARGE_TARGETS = {"time": 1.05, "memory": 1.1}  # bigmodel / plain loop
 
 
 def bench_large(args, work: Path, env: dict) -> list[dict]:
-    """Seconds per optimizer step (median epoch / steps; the first epoch a warm-up) and each process's
-    peak RSS (imports included, as a user's process has them)."""
+    """Seconds per optimizer step (an epoch's training steps, without its validation and checkpoint
+    writes, / steps; median over epochs, the first a warm-up) and each process's peak RSS (imports
+    included, as a user's process has them)."""
     steps = 2 if args.quick else args.large_steps
     rows = []
     for family, (name, overrides) in enumerate(LARGE.items()):
@@ -372,7 +377,7 @@ def bench_large(args, work: Path, env: dict) -> list[dict]:
                     result = plain_epochs(args, work, env, [], settings, key, repeat, model_overrides=chosen)
                 else:
                     result = bigmodel_epochs(args, work, env, [], settings, key, "", repeat, model_overrides=chosen)
-                result["step"] = result["epoch"] / steps
+                result["step"] = result["steps"] / steps
                 runs[case].append(result)
         seconds = {case: statistics.median(r["step"] for r in found) for case, found in runs.items()}
         memory = {case: max(r["rss_mb"] for r in found) for case, found in runs.items()}
@@ -442,7 +447,7 @@ def bench_gpu(args, work: Path, env: dict, data: list[str]) -> list[dict]:
             ]  # fmt: skip
             result = run_process([*bigmodel(), "train", *overrides], work, env, args.timeout)
             record = json.loads(timer.read_text())
-            result["throughput"] = record["steps_per_epoch"] * batch / median_epoch(record["epoch_seconds"])
+            result["throughput"] = record["steps_per_epoch"] * batch / median_epoch(record["step_seconds"])
             result["peak_gpu_mib"] = record.get("peak_gpu_mib", 0.0)
             runs.append(result)
         rows.append(

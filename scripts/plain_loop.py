@@ -8,7 +8,8 @@ tensors (the DataModule's splits, uint8, batched by a seeded permutation and con
 and normalised per batch exactly as bigmodel does), the same backbone class and arguments, the same
 optimizer and learning rate, batch size and number of steps, and validates on the same number of
 validation batches each epoch (loss and accuracy, one host sync per epoch). Each epoch's wall time
-is written to --out as {"epoch_seconds": [...], "val_acc": [...]}.
+is written to --out as {"epoch_seconds": [...], "step_seconds": [...], "val_acc": [...]}
+(step_seconds: each epoch's training steps alone, without its validation).
 
 --lightning runs the same work through Lightning with nothing of bigmodel's around it: a bare
 LightningModule (the backbone, its loss, the optimizer; validation counts correct predictions) on
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    seconds, accuracies = [], []
+    seconds, step_seconds, accuracies = [], [], []
     for epoch in range(args.epochs):
         sync()
         start = time.perf_counter()
@@ -92,6 +93,8 @@ def main(argv: list[str] | None = None) -> None:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+        sync()
+        step_seconds.append(time.perf_counter() - start)
         model.eval()
         correct = torch.zeros((), device=device)
         seen = 0
@@ -105,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
         sync()
         seconds.append(time.perf_counter() - start)
     with open(args.out, "w") as f:
-        json.dump({"epoch_seconds": seconds, "val_acc": accuracies}, f)
+        json.dump({"epoch_seconds": seconds, "step_seconds": step_seconds, "val_acc": accuracies}, f)
 
 
 def image_batches(data, device, batch: int):

@@ -201,6 +201,12 @@ CONTRACTS: dict[str, Contract] = {
             ("end_epoch", NON_NEGATIVE),
         ),
     ),
+    "tta": Contract(
+        ("bigmodel_cli.lightning_modules.test_time:ViewSettings",),
+        "keys",
+        keys=("flip", "shift"),
+        ranges=(("shift", NON_NEGATIVE),),
+    ),
     "augmentation": Contract(
         ("bigmodel_cli.data.image:ImageDataModule", "bigmodel_cli.data.batch_augment:BatchAugment"),
         "named",
@@ -277,6 +283,7 @@ CONTRACTS: dict[str, Contract] = {
             "finetune",
             "compress",
             "augmentation",
+            "tta",
             "trainer",
             "callbacks",
             "logger",

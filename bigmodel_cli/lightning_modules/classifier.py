@@ -35,6 +35,7 @@ class ClassificationModule(BackboneModule):
 
     train_metrics_logged = -1  # the epoch whose training metrics were last registered with self.log
     distiller = None  # a Distiller when distill.teacher is set (training/distill.py)
+    views = None  # a ViewAverage when tta=<option> asks for test-time augmentation (training/pieces.py)
 
     def metrics_for(self, split: str) -> MetricCollection:
         return self.metrics[f"{split}_metrics"]
@@ -77,9 +78,17 @@ class ClassificationModule(BackboneModule):
         # A new fit (after the lr finder's own short fit, say) registers its epoch metrics afresh.
         self.train_metrics_logged = -1
 
+    def evaluation_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of an evaluation batch: over the test-time views (tta=), except in the
+        validation inside a fit, which picks checkpoints on the plain images."""
+        trainer = self._trainer
+        if self.views is None or (trainer is not None and trainer.state.fn == "fit"):
+            return self(x)
+        return self.views(self, x)
+
     def _evaluate(self, batch, split: str) -> None:
         x, y = batch
-        logits = self(x)
+        logits = self.evaluation_logits(x)
         self.epoch_means[f"{split}_loss"].update(self.criterion(logits, y), len(x))
         self.metrics_for(split).update(logits, hard_labels(y))
         if split not in self.evaluation_logged:  # once per evaluation run, as in training
@@ -107,7 +116,7 @@ class ClassificationModule(BackboneModule):
 
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
-        return torch.softmax(self(x), dim=-1)
+        return torch.softmax(self.evaluation_logits(x), dim=-1)
 
 
 def hard_labels(targets: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,9 @@ from bigmodel_cli.callbacks.header import RunHeader
 from bigmodel_cli.callbacks.resume_state import ResumeState
 from bigmodel_cli.checkpoints.files import read_checkpoint
 from bigmodel_cli.checkpoints.plugin import AtomicCheckpointIO
+from bigmodel_cli.config.source import override_key
 from bigmodel_cli.lightning_modules.compiling import compile_backbone
+from bigmodel_cli.lightning_modules.test_time import ViewSettings
 from bigmodel_cli.process_state import is_rank_zero
 from bigmodel_cli.runs import records, tracking
 from bigmodel_cli.runs.resume import checkpoint_to_resume, trim_csv_logs
@@ -36,8 +38,16 @@ from bigmodel_cli.search.trial_reports import ReportToTrial, trial_callback
 from bigmodel_cli.training import lr_search
 from bigmodel_cli.training.distill import attach_teacher
 from bigmodel_cli.training.init_from import hand_over_tokenizer, initialise_from, transfer_table
-from bigmodel_cli.training.pieces import allowed, build_datamodule, build_module, build_trainer, plain, probe
-from bigmodel_cli.training.restore import restore
+from bigmodel_cli.training.pieces import (
+    allowed,
+    attach_views,
+    build_datamodule,
+    build_module,
+    build_trainer,
+    plain,
+    probe,
+)
+from bigmodel_cli.training.restore import restore, user_overrides
 from bigmodel_cli.training.settings import RunSettings
 
 
@@ -64,6 +74,7 @@ def assemble_training(cfg: DictConfig) -> TrainingRun:
     ckpt_path = checkpoint_to_resume(cfg)
     datamodule = build_datamodule(cfg.data, allowed(cfg))
     module = build_module(plain(cfg), settings)
+    attach_views(module, settings.views, datamodule, views_named(cfg))
     if cfg.get("init_from"):
         start_from(cfg, module, datamodule)
     if cfg.distill.teacher:
@@ -115,6 +126,9 @@ def assemble_pieces(cfg: DictConfig) -> Pieces:
 
 def assemble_checkpoint(cfg: DictConfig) -> Pieces:
     module, datamodule = restore(cfg)
+    attach_views(
+        module, ViewSettings.from_config({"tta": views_node(cfg, module.config)}), datamodule, views_named(cfg)
+    )
     return Pieces(datamodule, module, build_trainer(cfg, RunSettings.read(cfg)))
 
 
@@ -135,6 +149,21 @@ def start_from(cfg: DictConfig, module, datamodule) -> None:
         from rich.console import Console
 
         Console().print(transfer_table(transfer, str(cfg.init_from)))
+
+
+def views_node(cfg: DictConfig, saved: dict) -> dict:
+    """A checkpoint command's test-time views: the run's own, unless the command line picks
+    tta=<option>; tta.<key>=<value> overrides apply on top either way."""
+    keys = [override_key(o) for o in user_overrides()]
+    node = dict(cfg.tta) if "tta" in keys else dict(saved.get("tta") or {})
+    return node | {
+        key.removeprefix("tta."): cfg.tta[key.removeprefix("tta.")] for key in keys if key.startswith("tta.")
+    }
+
+
+def views_named(cfg: DictConfig) -> str:
+    choice = hydra_choice("tta")
+    return f"tta={choice}" if choice else f"tta (flip={cfg.tta.flip}, shift={cfg.tta.shift})"
 
 
 def hydra_choice(group: str) -> str | None:

@@ -13,10 +13,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from bigmodel_cli.config.catalogue import PER_TOKEN_TASKS, check_model_fits_data, models_for
+from bigmodel_cli.config.catalogue import PER_TOKEN_TASKS, check_model_fits_data, data_for, models_for
 from bigmodel_cli.config.instantiate import instantiate
 from bigmodel_cli.console import PIECES_LOGGER
 from bigmodel_cli.errors import UserError
+from bigmodel_cli.lightning_modules.test_time import ViewAverage, ViewSettings
 from bigmodel_cli.runs import tracking
 from bigmodel_cli.training.settings import RunSettings
 
@@ -115,6 +116,23 @@ def probe(module, datamodule) -> None:
     module.example_input_array = example
     module.finetune.check_trainable(module.backbone)
     probe_optimization(module)
+
+
+def attach_views(module, settings: ViewSettings, datamodule, named: str) -> None:
+    """tta=<option> (`named`, as the user wrote it): score each evaluated image as the mean over its
+    views (lightning_modules/test_time.py). The views are of images, and they average class
+    probabilities: any other data or task is one line before anything runs."""
+    if not settings.active:
+        module.views = None
+        return
+    data = module.config["data"]
+    modality, task = data.get("modality", "image"), data.get("task", "classification")
+    if modality != "image" or task != "classification" or not hasattr(datamodule, "mean"):
+        raise UserError(
+            f"{named} averages a classifier's predictions over flipped and shifted images, and this run's "
+            f"data is {modality} {task} data; fix: tta=none (or image data: {', '.join(data_for('image'))})"
+        )
+    module.views = ViewAverage(settings, -datamodule.mean / datamodule.std)
 
 
 def probe_optimization(module) -> None:

@@ -2,9 +2,10 @@
 
 regularizer -> lightning_modules/regularization.Regularization, finetune ->
 callbacks/finetuning.Finetune, compress -> callbacks/pruning.Compress, hparams_search ->
-search/study.SearchSettings, and the top-level compile node -> lightning_modules/compiling.CompileSettings. Each reader's defaults are its group's YAML (config/contracts.
-keys_group_settings); the pieces of a run (training/pieces.py) and the LightningModule receive
-these objects instead of parsing the config again.
+search/study.SearchSettings, tta -> lightning_modules/test_time.ViewSettings, and the top-level
+compile node -> lightning_modules/compiling.CompileSettings. Each reader's defaults are its group's
+YAML (config/contracts.keys_group_settings); the pieces of a run (training/pieces.py) and the
+LightningModule receive these objects instead of parsing the config again.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from bigmodel_cli.callbacks.finetuning import Finetune
 from bigmodel_cli.callbacks.pruning import Compress
 from bigmodel_cli.lightning_modules.compiling import CompileSettings
 from bigmodel_cli.lightning_modules.regularization import Regularization
+from bigmodel_cli.lightning_modules.test_time import ViewSettings
 from bigmodel_cli.search.study import SearchSettings
 
 
@@ -25,6 +27,7 @@ class RunSettings:
     compress: Compress
     search: SearchSettings | None  # a job of an Optuna sweep only
     compile: CompileSettings
+    views: ViewSettings
 
     @classmethod
     def read(cls, config) -> RunSettings:
@@ -35,4 +38,5 @@ class RunSettings:
             compress=Compress.from_config(config),
             search=SearchSettings.from_config(config) if config.get("hparams_search") else None,
             compile=CompileSettings.from_config(config),
+            views=ViewSettings.from_config(config),
         )

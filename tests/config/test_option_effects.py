@@ -118,6 +118,11 @@ EFFECTS: dict[str, str] = {
         f"scheduler={o}": "config.test_option_effects::test_schedule_lr_has_its_shape"
         for o in ("cosine", "exponential", "multistep", "none", "onecycle", "plateau", "step", "warmup_cosine")
     },
+    # tta: test and predict score the mean over the views, validation in the fit the plain image
+    **{
+        f"tta={o}": "lightning_modules.test_views::test_test_and_predict_average_the_views_and_validation_in_the_fit_does_not"
+        for o in ("none", "flip", "flip_shift")
+    },
     # switches (SWITCHES below): compile=true: dynamo compiles the backbone and training gives eager's result
     "compile=true": "lightning_modules.test_compiling::test_compiled_training_is_eager_training_and_dynamo_compiled_it",
 }

@@ -103,7 +103,7 @@ def misfits(factors: dict[str, list[str]]) -> dict[frozenset, str]:
     """Pairs that can only stop with one line, each with a piece of that line; run apart, so that
     no configuration of the cover stops at one of them and leaves its other pairs untried:
     - a model that cannot read the data's modality;
-    - image augmentation on data that is not images;
+    - image augmentation, or test-time views (tta=), on data that is not images;
     - distill.teacher= of the source run (trained on the digits' 1 x 8 x 8) on other data."""
     modality = {d: option_yaml("data", d).get("modality", "image") for d in factors["data"]}
     found = {
@@ -116,6 +116,13 @@ def misfits(factors: dict[str, list[str]]) -> dict[frozenset, str]:
         pair(("augmentation", a), ("data", d)): "transforms images"
         for a in factors["augmentation"]
         if a != "none"
+        for d in factors["data"]
+        if modality[d] != "image"
+    }
+    found |= {
+        pair(("tta", t), ("data", d)): "averages a classifier's predictions"
+        for t in factors["tta"]
+        if t != "none"
         for d in factors["data"]
         if modality[d] != "image"
     }

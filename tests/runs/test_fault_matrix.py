@@ -218,6 +218,12 @@ def pretrained(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("option", rows())
 def test_a_killed_run_resumes_to_the_uninterrupted_result(option, forks, pretrained, cli, in_tmp_cwd):
+    # Sums over another number of threads round otherwise: a test before this one in the same
+    # worker that changed torch's thread count would show up as differing results, not as itself.
+    assert torch.get_num_threads() == forks.threads, (
+        f"this process trains on {torch.get_num_threads()} threads and the killed runs on {forks.threads}: "
+        f"a test before this one changed torch.set_num_threads"
+    )
     settings = SETTINGS.get(option, [])
     overrides = [*BASE, option, *settings, *files_for(option, settings, in_tmp_cwd / "data")]
     overrides = [o.replace("PRETRAINED", str(pretrained)) for o in overrides]

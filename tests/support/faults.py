@@ -77,7 +77,9 @@ class ForkServer:
             cwd=REPO,
             env=env,
         )
-        assert self.process.stdout.readline().strip() == "ready"
+        ready, threads = self.process.stdout.readline().split()
+        assert ready == "ready"
+        self.threads = int(threads)  # torch's intra-op threads in the forked runs
 
     def start(self, cwd: Path, argv: list[str]) -> None:
         """Start `bigmodel *argv` in cwd in a forked child (its output in cwd/fork-<n>.log)."""
@@ -98,10 +100,12 @@ class ForkServer:
 
 
 def serve() -> None:
+    import torch
+
     import bigmodel_cli.commands.train  # noqa: F401  (the heavy imports, before any fork)
     from bigmodel_cli.cli.main import main
 
-    print("ready", flush=True)
+    print("ready", torch.get_num_threads(), flush=True)
     for count, line in enumerate(sys.stdin):
         request = json.loads(line)
         pid = os.fork()
