@@ -58,9 +58,11 @@ def test_a_search_resumes_its_study_numbers_jobs_by_trial_and_never_replays_draw
     assert "resuming optuna study 'opt'" in out and "2 trial(s) already run, 1 running, 1 to go" in out
     trials = study_of(sweep).trials
     State = optuna.trial.TrialState
-    # trial 2 (the orphan) is failed and queued again as trial 4; every job directory is its trial's number
+    # trial 2 (the orphan) is failed and queued again: as trial 4 when this search began within its
+    # grace period, as trial 3 when start-up took longer (a loaded machine); every job directory is
+    # its trial's number
     assert [t.state for t in trials] == [State.COMPLETE, State.COMPLETE, State.FAIL, State.COMPLETE, State.COMPLETE]
-    assert trials[4].system_attrs["failed_trial"] == 2
+    assert [t.system_attrs.get("failed_trial") for t in trials[3:]] in ([None, 2], [2, None])
     assert job_dirs(sweep) == ["0", "1", "3", "4"]
     for number in (0, 1, 3, 4):
         record = json.loads((sweep / str(number) / "run.json").read_text())
