@@ -112,17 +112,12 @@ def misfits(factors: dict[str, list[str]]) -> dict[frozenset, str]:
         for d in factors["data"]
         if modality[d] not in model_modalities(m)
     }
+    image_only = {"augmentation": "transforms images", "tta": "averages a classifier's predictions"}
     found |= {
-        pair(("augmentation", a), ("data", d)): "transforms images"
-        for a in factors["augmentation"]
-        if a != "none"
-        for d in factors["data"]
-        if modality[d] != "image"
-    }
-    found |= {
-        pair(("tta", t), ("data", d)): "averages a classifier's predictions"
-        for t in factors["tta"]
-        if t != "none"
+        pair((group, option), ("data", d)): line
+        for group, line in image_only.items()
+        for option in factors[group]
+        if option != "none"
         for d in factors["data"]
         if modality[d] != "image"
     }
