@@ -14,7 +14,6 @@ import torch
 import torch.nn.functional as F
 
 from bigmodel_cli.config.contracts import keys_group_settings
-from bigmodel_cli.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -24,14 +23,9 @@ class ViewSettings:
 
     @classmethod
     def from_config(cls, config) -> ViewSettings:
-        """From a run config; configs saved before tta existed have no node: no views."""
-        made = cls(**keys_group_settings(config, "tta", cls))
-        if not isinstance(made.flip, bool) or isinstance(made.shift, bool) or not isinstance(made.shift, int):
-            raise UserError(
-                f"tta.flip={made.flip} tta.shift={made.shift}: flip is true or false and shift a whole "
-                f"number of pixels; fix: e.g. tta.flip=true tta.shift=1"
-            )
-        return made
+        """From a run config (types and ranges were checked with the rest of it: config/validation);
+        configs saved before tta existed have no node: no views."""
+        return cls(**keys_group_settings(config, "tta", cls))
 
     @property
     def active(self) -> bool:

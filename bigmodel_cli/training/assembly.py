@@ -28,7 +28,6 @@ from bigmodel_cli.callbacks.header import RunHeader
 from bigmodel_cli.callbacks.resume_state import ResumeState
 from bigmodel_cli.checkpoints.files import read_checkpoint
 from bigmodel_cli.checkpoints.plugin import AtomicCheckpointIO
-from bigmodel_cli.config.source import override_key
 from bigmodel_cli.lightning_modules.compiling import compile_backbone
 from bigmodel_cli.lightning_modules.test_time import ViewSettings
 from bigmodel_cli.process_state import is_rank_zero
@@ -47,7 +46,7 @@ from bigmodel_cli.training.pieces import (
     plain,
     probe,
 )
-from bigmodel_cli.training.restore import restore, user_overrides
+from bigmodel_cli.training.restore import restore, run_or_chosen
 from bigmodel_cli.training.settings import RunSettings
 
 
@@ -74,7 +73,7 @@ def assemble_training(cfg: DictConfig) -> TrainingRun:
     ckpt_path = checkpoint_to_resume(cfg)
     datamodule = build_datamodule(cfg.data, allowed(cfg))
     module = build_module(plain(cfg), settings)
-    attach_views(module, settings.views, datamodule, views_named(cfg))
+    attach_views(module, settings.views, datamodule)
     if cfg.get("init_from"):
         start_from(cfg, module, datamodule)
     if cfg.distill.teacher:
@@ -126,9 +125,7 @@ def assemble_pieces(cfg: DictConfig) -> Pieces:
 
 def assemble_checkpoint(cfg: DictConfig) -> Pieces:
     module, datamodule = restore(cfg)
-    attach_views(
-        module, ViewSettings.from_config({"tta": views_node(cfg, module.config)}), datamodule, views_named(cfg)
-    )
+    attach_views(module, ViewSettings.from_config({"tta": run_or_chosen(cfg, module.config, "tta")}), datamodule)
     return Pieces(datamodule, module, build_trainer(cfg, RunSettings.read(cfg)))
 
 
@@ -149,21 +146,6 @@ def start_from(cfg: DictConfig, module, datamodule) -> None:
         from rich.console import Console
 
         Console().print(transfer_table(transfer, str(cfg.init_from)))
-
-
-def views_node(cfg: DictConfig, saved: dict) -> dict:
-    """A checkpoint command's test-time views: the run's own, unless the command line picks
-    tta=<option>; tta.<key>=<value> overrides apply on top either way."""
-    keys = [override_key(o) for o in user_overrides()]
-    node = dict(cfg.tta) if "tta" in keys else dict(saved.get("tta") or {})
-    return node | {
-        key.removeprefix("tta."): cfg.tta[key.removeprefix("tta.")] for key in keys if key.startswith("tta.")
-    }
-
-
-def views_named(cfg: DictConfig) -> str:
-    choice = hydra_choice("tta")
-    return f"tta={choice}" if choice else f"tta (flip={cfg.tta.flip}, shift={cfg.tta.shift})"
 
 
 def hydra_choice(group: str) -> str | None:

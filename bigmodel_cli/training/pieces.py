@@ -118,19 +118,19 @@ def probe(module, datamodule) -> None:
     probe_optimization(module)
 
 
-def attach_views(module, settings: ViewSettings, datamodule, named: str) -> None:
-    """tta=<option> (`named`, as the user wrote it): score each evaluated image as the mean over its
-    views (lightning_modules/test_time.py). The views are of images, and they average class
+def attach_views(module, settings: ViewSettings, datamodule) -> None:
+    """tta=<option>: score each evaluated image as the mean over its views
+    (lightning_modules/test_time.py). The views are of images, and they average class
     probabilities: any other data or task is one line before anything runs."""
     if not settings.active:
-        module.views = None
         return
     data = module.config["data"]
     modality, task = data.get("modality", "image"), data.get("task", "classification")
     if modality != "image" or task != "classification" or not hasattr(datamodule, "mean"):
         raise UserError(
-            f"{named} averages a classifier's predictions over flipped and shifted images, and this run's "
-            f"data is {modality} {task} data; fix: tta=none (or image data: {', '.join(data_for('image'))})"
+            f"tta.flip={str(settings.flip).lower()} tta.shift={settings.shift} averages a classifier's predictions "
+            f"over flipped and shifted images, and this run's data is {modality} {task} data; fix: tta=none "
+            f"(or image data: {', '.join(data_for('image'))})"
         )
     module.views = ViewAverage(settings, -datamodule.mean / datamodule.std)
 

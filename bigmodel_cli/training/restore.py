@@ -31,6 +31,19 @@ def user_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
+def run_or_chosen(cfg: DictConfig, saved: dict[str, Any], group: str) -> DictConfig:
+    """A checkpoint command's `group` node: the run's own, unless the command line picks
+    group=<option>; group.<key>=<value> overrides are applied on top either way."""
+    keys = [override_key(o) for o in user_overrides()]
+    if group in keys:
+        return cfg[group]
+    node = OmegaConf.create(saved.get(group) or {})
+    for key in keys:
+        if key.startswith(f"{group}."):
+            OmegaConf.update(node, key.removeprefix(f"{group}."), OmegaConf.select(cfg, key), force_add=True)
+    return node
+
+
 def data_config(cfg: DictConfig, saved: dict[str, Any]):
     """The checkpoint's data config, unless the command line picks data=<option>; data.<key>=<value>
     overrides are applied on top either way. What carves val/test out of train (data.split_seed,
@@ -38,14 +51,7 @@ def data_config(cfg: DictConfig, saved: dict[str, Any]):
     the split it was validated and tested on, never on its training samples; a note says so when the
     command line (or the data option picked) had other values. So is the fold a cross-validation run
     validated on (data.folds, data.fold)."""
-    keys = [override_key(o) for o in user_overrides()]
-    if "data" in keys:
-        data = cfg.data
-    else:
-        data = OmegaConf.create(saved["data"])
-        for key in keys:
-            if key.startswith("data."):
-                OmegaConf.update(data, key.removeprefix("data."), OmegaConf.select(cfg, key), force_add=True)
+    data = run_or_chosen(cfg, saved, "data")
     run = saved["data"]
     # Runs saved before data.split_seed existed carved their splits with data.seed; a fold's
     # checkpoint (cv=K, data.folds) validates on its own fold.
