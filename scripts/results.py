@@ -79,10 +79,13 @@ class Runs:
 
     def grid(self, name: str, data: str, args: list[str], **axes: list) -> dict[tuple, list[dict]]:
         """One `bigmodel train -m` sweep over the axes' values and the seeds: each combination of
-        values (in the axes' order) and the records of its seeds."""
+        values (in the axes' order) and the records of its seeds. A job whose config completed in an
+        earlier run of the same sweep (results.py stopped part-way and started again) is not run
+        again (skip_completed)."""
         seeds = ",".join(str(seed) for seed in range(1, self.seeds + 1))
         sweep = [f"{key}={','.join(map(str, values))}" for key, values in axes.items()]
-        self.command(["train", "-m", *self.overrides(data, args), *sweep, f"seed={seeds}", f"run_name={name}"], name)
+        args = [*self.overrides(data, args), *sweep, f"seed={seeds}", f"run_name={name}", "skip_completed=true"]
+        self.command(["train", "-m", *args], name)
         cells: dict[tuple, list[dict]] = {}
         for job in sorted((self.out_dir / "multirun" / "train" / name).glob("[0-9]*")):
             record = run_record(job)
@@ -107,6 +110,8 @@ def compose(overrides: list[str]):
 def run_record(run_dir: Path) -> dict:
     """run.json's metrics, with the run's wall time in seconds."""
     record = json.loads((run_dir / "run.json").read_text())
+    if record["status"] == "skipped":  # skip_completed: the same config completed in another job
+        return run_record(Path(record["same_as"]))
     start, end = (datetime.fromisoformat(record[key]) for key in ("start_time", "end_time"))
     seconds = (end - start).total_seconds()
     return {**record["metrics"], "seconds": seconds, "dir": str(run_dir), "overrides": record["overrides"]}
@@ -271,22 +276,27 @@ TECHNIQUES = {
     "augmentation": ["none", "flip_crop", "trivialaugment"],
     "regularizer": ["l2", "label_smoothing", "dropout"],
 }
+# The recipes each technique is added to (an MLP and a CNN that overfit in 20 epochs), with the
+# names of their sweeps.
+OVERFIT_RECIPES = {"fashion_mnist_overfit": "overfit", "fashion_mnist_overfit_cnn": "overfit_cnn"}
 
 
 def regularize_row(runs: Runs) -> list[str]:
-    lines = ["| experiment=fashion_mnist_overfit + | test/acc | test error vs none | train/acc | lowers the error? |"]
+    lines = ["| recipe + | test/acc | test error vs none | train/acc | lowers the error? |"]
     lines.append("|---|---|---|---|---|")
-    reference = None
-    for group, options in TECHNIQUES.items():
-        cells = runs.grid(f"overfit_{group}", "fashion", ["experiment=fashion_mnist_overfit"], **{group: options})
-        for option in options:
-            arm = cells[(option,)]
-            reference = reference or arm
-            points = gain(arm, reference)
-            answer = "(the reference)" if arm is reference else verdict(points)
-            lines.append(
-                f"| {group}={option} | {acc(arm)} | {0.0 - points * 100:+.1f} pt | {acc(arm, 'train/acc')} | {answer} |"
-            )
+    for recipe, prefix in OVERFIT_RECIPES.items():
+        reference = None
+        for group, options in TECHNIQUES.items():
+            cells = runs.grid(f"{prefix}_{group}", "fashion", [f"experiment={recipe}"], **{group: options})
+            for option in options:
+                arm = cells[(option,)]
+                reference = reference or arm
+                points = gain(arm, reference)
+                answer = "(the reference)" if arm is reference else verdict(points)
+                lines.append(
+                    f"| {recipe} + {group}={option} | {acc(arm)} | {0.0 - points * 100:+.1f} pt "
+                    f"| {acc(arm, 'train/acc')} | {answer} |"
+                )
     return lines
 
 

@@ -42,7 +42,7 @@ def test_quick_prints_every_row(tmp_path):
         "Text classification": 2,
         "Distillation": 2,
         "Fashion-MNIST recipes": 2,
-        "Augmentation": 6,
+        "Augmentation": 12,
         "The lr finder": len(results.LR_SWEEP) + 2,
     }
     for table in out.split("### ")[1:]:
