@@ -19,6 +19,7 @@ from bigmodel_cli.console import PIECES_LOGGER
 from bigmodel_cli.errors import UserError
 from bigmodel_cli.lightning_modules.test_time import ViewAverage, ViewSettings
 from bigmodel_cli.runs import tracking
+from bigmodel_cli.training.hook_profiler import profiler_override
 from bigmodel_cli.training.settings import RunSettings
 
 log = logging.getLogger(PIECES_LOGGER)
@@ -191,7 +192,7 @@ def build_trainer(cfg: DictConfig, settings: RunSettings | None = None, first=()
         from pytorch_lightning.callbacks import ModelCheckpoint
 
         callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
-    overrides = quiet_defaults(cfg, callbacks) | overrides
+    overrides = quiet_defaults(cfg, callbacks) | profiler_override(cfg) | overrides
     from hydra.errors import InstantiationException
     from lightning_fabric.utilities.exceptions import MisconfigurationException
 

@@ -389,6 +389,20 @@ def test_debug_options(option, compose_cfg, monkeypatch, caplog):
         pytest.fail(f"debug={option} has no expected effect in this test")
 
 
+def test_without_a_profiler_hooks_run_in_one_shared_null_context(compose_cfg, monkeypatch):
+    """trainer.profiler=null: Lightning's hooks run in no per-hook context manager (PassThroughProfiler
+    builds one for each of ~170 hook calls a step); debug=profiler above keeps Lightning's own."""
+    from pytorch_lightning.profilers import PassThroughProfiler
+
+    entered = []
+    monkeypatch.setattr(PassThroughProfiler, "start", lambda self, name: entered.append(name))
+    with compose_cfg("train", ["trainer.max_epochs=1", "trainer.limit_train_batches=2"]) as cfg:
+        _, trainer, _ = fitted(cfg, monkeypatch)
+    # Only the loops' own start() calls (around fetching a batch) remain: no hook goes through one.
+    assert entered and not [name for name in entered if "[Callback]" in name or "[LightningModule]" in name]
+    assert trainer.profiler.profile("a") is trainer.profiler.profile("b")
+
+
 # --- experiment, launcher -------------------------------------------------------------------------
 
 
