@@ -7,7 +7,9 @@ image, so it is statistically the same operation as running the v2 pipeline imag
 - RandomHorizontalFlip / RandomVerticalFlip: flip a random subset of the batch;
 - RandomRotation: one affine sampling grid per image (torchvision's rotation about the centre);
 - RandomErasing with a fixed value: v2's ten tries at a rectangle, drawn for every image at once;
-- anything else (color jitter, RandAugment, ...): the v2 transform per image, on the device.
+- TrivialAugmentWide, RandAugment, AutoAugment: an operation per image, each run once a batch
+  (batch_auto_augment.py);
+- anything else (color jitter, ...): the v2 transform per image, on the device.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
+
+from bigmodel_cli.data import batch_auto_augment
 
 
 def _fill_value(fill) -> float:
@@ -149,6 +153,8 @@ def batched(transform) -> Callable[[torch.Tensor], torch.Tensor]:
         and mode in ("nearest", "bilinear")
     ):
         return partial(random_rotation, degrees=transform.degrees, fill=_fill_value(transform.fill), interpolation=mode)
+    if batch_auto_augment.supports(transform):
+        return batch_auto_augment.BatchedAutoAugment(transform)
     if isinstance(transform, v2.RandomErasing) and transform.value is not None:  # value="random": per image
         return partial(
             random_erasing,
