@@ -72,7 +72,9 @@ def test_bench_data_rates_both_paths_and_names_what_is_not_batched(capsys):
     assert {"flip_crop", "random_erasing"} <= options and "none" not in options
     threads = torch.get_num_threads()
     try:  # main() sets this process's torch threads; later in-process runs in this worker must not inherit it
-        rows = bench_data.main(["--images", "512", "--augmentations", "random_erasing", "trivialaugment", "color_jitter"])
+        rows = bench_data.main(
+            ["--images", "512", "--augmentations", "random_erasing", "trivialaugment", "color_jitter"]
+        )
     finally:
         torch.set_num_threads(threads)
     by_option = {row["option"]: row for row in rows}
