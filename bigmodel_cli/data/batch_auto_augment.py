@@ -21,13 +21,20 @@ import torch
 import torch.nn.functional as F
 
 GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
+# Every operation BatchedAutoAugment.op can run (a torchvision that adds one falls back to per image).
+KNOWN = {"Identity", *GEOMETRIC, "Brightness", "Color", "Contrast", "Sharpness", "Posterize", "Solarize",
+         "AutoContrast", "Equalize", "Invert"}  # fmt: skip
 
 
 def supports(transform) -> bool:
     from torchvision.transforms import InterpolationMode, v2
 
     kinds = (v2.TrivialAugmentWide, v2.RandAugment, v2.AutoAugment)
-    return type(transform) in kinds and InterpolationMode(transform.interpolation).value in ("nearest", "bilinear")
+    return (
+        type(transform) in kinds
+        and InterpolationMode(transform.interpolation).value in ("nearest", "bilinear")
+        and set(transform._AUGMENTATION_SPACE) <= KNOWN
+    )
 
 
 class BatchedAutoAugment:
@@ -115,21 +122,26 @@ class BatchedAutoAugment:
         """torchvision's functional op for a named operation at one magnitude, on a batch."""
         from torchvision.transforms.v2 import functional as TF
 
+        factor = 1.0 + magnitude
         if name == "Rotate":
             return TF.rotate(images, angle=magnitude, interpolation=self.transform.interpolation, fill=self.fill)
-        factor = 1.0 + magnitude
-        ops = {
-            "Brightness": lambda: TF.adjust_brightness(images, brightness_factor=factor),
-            "Color": lambda: TF.adjust_saturation(images, saturation_factor=factor),
-            "Contrast": lambda: TF.adjust_contrast(images, contrast_factor=factor),
-            "Sharpness": lambda: TF.adjust_sharpness(images, sharpness_factor=factor),
-            "Posterize": lambda: TF.posterize(images, bits=int(magnitude)),
-            "Solarize": lambda: TF.solarize(images, threshold=255.0 * magnitude),
-            "AutoContrast": lambda: TF.autocontrast(images),
-            "Equalize": lambda: TF.equalize(images),
-            "Invert": lambda: TF.invert(images),  # AutoAugment's
-        }
-        return ops[name]()
+        if name == "Brightness":
+            return TF.adjust_brightness(images, brightness_factor=factor)
+        if name == "Color":
+            return TF.adjust_saturation(images, saturation_factor=factor)
+        if name == "Contrast":
+            return TF.adjust_contrast(images, contrast_factor=factor)
+        if name == "Sharpness":
+            return TF.adjust_sharpness(images, sharpness_factor=factor)
+        if name == "Posterize":
+            return TF.posterize(images, bits=int(magnitude))
+        if name == "Solarize":
+            return TF.solarize(images, threshold=255.0 * magnitude)
+        if name == "AutoContrast":
+            return TF.autocontrast(images)
+        if name == "Equalize":
+            return TF.equalize(images)
+        return TF.invert(images)  # AutoAugment's Invert: supports() admits no other name
 
 
 @lru_cache(maxsize=256)
