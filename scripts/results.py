@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import statistics
 import subprocess
@@ -135,6 +136,18 @@ def verdict(points: float, better: bool | None = None) -> str:
     return f"{points * 100:+.1f} pt: {'yes' if better else 'no'}"
 
 
+def seeded_verdict(runs: list[dict], reference: list[dict], key: str = "test/acc") -> str:
+    """The gain of runs over reference, a win only beyond twice the standard error of the difference
+    of the two means over seeds (a gain smaller than the seeds' own spread is not a win)."""
+    points = gain(runs, reference, key)
+    noise = 2 * math.sqrt(
+        sum(statistics.variance(r[key] for r in arm) / len(arm) for arm in (runs, reference) if len(arm) > 1)
+    )
+    if abs(points) <= noise:
+        return f"{points * 100:+.1f} pt: within noise (2 se {noise * 100:.1f} pt)"
+    return verdict(points)
+
+
 # --- rows -----------------------------------------------------------------------------------------
 
 FASHION_TRAIN_PER_CLASS = 5400  # 6,000 images a class, less the 10% validation carve
@@ -160,7 +173,9 @@ def pretrain_row(runs: Runs) -> list[str]:
         )
         for fraction, described in labels.items():
             tuned, scratch = cells[(fraction, str(pretrained))], cells[(fraction, "null")]
-            lines.append(f"| {label} | {described} | {acc(tuned)} | {acc(scratch)} | {verdict(gain(tuned, scratch))} |")
+            lines.append(
+                f"| {label} | {described} | {acc(tuned)} | {acc(scratch)} | {seeded_verdict(tuned, scratch)} |"
+            )
     return lines
 
 
@@ -217,7 +232,7 @@ def distill_row(runs: Runs) -> list[str]:
         cells = runs.grid(f"{data}_distill", data, student, **{"distill.teacher": ["null", teacher_dir]})
         alone, taught = cells[("null",)], cells[(str(teacher_dir),)]
         lines.append(
-            f"| {data} | {teacher['test/acc']:.4f} | {acc(alone)} | {acc(taught)} | {verdict(gain(taught, alone))} |"
+            f"| {data} | {teacher['test/acc']:.4f} | {acc(alone)} | {acc(taught)} | {seeded_verdict(taught, alone)} |"
         )
     return lines
 
@@ -292,7 +307,7 @@ def regularize_row(runs: Runs) -> list[str]:
                 arm = cells[(option,)]
                 reference = reference or arm
                 points = gain(arm, reference)
-                answer = "(the reference)" if arm is reference else verdict(points)
+                answer = "(the reference)" if arm is reference else seeded_verdict(arm, reference)
                 lines.append(
                     f"| {recipe} + {group}={option} | {acc(arm)} | {0.0 - points * 100:+.1f} pt "
                     f"| {acc(arm, 'train/acc')} | {answer} |"
