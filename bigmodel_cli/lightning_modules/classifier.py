@@ -23,12 +23,12 @@ class ClassificationModule(BackboneModule):
         super().__init__(config, regularization, finetune)
         num_classes = config["data"]["num_classes"]
         # Keys carry a suffix: a bare "train" would clash with nn.Module.train. Training metrics are
-        # updated in batches of steps (BatchedUpdates), evaluation metrics every step.
+        # updated in batches of steps (BatchedCollection), evaluation metrics every step.
         self.epoch_means = nn.ModuleDict({name: RunningMean() for name in ("loss", "ce_loss", "val_loss", "test_loss")})
         self.evaluation_logged: set[str] = set()
         self.metrics = nn.ModuleDict(
             {
-                f"{split}_metrics": classification_metrics(num_classes, split == "train").clone(prefix=f"{split}/")
+                f"{split}_metrics": classification_metrics(num_classes, split == "train", prefix=f"{split}/")
                 for split in SPLITS
             }
         )

@@ -2,9 +2,9 @@
 
 torchmetrics' classification update is a dozen small tensor ops (about 0.5 ms for accuracy, F1
 and top-5 together), and every Lightning self.log call about 0.3 ms: on each step of a small model
-that was as much as the step itself. BatchedUpdates feeds the classification metrics many steps
-at once; RunningMean keeps an epoch mean in two in-place adds and is logged as a metric object
-once per epoch. Both give exactly the values of per-step updates.
+that was as much as the step itself. BatchedCollection holds the training batches and feeds the
+classification metrics many steps at once; RunningMean keeps an epoch mean in two in-place adds
+and is logged as a metric object once per epoch. Both give exactly the values of per-step updates.
 """
 
 from __future__ import annotations
@@ -17,50 +17,81 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 BUFFERED_VALUES = 2**20
 
 
-class BatchedUpdates(Metric):
-    """A metric updated with many batches at once: update() keeps the (detached) batch and the
-    wrapped metric sees one concatenated update every `every` batches, and before compute(). The
-    wrapped metrics' states are sums, so the values are those of per-batch updates."""
+class HeldBatches:
+    """Training batches (detached logits, targets) held for the metrics of one collection, which
+    see them concatenated every `every` batches, and whenever one of them is computed or saved."""
 
-    full_state_update = False
+    def __init__(self, every: int = 32):
+        self.every = every
+        self.batches: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.wrappers: list[BatchedUpdates] = []
 
-    def __init__(self, metric: Metric, every: int = 32):
-        super().__init__()
-        self.metric, self.every = metric, every
-        self._held: list[tuple[torch.Tensor, torch.Tensor]] = []
-
-    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
-        self._held.append((preds, target))
-        if len(self._held) >= self.every or len(self._held) * preds.numel() >= BUFFERED_VALUES:
+    def add(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        self.batches.append((preds, target))
+        if len(self.batches) >= self.every or len(self.batches) * preds.numel() >= BUFFERED_VALUES:
             self.flush()
 
     def flush(self) -> None:
-        if self._held:
-            preds, targets = zip(*self._held)
-            self._held = []
-            self.metric.update(torch.cat(preds), torch.cat(targets))
+        if self.batches:
+            preds, targets = (torch.cat(parts) for parts in zip(*self.batches))
+            self.batches = []
+            for wrapper in self.wrappers:
+                wrapper.metric.update(preds, targets)
+                wrapper._update_count += 1  # torchmetrics warns when a metric is computed before any update
+
+
+class BatchedUpdates(Metric):
+    """One metric of a BatchedCollection: the wrapped metric, updated from the collection's held
+    batches. Its states are sums, so the values are those of per-batch updates."""
+
+    full_state_update = False
+
+    def __init__(self, metric: Metric, held: HeldBatches):
+        # Never a cached value: batches reach the metric without an update() call that would clear it.
+        super().__init__(compute_with_cache=False)
+        self.metric, self.held = metric, held
+        held.wrappers.append(self)
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        self.held.add(preds, target)
+
+    def flush(self) -> None:  # what callbacks/resume_state.py calls before saving the states
+        self.held.flush()
 
     def compute(self):
-        self.flush()
+        self.held.flush()
         return self.metric.compute()
 
     def reset(self) -> None:
         super().reset()
-        self._held = []
+        self.held.batches = []
         self.metric.reset()
 
 
-def classification_metrics(num_classes: int, batched: bool = False) -> MetricCollection:
+class BatchedCollection(MetricCollection):
+    """Classification metrics updated on every training step for one list append: the metrics
+    share one HeldBatches, so a step costs neither a torchmetrics update per metric nor the
+    collection's per-metric argument filtering."""
+
+    def __init__(self, metrics: dict[str, Metric], **kwargs):
+        held = HeldBatches()
+        super().__init__({name: BatchedUpdates(metric, held) for name, metric in metrics.items()}, **kwargs)
+        self.held = held
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        self.held.add(preds, target)
+
+
+def classification_metrics(num_classes: int, batched: bool = False, prefix: str | None = None) -> MetricCollection:
     metrics = {
         "acc": MulticlassAccuracy(num_classes, average="micro"),
         "f1": MulticlassF1Score(num_classes, average="macro"),
     }
     if num_classes > 5:
         metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
-    if batched:
-        metrics = {name: BatchedUpdates(metric) for name, metric in metrics.items()}
     # No compute groups: merged states gave top-5 accuracy's numbers to F1 (torchmetrics 1.9).
-    return MetricCollection(metrics, compute_groups=False)
+    kind = BatchedCollection if batched else MetricCollection
+    return kind(metrics, prefix=prefix, compute_groups=False)
 
 
 class RunningMean(Metric):
