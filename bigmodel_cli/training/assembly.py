@@ -36,7 +36,7 @@ from bigmodel_cli.runs.resume import checkpoint_to_resume, trim_csv_logs
 from bigmodel_cli.search.trial_reports import ReportToTrial, trial_callback
 from bigmodel_cli.training import lr_search
 from bigmodel_cli.training.distill import attach_teacher
-from bigmodel_cli.training.init_from import hand_over_tokenizer, initialise_from, transfer_table
+from bigmodel_cli.training.init_from import hand_over_tokenizer, head_choice, initialise_from, transfer_table
 from bigmodel_cli.training.pieces import (
     allowed,
     attach_views,
@@ -71,6 +71,7 @@ class TrainingRun(Pieces):
 def assemble_training(cfg: DictConfig) -> TrainingRun:
     settings = RunSettings.read(cfg)
     ckpt_path = checkpoint_to_resume(cfg)
+    head_choice(cfg)  # a misspelt init_head is an error even without init_from
     datamodule = build_datamodule(cfg.data, allowed(cfg))
     module = build_module(plain(cfg), settings)
     attach_views(module, settings.views, datamodule)
@@ -139,6 +140,7 @@ def start_from(cfg: DictConfig, module, datamodule) -> None:
             "source": str(cfg.init_from),
             "loaded": transfer.loaded,
             "reinitialised": [name for name, _, _ in transfer.reinitialised],
+            "new_head": transfer.new_head,
             "unused": [name for name, _ in transfer.unused],
         },
     )

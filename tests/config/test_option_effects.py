@@ -125,10 +125,12 @@ EFFECTS: dict[str, str] = {
     },
     # switches (SWITCHES below): compile=true: dynamo compiles the backbone and training gives eager's result
     "compile=true": "lightning_modules.test_compiling::test_compiled_training_is_eager_training_and_dynamo_compiled_it",
+    # init_head=pretrained: init_from loads the matching classifier head too (fresh by default)
+    "init_head=pretrained": "training.test_init_from::test_init_head_pretrained_loads_the_matching_head_too",
 }
 
 # Top-level switches of train.yaml that change how a run trains, held to the same rule.
-SWITCHES = ["compile=true"]
+SWITCHES = ["compile=true", "init_head=pretrained"]
 
 OPTIONS = [f"{group}={option}" for group, options in catalogue.groups().items() for option in options] + SWITCHES
 

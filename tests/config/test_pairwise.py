@@ -45,6 +45,7 @@ RUN = "<run>"  # stands for the directory of the module's trained run
 # Top-level switches as two-valued factors: off (as train.yaml has it) first, then on.
 SWITCHES: dict[str, list[str]] = {
     "init_from": ["null", RUN],
+    "init_head": ["fresh", "pretrained"],
     "distill.teacher": ["null", RUN],
     "channels_last": ["false", "true"],
     "deterministic": ["false", "true"],

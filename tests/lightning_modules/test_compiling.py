@@ -72,7 +72,7 @@ def test_compiled_training_is_eager_training_and_dynamo_compiled_it(pairing, com
 
 
 def test_a_compiled_checkpoint_loads_into_an_eager_model_and_back(cli, in_tmp_cwd):
-    """init_from= loads every tensor both ways; resume= (strict loading) continues either way; the
+    """init_from= (the same classes: init_head=pretrained) loads every tensor both ways; resume= (strict loading) continues either way; the
     compiled run's checkpoint exports."""
     runs = in_tmp_cwd / "outputs" / "train"
 
@@ -82,8 +82,8 @@ def test_a_compiled_checkpoint_loads_into_an_eager_model_and_back(cli, in_tmp_cw
         return out
 
     train("compile=true", "run_name=compiled")
-    train(f"init_from={runs / 'compiled'}", "run_name=eager")
-    train("compile=true", f"init_from={runs / 'eager'}", "run_name=again")
+    train(f"init_from={runs / 'compiled'}", "init_head=pretrained", "run_name=eager")
+    train("compile=true", f"init_from={runs / 'eager'}", "init_head=pretrained", "run_name=again")
     keys = set(torch.load(runs / "eager" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"])
     for run in ("eager", "again"):
         record = json.loads((runs / run / "run.json").read_text())["init_from"]

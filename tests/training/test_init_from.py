@@ -1,5 +1,6 @@
 """init_from=<run>: exactly the tensors whose names and shapes match are loaded (and the table says
-so), a new head keeps its fresh initialisation, nothing else comes along; a checkpoint with nothing
+so), the classifier head only with init_head=pretrained (else, and where its shape differs, it keeps
+its fresh initialisation), nothing else comes along; a checkpoint with nothing
 that matches is one line naming both models. A fine-tuning run from a pretraining run also runs
 from a fresh process through the installed `bigmodel` (linear probe: the loaded body never moves)."""
 
@@ -16,7 +17,7 @@ from rich.console import Console
 
 from bigmodel_cli.commands import train
 from bigmodel_cli.errors import UserError
-from bigmodel_cli.training.init_from import initialise_from, transfer_table
+from bigmodel_cli.training.init_from import class_head, head_choice, initialise_from, transfer_table
 from bigmodel_cli.training.pieces import build_module, plain
 from tests.conftest import FAST
 
@@ -39,18 +40,43 @@ def test_init_from_loads_exactly_the_matching_tensors(pretrained, compose_cfg):
         transfer = initialise_from(module, pretrained, plain(cfg))
     ours = module.state_dict()
     matching = [k for k in ours if k in theirs and theirs[k].shape == ours[k].shape]
-    assert transfer.loaded == matching and "backbone.features.0.weight" in matching
-    assert all(torch.equal(ours[k], theirs[k]) for k in matching)
+    head = ["backbone.head.2.weight", "backbone.head.2.bias"]  # matches, but init_head=fresh (the default)
+    assert transfer.loaded == [k for k in matching if k not in head] and "backbone.features.0.weight" in matching
+    assert transfer.new_head == head
+    assert all(torch.equal(ours[k], theirs[k]) for k in transfer.loaded)
     assert [(n, t, o) for n, t, o in transfer.reinitialised] == [
         ("backbone.head.5.weight", (10, 128), (2, 128)),
         ("backbone.head.5.bias", (10,), (2,)),
     ]
-    assert all(torch.equal(ours[n], fresh[n]) for n, _, _ in transfer.reinitialised)  # left as initialised
+    untouched = [*head, *(n for n, _, _ in transfer.reinitialised)]
+    assert all(torch.equal(ours[n], fresh[n]) for n in untouched)  # left as initialised
     console = Console(width=200, record=True)
     console.print(transfer_table(transfer, pretrained))
     table = console.export_text()
-    assert "backbone.features.* (12)" in table and "backbone.head.* (2)" in table
+    assert "backbone.features.* (12)" in table and "backbone.head.2.weight" in table and "fresh head" in table
     assert "[10, 128] -> [2, 128]" in table and "re-initialised" in table
+
+
+def test_init_head_pretrained_loads_the_matching_head_too(pretrained, compose_cfg):
+    theirs = torch.load(f"{pretrained}/checkpoints/best.ckpt", weights_only=True)["state_dict"]
+    with compose_cfg("train", [*TWO_CLASSES, *FAST, f"init_from={pretrained}", "init_head=pretrained"]) as cfg:
+        module = build_module(plain(cfg))
+        transfer = initialise_from(module, pretrained, plain(cfg))
+    assert "backbone.head.2.weight" in transfer.loaded and not transfer.new_head
+    assert torch.equal(module.state_dict()["backbone.head.2.weight"], theirs["backbone.head.2.weight"])
+
+
+def test_a_language_model_head_is_no_class_head(compose_cfg):
+    """GPT's head projects onto the vocabulary (tied to its embedding): init_head never leaves it fresh."""
+    with compose_cfg("train", ["model=gpt", "data=char_lm", *FAST]) as cfg:
+        module = build_module(plain(cfg))
+    assert class_head(module) is None
+
+
+def test_misspelt_init_head_is_one_line(compose_cfg):
+    with compose_cfg("train", [*FAST, "init_head=frozen"]) as cfg:
+        with pytest.raises(UserError, match=r"init_head=frozen is not known; valid choices: fresh, pretrained"):
+            head_choice(cfg)
 
 
 def test_nothing_matching_names_both_models(pretrained, compose_cfg):
@@ -79,6 +105,7 @@ def test_fine_tuning_from_a_pretraining_run_through_the_installed_command(pretra
     (run,) = (tmp_path / "outputs" / "train").iterdir()
     record = json.loads((run / "run.json").read_text())["init_from"]
     assert record["reinitialised"] == ["backbone.head.5.weight", "backbone.head.5.bias"]
+    assert record["new_head"] == ["backbone.head.2.weight", "backbone.head.2.bias"]
     before = torch.load(f"{pretrained}/checkpoints/best.ckpt", weights_only=True)["state_dict"]
     after = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
     body = [k for k in before if k.startswith("backbone.features.")]
