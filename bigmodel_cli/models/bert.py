@@ -54,8 +54,12 @@ class BERT(Transformer):
             del self.head
             self.mlm_head = nn.Linear(dim, vocab_size)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, predict: torch.Tensor | None = None) -> torch.Tensor:
+        """Classifier logits, or the MLM head's: one prediction per input token ([CLS] dropped),
+        or, given `predict` (a boolean mask over the tokens), at those positions only (B*L x
+        vocab_size, flattened): pretraining scores 15% of the tokens, and the vocabulary-sized
+        projection of the rest is most of a small BERT's step."""
         if not self.masked_lm:
             return super().forward(x)
-        h, _ = self.encode(x)
-        return self.mlm_head(h[:, 1:])  # a prediction per input token ([CLS] dropped)
+        h = self.encode(x)[0][:, 1:]
+        return self.mlm_head(h if predict is None else h[predict])

@@ -17,6 +17,7 @@ from bigmodel_cli.data.corpus import SPECIALS
 from bigmodel_cli.errors import UserError
 from bigmodel_cli.lightning_modules.masked_lm import IGNORE, MASK_ID, mask_tokens
 from bigmodel_cli.training import assembly
+from bigmodel_cli.training.pieces import build_module, plain
 from tests.conftest import FAST
 
 
@@ -185,3 +186,22 @@ def test_a_vocabulary_smaller_than_vocab_size_pretrains_and_fine_tunes_as_it_is(
             UserError, match=r"word tokenizer of 25 tokens, more than .*=20 holds; fix: data.vocab_size=25"
         ):
             train.run(cfg)
+
+
+def test_the_mlm_head_projects_the_masked_positions_only(compose_cfg, tmp_path):
+    """A pretraining step runs the vocabulary-sized head on the masked tokens alone, with the loss
+    and accuracy of projecting every token and selecting the masked ones."""
+    corpus = write_corpus(tmp_path / "corpus")
+    with compose_cfg("train", ["model=bert", "data=text_corpus", f"data.path={corpus}", *FAST]) as cfg:
+        module = build_module(plain(cfg))
+    ids = torch.randint(len(SPECIALS), 200, (4, 32))
+    inputs, targets = mask_tokens(ids, 200, generator=torch.Generator().manual_seed(0))
+    chosen = targets != IGNORE
+    rows = []
+    module.backbone.mlm_head.register_forward_hook(lambda m, args, out: rows.append(args[0].shape[:-1].numel()))
+    module.eval()
+    with torch.no_grad():
+        selected = module.masked_predictions(inputs, chosen)
+        everywhere = module(inputs)[chosen]
+    assert rows == [int(chosen.sum()), chosen.numel()]
+    torch.testing.assert_close(selected, everywhere)
