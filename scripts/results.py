@@ -165,17 +165,14 @@ def pretrain_row(runs: Runs) -> list[str]:
          {"0.1": "10%", "1.0": "all"}),
     )  # fmt: skip
     for label, data, recipe, pretrained, labels in pairs:
-        cells = runs.grid(
-            f"{data}_transfer",
-            data,
-            [recipe],
-            **{"data.train_fraction": list(labels), "init_from": [pretrained, "null"]},
-        )
+        fractions = {"data.train_fraction": list(labels)}
+        tuned = runs.grid(f"{data}_transfer", data, [recipe, f"init_from={pretrained}"], **fractions)
+        # From scratch: the recipe's schedule and budget, every layer training from the first step
+        # (a finetune mode that freezes the body would freeze a random one).
+        scratch = runs.grid(f"{data}_scratch", data, [recipe, "init_from=null", "finetune=none"], **fractions)
         for fraction, described in labels.items():
-            tuned, scratch = cells[(fraction, str(pretrained))], cells[(fraction, "null")]
-            lines.append(
-                f"| {label} | {described} | {acc(tuned)} | {acc(scratch)} | {seeded_verdict(tuned, scratch)} |"
-            )
+            pair = tuned[(fraction,)], scratch[(fraction,)]
+            lines.append(f"| {label} | {described} | {acc(pair[0])} | {acc(pair[1])} | {seeded_verdict(*pair)} |")
     return lines
 
 
