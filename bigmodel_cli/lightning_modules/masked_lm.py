@@ -55,8 +55,8 @@ class MaskedLMModule(LanguageModelModule):
         return loss
 
     def masked_predictions(self, inputs: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
-        """The MLM head's logits at the chosen positions. The head projects only those (3.4x
-        faster steps at dim 128 and 16,000 words), except under compile.fullgraph: a boolean
+        """The MLM head's logits at the chosen positions. The head projects only those
+        (scripts/bench_mlm.py times both ways), except under compile.fullgraph: a boolean
         selection has no static shape, so one graph projects every token and the loss selects."""
         if self.compiled is not None and self.compiled.fullgraph:
             return self(inputs)[chosen]

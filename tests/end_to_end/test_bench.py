@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from tests.support.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -82,3 +84,11 @@ def test_bench_data_rates_both_paths_and_names_what_is_not_batched(capsys):
     assert by_option["color_jitter"]["image_by_image"] == ["ColorJitter"]
     assert all(min(row["per_sample"]) > 0 and row["batched"] > 0 for row in rows)
     assert "| random_erasing |" in capsys.readouterr().out
+
+
+def test_bench_mlm_times_both_ways_of_projecting_on_the_module_train_builds(capsys):
+    """scripts/bench_mlm.py: a row per shape, each way's s/step measured on the module `bigmodel
+    train data=text_corpus model=bert` builds (the seconds themselves are for the full run)."""
+    assert load_script("bench_mlm").main(["--dims", "32", "--vocab-sizes", "300", "--steps", "1"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 32 |")]
+    assert len(rows) == 1 and rows[0].startswith("| 32 | 300 |") and rows[0].endswith("x |")
