@@ -164,13 +164,40 @@ class FreezeBody(BaseFinetuning):
 
     def on_train_start(self, trainer, pl_module) -> None:
         self._frozen_norms_in_eval(pl_module)  # a run resumed mid-epoch gets no on_train_epoch_start
+        schedules_cover_every_group(trainer, self.lr_factor)  # resumed after the unfreeze: the body's group is back
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         super().on_train_epoch_start(trainer, pl_module)
         self._frozen_norms_in_eval(pl_module)
+        schedules_cover_every_group(trainer, self.lr_factor)
 
     @staticmethod
     def _frozen_norms_in_eval(pl_module) -> None:
         for module in body_modules(pl_module.backbone):
             if isinstance(module, _BatchNorm) and not any(p.requires_grad for p in module.parameters()):
                 module.eval()  # frozen: normalise with the pretrained statistics, never update them
+
+
+# What schedulers keep in each parameter group (OneCycleLR all of them, every LRScheduler
+# initial_lr), and their lists with an entry per group.
+GROUP_LRS = ("initial_lr", "max_lr", "min_lr")
+GROUP_MOMENTA = ("base_momentum", "max_momentum")
+PER_GROUP = ("base_lrs", "min_lrs", "lr_lambdas")
+
+
+def schedules_cover_every_group(trainer, lr_factor: float) -> None:
+    """A scheduler built before the body's parameter group was added lacks its entries (a
+    LambdaLR's lr function, as warmup_cosine's; OneCycleLR's max_lr and momenta; the plateau's
+    min_lr) and fails at its next step. The body's group gets the head's, lrs at lr_factor x, so it follows
+    the head's schedule at that factor from here on; a resumed run's group keeps what it had."""
+    for config in trainer.lr_scheduler_configs:
+        scheduler = config.scheduler
+        head, *others = scheduler.optimizer.param_groups
+        for group in others:
+            for key in (*GROUP_LRS, *GROUP_MOMENTA):
+                if key in head:
+                    group.setdefault(key, head[key] * (lr_factor if key in GROUP_LRS else 1))
+        for name in PER_GROUP:
+            values = getattr(scheduler, name, None)
+            for group in others[len(values) - 1 :] if values is not None else []:
+                values.append(group.get("initial_lr", group["lr"]) if name == "base_lrs" else values[0])

@@ -10,6 +10,7 @@ import torch
 
 from bigmodel_cli.callbacks.finetuning import head_name, layer_units
 from bigmodel_cli.commands import train
+from bigmodel_cli.config import catalogue
 from bigmodel_cli.training import assembly
 from tests.conftest import FAST, TWO_EPOCHS
 
@@ -121,3 +122,15 @@ def test_linear_probe_of_a_head_tied_to_the_body_is_one_line(compose_cfg):
             UserError, match="finetune=linear_probe freezes the body and leaves model GPT nothing to train"
         ):
             train.run(cfg)
+
+
+@pytest.mark.parametrize("scheduler", catalogue.groups()["scheduler"])
+def test_gradual_unfreezing_under_every_schedule_keeps_the_body_at_its_factor(scheduler, compose_cfg, monkeypatch):
+    """The body's group joins the optimizer after its scheduler was built (warmup_cosine's LambdaLR
+    failed at the next step: one lr function too few); from then on it follows the head's schedule
+    at backbone_lr_factor x the head's lr."""
+    overrides = ["finetune=gradual", "finetune.unfreeze_at_epoch=1", "finetune.backbone_lr_factor=0.25"]
+    with compose_cfg("train", [*overrides, *TWO_EPOCHS, f"scheduler={scheduler}"]) as cfg:
+        _, _, _, trainer = run_keeping_states(cfg, monkeypatch)
+    head, body = trainer.optimizers[0].param_groups
+    assert body["lr"] == pytest.approx(0.25 * head["lr"])
