@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 from bigmodel_cli.errors import UserError
@@ -20,12 +21,15 @@ def convert(out_dir: str, overrides: list[str], per_file: int = 100) -> list[Pat
     """Write <out_dir>/fortunes_<n>.txt, a blank line between quotations, from the training split of
     `bigmodel train data=fortunes <overrides>`; the paths written."""
     from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
     from bigmodel_cli.config.catalogue import conf_dir
     from bigmodel_cli.data.text import texts_and_labels
     from bigmodel_cli.training.pieces import build_datamodule
 
-    with initialize_config_dir(str(conf_dir()), version_base=None):
+    # Called inside a composition already (the tests preparing a recipe's files): compose within it.
+    within = GlobalHydra.instance().is_initialized()
+    with nullcontext() if within else initialize_config_dir(str(conf_dir()), version_base=None):
         datamodule = build_datamodule(compose("train", ["data=fortunes", *overrides]).data)
     datamodule.setup("fit")
     texts, _ = texts_and_labels(datamodule.datasets["train"])

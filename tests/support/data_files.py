@@ -188,11 +188,15 @@ def prepare_files_for(cfg, tmp_path: Path) -> None:
             cfg.data.min_freq = 1
             if name == "fortunes":
                 cfg.data.min_quotations = 1
-    elif str(cfg.data.get("path") or "").endswith("brown_text/*.txt"):  # a recipe on the converted Brown corpus
+    elif "brown_text/*.txt" in str(cfg.data.get("path") or ""):  # a recipe on converted corpora
         from tests.support.scripts import load_script
 
         write_brown(root / "package")
         load_script("brown_text").convert(str(root / "package"), str(root / "brown_text"))
+        if "fortunes_text/*.txt" in str(cfg.data.path):  # and on the quotations data=fortunes trains on
+            write_fortunes(root / "fortunes", per_category=(20, 20, 20))
+            fortunes = [f"data.root={root / 'fortunes'}", "data.num_classes=3", "data.min_quotations=1"]
+            load_script("fortunes_text").convert(str(root / "fortunes_text"), fortunes)
         with open_dict(cfg):
             cfg.data.min_freq = 1
     elif name == "image_folder":
