@@ -158,7 +158,8 @@ def files_for(option: str, overrides: list[str], data_root: Path) -> list[str]:
         words = random.Random(0).choices("the a of cat dog runs sat on mat red blue big".split(), k=4000)
         for i in range(6):
             (corpus / f"doc{i}.txt").write_text(" ".join(words[i * 600 : (i + 1) * 600]))
-        return [f"data.path='{corpus}/*.txt'"]
+        # A list: a recipe may set data.path to a list of globs, and a string cannot replace a list.
+        return [f"data.path=['{corpus}/*.txt']"]
     if option.startswith("finetune=") or option == "experiment=finetune_digits":
         return ["init_from=PRETRAINED"]
     return []
