@@ -200,25 +200,24 @@ def build_trainer(cfg: DictConfig, settings: RunSettings | None = None, first=()
         "trainer: %s with callbacks %s", cfg.trainer.get("_target_"), ", ".join(type(c).__name__ for c in callbacks)
     )
     try:
-        return instantiate(
-            cfg.trainer,
-            allow,
-            callbacks=callbacks,
-            logger=loggers or False,
-            default_root_dir=cfg.paths.output_dir,
-            **overrides,
+        # The config's arguments only: handing the callback and logger objects to instantiate would
+        # merge them into a deep copy of the trainer config (about 0.1 s of every start-up).
+        make_trainer = instantiate(cfg.trainer, allow, _partial_=True)
+        return make_trainer(
+            callbacks=callbacks, logger=loggers or False, default_root_dir=cfg.paths.output_dir, **overrides
         )
-    except InstantiationException as exc:
+    except (InstantiationException, MisconfigurationException, ValueError) as exc:
         # Lightning's accelerator connector says what cannot run here (no GPU, FSDP off GPU,
-        # bad precision) with MisconfigurationException or ValueError.
-        if not isinstance(exc.__cause__, (MisconfigurationException, ValueError)):
+        # bad precision) with MisconfigurationException or ValueError; a strategy node's come wrapped.
+        cause = exc.__cause__ if isinstance(exc, InstantiationException) else exc
+        if not isinstance(cause, (MisconfigurationException, ValueError)):
             raise
         t = cfg.trainer
         strategy = t.get("strategy")
         strategy = strategy.get("_target_", strategy) if isinstance(strategy, DictConfig) else strategy
         raise UserError(
             f"trainer settings accelerator={t.get('accelerator')} devices={t.get('devices')} "
-            f"strategy={strategy} precision={t.get('precision')} cannot run here: {str(exc.__cause__).splitlines()[0]}; "
+            f"strategy={strategy} precision={t.get('precision')} cannot run here: {str(cause).splitlines()[0]}; "
             f"fix: change that setting (accelerator=cpu or auto when the hardware is missing)"
         ) from None
 
