@@ -12,10 +12,10 @@ listings only (no torch, no Hydra), so each answer takes a fraction of a second.
 
 from __future__ import annotations
 
-import argparse
 import shlex
 from pathlib import Path
 
+from bigmodel_cli.cli.tool_parser import ToolParser
 from bigmodel_cli.commands import SUBCOMMANDS, TOOLS
 from bigmodel_cli.errors import UserError, choices_text
 from bigmodel_cli.runs.index import RUN_FILE, RUN_ROOTS
@@ -135,7 +135,7 @@ def cut_at_breaks(words: list[str], current: str, breaks: str) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="bigmodel completion", description=__doc__)
+    parser = ToolParser(prog="bigmodel completion", description=__doc__)
     parser.add_argument("shell", nargs="?", help=f"print the script for this shell: {choices_text(SHELLS)}")
     parser.add_argument("--line", help="(used by the script) the command line up to the cursor")
     parser.add_argument("--breaks", default="", help="(used by the script) bash's COMP_WORDBREAKS")

@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 
 from bigmodel_cli.atomic import write_text
+from bigmodel_cli.cli.tool_parser import ToolParser
 from bigmodel_cli.config.catalogue import conf_dir, groups, primary_configs
 from bigmodel_cli.config.keys import closest
 from bigmodel_cli.errors import UserError, choices_text
@@ -83,9 +84,7 @@ def usage_hint(path: Path, group: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="bigmodel cp", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ToolParser(prog="bigmodel cp", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", help="group/option (e.g. model/cnn) or a primary config (train)")
     parser.add_argument("dest", help="the file to write (or a directory: <dest>/<option>.yaml)")
     parser.add_argument("--force", action="store_true", help="overwrite dest if it exists")

@@ -3,8 +3,7 @@ does not match: config keys, package versions, seed and host, and the final metr
 
 from __future__ import annotations
 
-import argparse
-
+from bigmodel_cli.cli.tool_parser import ToolParser
 from bigmodel_cli.console import significant
 from bigmodel_cli.runs.index import run_record
 
@@ -48,7 +47,7 @@ def shown(value) -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="bigmodel diff", description=__doc__)
+    parser = ToolParser(prog="bigmodel diff", description=__doc__)
     parser.add_argument("first", help="a run directory (outputs/train/<id>, multirun/train/<id>/<n>)")
     parser.add_argument("second", help="the run to compare it with")
     args = parser.parse_args(argv)

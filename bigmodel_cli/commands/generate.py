@@ -51,8 +51,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
     from bigmodel_cli.data.tokenizers import from_state
 
     require_checkpoint_path(cfg)
+    seed = prepare(cfg)  # first: it type-checks the values check_settings compares with numbers
     check_settings(cfg)
-    seed = prepare(cfg)
     module, _ = restore_module(cfg)
     backbone = getattr(module, "backbone", None)
     if not hasattr(backbone, "generate") or module.tokenizer_state is None:

@@ -7,11 +7,11 @@ is still running."""
 
 from __future__ import annotations
 
-import argparse
 import csv
 from pathlib import Path
 
 from bigmodel_cli.atomic import atomic_path, write_text
+from bigmodel_cli.cli.tool_parser import ToolParser, count
 from bigmodel_cli.console import print_fitted_table, short_duration, significant, slow_progress
 from bigmodel_cli.errors import UserError
 from bigmodel_cli.extras import has_matplotlib, missing_plots, pyplot
@@ -230,9 +230,9 @@ def terminal_cells(header: list[str], table: list[list[str]]) -> tuple[list[str]
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="bigmodel report", description=__doc__)
+    parser = ToolParser(prog="bigmodel report", description=__doc__)
     parser.add_argument("directory", help="a sweep directory (multirun/train/<id>) or a runs directory (outputs/)")
-    parser.add_argument("--top", type=int, default=5, help="learning curves of this many best jobs (default 5)")
+    parser.add_argument("--top", type=count, default=5, help="learning curves of this many best jobs (default 5)")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
     args = parser.parse_args(argv)
     root = Path(args.directory)

@@ -5,13 +5,13 @@ metrics with the saved metrics.json and exits 1 with the differences beyond the 
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import platform
 import socket
 from pathlib import Path
 
+from bigmodel_cli.cli.tool_parser import ToolParser
 from bigmodel_cli.commands import SUBCOMMANDS
 from bigmodel_cli.errors import UserError, print_error
 from bigmodel_cli.runs.index import METRICS_FILE, RUN_FILE, read_json
@@ -50,7 +50,7 @@ def main(argv: list[str]) -> int:
     from bigmodel_cli.commands.app import run_subcommand
     from bigmodel_cli.config.resolvers import run_id
 
-    parser = argparse.ArgumentParser(prog="bigmodel reproduce", description=__doc__)
+    parser = ToolParser(prog="bigmodel reproduce", description=__doc__)
     parser.add_argument("run_dir", help="a past run directory, e.g. outputs/train/<run>")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides applied on top of the saved config")
     parser.add_argument("--verify", action="store_true", help="compare the new final metrics with the saved ones")

@@ -4,12 +4,12 @@ Reads run.json files only, so it lists thousands of runs in a moment."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from datetime import datetime
 from pathlib import Path
 
+from bigmodel_cli.cli.tool_parser import ToolParser, count
 from bigmodel_cli.console import print_fitted_table, short_age, short_duration, significant, slow_progress
 from bigmodel_cli.errors import UserError
 from bigmodel_cli.runs.index import (
@@ -115,12 +115,12 @@ def cells(row: dict, names: list[str]) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="bigmodel runs", description=__doc__)
+    parser = ToolParser(prog="bigmodel runs", description=__doc__)
     parser.add_argument("dirs", nargs="*", help="directories to search (default: outputs/ and multirun/)")
     parser.add_argument("--status", choices=STATUSES, help="only runs with this status")
     parser.add_argument("--since", help="only runs started this long ago or less: 30m, 12h, 2d, 1w")
     parser.add_argument("--match", "-k", help="only runs whose id, subcommand or overrides contain this text")
-    parser.add_argument("--limit", type=int, default=50, help="show the newest N runs (default 50; 0: all)")
+    parser.add_argument("--limit", type=count, default=50, help="show the newest N runs (default 50; 0: all)")
     parser.add_argument("--json", action="store_true", help="print the runs as JSON (for scripts; every run)")
     args = parser.parse_args(argv)
     roots = [Path(d) for d in args.dirs] or [Path(r) for r in RUN_ROOTS if Path(r).is_dir()]

@@ -105,8 +105,9 @@ class RunningMean(Metric):
         self.add_state("weight", torch.tensor(0.0), dist_reduce_fx="sum")
 
     def update(self, value: torch.Tensor, weight: int) -> None:
-        self.total += value.detach() * weight
-        self.weight += weight
+        # add_, not +=: += also assigns the attribute, and nn.Module's __setattr__ costs µs a step.
+        self.total.add_(value.detach(), alpha=weight)
+        self.weight.add_(weight)
 
     def compute(self) -> torch.Tensor:
         return self.total / self.weight

@@ -62,19 +62,7 @@ UNRANGED: dict[str, str] = {
 }
 
 # Cases that fail where the fix belongs to another engineer's area: case id -> reason.
-KNOWN_FAILURES: dict[str, str] = {
-    **{
-        f"generate:{key}=abc": (
-            "commands/generate.py (no owner named): check_settings() compares the value with a number "
-            "before prepare() type-checks it: TypeError traceback"
-        )
-        for key in ("max_new_tokens", "temperature", "top_k", "num_samples")
-    },
-    "report:--top=abc": "commands/report.py (no owner named): argparse's usage and error, two lines, not one",
-    "report:--top=-1": "commands/report.py (no owner named): a negative --top is accepted silently",
-    "runs:--limit=abc": "commands/runs.py (after-training): argparse's usage and error, two lines, not one",
-    "runs:--limit=-1": "commands/runs.py (after-training): a negative --limit is accepted silently",
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 # Groups whose options only set keys that live elsewhere (`# @package _global_`, hydra.*).
 NOT_OWN_KEYS = ("hydra", "launcher", "hparams_search", "debug", "experiment")
