@@ -1,4 +1,5 @@
-"""regularizer=swa: stochastic weight averaging (Izmailov et al., 2018) on Lightning's WeightAveraging.
+"""regularizer=ema: Lightning's exponential moving average with an update that pickles.
+regularizer=swa: stochastic weight averaging (Izmailov et al., 2018) on Lightning's WeightAveraging.
 
 The average is the equal-weight mean of the weights at the end of every epoch from `start_epoch`
 on. Averaged weights do not match the batch-norm statistics of any one of them, so after each
@@ -15,8 +16,26 @@ from __future__ import annotations
 from itertools import islice
 
 import torch
-from pytorch_lightning.callbacks.weight_averaging import WeightAveraging
+from pytorch_lightning.callbacks.weight_averaging import EMAWeightAveraging, WeightAveraging
 from torch.nn.modules.batchnorm import _BatchNorm
+
+
+class EMAUpdate:
+    """torch's EMA step, decay * average + (1 - decay) * weights, as an object: torch's
+    get_ema_avg_fn returns a closure, which accelerator=ddp_spawn cannot pickle for its processes."""
+
+    def __init__(self, decay: float):
+        self.decay = decay
+
+    @torch.no_grad()
+    def __call__(self, averaged: torch.Tensor, current: torch.Tensor, num_averaged) -> torch.Tensor:
+        return self.decay * averaged + (1 - self.decay) * current
+
+
+class ExponentialMovingAverage(EMAWeightAveraging):
+    def __init__(self, decay: float = 0.999, **kwargs):
+        super().__init__(decay=decay, **kwargs)
+        self._kwargs["avg_fn"] = EMAUpdate(decay)
 
 
 class StochasticWeightAveraging(WeightAveraging):

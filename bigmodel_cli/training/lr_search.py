@@ -31,7 +31,7 @@ def find_lr(cfg: DictConfig, module, datamodule, trainer) -> tuple[float, Path |
     settings = dict(cfg.get("lr_find") or {})
     # The finder sets the lr itself at every step; any number lets the optimizer be built.
     module.set_learning_rate(settings.get("min_lr", 1e-6))
-    finder = Tuner(trainer).lr_find(module, datamodule=datamodule, update_attr=False, **settings)
+    finder = Tuner(search_trainer(trainer)).lr_find(module, datamodule=datamodule, update_attr=False, **settings)
     if finder is None:
         raise UserError(
             "the learning-rate finder does not run with trainer.fast_dev_run; fix: drop debug=fdr "
@@ -45,6 +45,34 @@ def find_lr(cfg: DictConfig, module, datamodule, trainer) -> tuple[float, Path |
             f"lr_find.early_stop_threshold's strictness (lr_find.early_stop_threshold=null)"
         )
     return float(suggestion), save_plot(finder, suggestion, Path(cfg.paths.output_dir) / PLOT)
+
+
+def search_trainer(trainer):
+    """The trainer the range test runs on: the run's own, but under a strategy that spawns its
+    processes (accelerator=ddp_spawn) the test would run in them, and its results would stay
+    there; so it runs here, on one device of the same accelerator, at the run's precision, batch
+    limits, gradient clipping and accumulation. Every process then trains with its lr."""
+    from pytorch_lightning import Trainer
+    from pytorch_lightning.strategies.launchers.multiprocessing import _MultiProcessingLauncher
+
+    if not isinstance(trainer.strategy.launcher, _MultiProcessingLauncher):
+        return trainer
+    return Trainer(
+        accelerator=trainer.accelerator,
+        devices=1,
+        precision=trainer.precision,
+        max_epochs=trainer.max_epochs,
+        limit_train_batches=trainer.limit_train_batches,
+        limit_val_batches=trainer.limit_val_batches,
+        gradient_clip_val=trainer.gradient_clip_val,
+        gradient_clip_algorithm=trainer.gradient_clip_algorithm,
+        accumulate_grad_batches=trainer.accumulate_grad_batches,
+        default_root_dir=trainer.default_root_dir,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
 
 
 def steepest_descent(results: dict, skip_begin: int = 10, skip_end: int = 1) -> float | None:

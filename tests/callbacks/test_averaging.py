@@ -50,3 +50,19 @@ def test_two_weight_averages_are_one_line(compose_cfg):
     with compose_cfg("train", ["regularizer=[ema,swa]", *FAST]) as cfg:
         with pytest.raises(UserError, match="both average the weights, and a run keeps one average; fix: pick one"):
             train.run(cfg)
+
+
+def test_the_ema_callback_pickles_and_updates_as_torchs_ema():
+    # accelerator=ddp_spawn pickles the callbacks for its processes; torch's EMA update is a closure.
+    import pickle
+
+    import torch
+    from torch.optim.swa_utils import get_ema_avg_fn
+
+    from bigmodel_cli.callbacks.averaging import ExponentialMovingAverage
+
+    callback = pickle.loads(pickle.dumps(ExponentialMovingAverage(decay=0.9)))
+    update = callback._kwargs["avg_fn"]
+    averaged, current = torch.randn(5), torch.randn(5)
+    assert torch.equal(update(averaged, current, 3), get_ema_avg_fn(0.9)(averaged, current, 3))
+    assert not torch.equal(update(averaged, current, 3), averaged)

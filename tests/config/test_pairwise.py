@@ -69,16 +69,7 @@ AUTO_LR_SETTINGS = [
 HARDWARE = {"gpu": "cuda", "cuda": "cuda", "mps": "mps"}
 
 # Pairs that fail where they should not, in another engineer's area: {pair: reason}.
-KNOWN_FAILURES: dict[frozenset, str] = {
-    pair(("accelerator", "ddp_spawn"), ("regularizer", "ema")): (
-        "regularizer=ema (Lightning's EMAWeightAveraging; callbacks, resume): ddp_spawn cannot pickle "
-        "torch's get_ema_avg_fn.<locals>.ema_update: AttributeError in fit"
-    ),
-    pair(("accelerator", "ddp_spawn"), ("optimizer.lr", "auto")): (
-        "commands/lr_find.py (no owner named): under ddp_spawn the finder's _TunerExitException "
-        "escapes the spawned rank: ProcessRaisedException in fit"
-    ),
-}
+KNOWN_FAILURES: dict[frozenset, str] = {}
 # Values that fail on their own, in another engineer's area: {(factor, value): reason}.
 KNOWN_BROKEN: dict[tuple[str, str], str] = {}
 

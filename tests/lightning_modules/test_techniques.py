@@ -91,7 +91,7 @@ def test_ema_weights_are_validated_and_saved(compose_cfg, monkeypatch):
         _, trainer, module = fitted(cfg, monkeypatch)
         last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
     checkpoint = torch.load(last, weights_only=True)
-    ema = next(c for c in trainer.callbacks if type(c).__name__ == "EMAWeightAveraging")
+    ema = next(c for c in trainer.callbacks if type(c).__name__ == "ExponentialMovingAverage")
     averaged = {k[len("module.") :]: v for k, v in ema._average_model.state_dict().items() if k.startswith("module.")}
     raw = checkpoint["current_model_state"]
     assert set(checkpoint["state_dict"]) == set(raw)

@@ -76,6 +76,21 @@ def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path, compose_cfg):
     assert len(runs) == 2 and all(json.loads((p / "run.json").read_text())["status"] == "completed" for p in runs)
 
 
+def test_lr_auto_under_ddp_spawn_trains_every_process_with_the_found_lr(tmp_path):
+    # The range test runs in the launching process (spawned processes could not hand its result
+    # back); both ranks then train with the lr it found, which the checkpoint records.
+    import torch
+
+    args = ["accelerator=ddp_spawn", "trainer.accelerator=cpu", "trainer.devices=2", "optimizer.lr=auto"]
+    run_cli(["train", *args, "lr_find.num_training=20", *QUICK], tmp_path)
+    run = only_run_dir(tmp_path / "outputs" / "train")
+    found = json.loads((run / "run.json").read_text())["lr_found"]
+    assert isinstance(found, float) and found > 1e-6  # not the finder's starting lr
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["hyper_parameters"]["config"]["optimizer"]["lr"] == found
+    assert checkpoint["optimizer_states"][0]["param_groups"][0]["initial_lr"] == found
+
+
 def test_ddp_inside_a_multirun_sweep(tmp_path):
     run_cli(["train", "-m", "accelerator=cpu", "trainer.devices=2", "optimizer=sgd,adam", "debug=limit"], tmp_path)
     assert not (tmp_path / "outputs").exists(), "DDP children must not start their own run directories"
