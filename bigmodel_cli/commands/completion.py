@@ -15,8 +15,8 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from bigmodel_cli.cli.tool_parser import ToolParser
 from bigmodel_cli.commands import SUBCOMMANDS, TOOLS
+from bigmodel_cli.commands.tool_parser import ToolParser
 from bigmodel_cli.errors import UserError, choices_text
 from bigmodel_cli.runs.index import RUN_FILE, RUN_ROOTS
 

@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from bigmodel_cli.atomic import write_text
-from bigmodel_cli.cli.tool_parser import ToolParser
+from bigmodel_cli.commands.tool_parser import ToolParser
 from bigmodel_cli.config.catalogue import conf_dir, groups, primary_configs
 from bigmodel_cli.config.keys import closest
 from bigmodel_cli.errors import UserError, choices_text

@@ -3,7 +3,7 @@ does not match: config keys, package versions, seed and host, and the final metr
 
 from __future__ import annotations
 
-from bigmodel_cli.cli.tool_parser import ToolParser
+from bigmodel_cli.commands.tool_parser import ToolParser
 from bigmodel_cli.console import significant
 from bigmodel_cli.runs.index import run_record
 

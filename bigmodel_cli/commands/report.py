@@ -11,7 +11,7 @@ import csv
 from pathlib import Path
 
 from bigmodel_cli.atomic import atomic_path, write_text
-from bigmodel_cli.cli.tool_parser import ToolParser, count
+from bigmodel_cli.commands.tool_parser import ToolParser, count
 from bigmodel_cli.console import print_fitted_table, short_duration, significant, slow_progress
 from bigmodel_cli.errors import UserError
 from bigmodel_cli.extras import has_matplotlib, missing_plots, pyplot

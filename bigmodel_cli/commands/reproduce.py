@@ -11,8 +11,8 @@ import platform
 import socket
 from pathlib import Path
 
-from bigmodel_cli.cli.tool_parser import ToolParser
 from bigmodel_cli.commands import SUBCOMMANDS
+from bigmodel_cli.commands.tool_parser import ToolParser
 from bigmodel_cli.errors import UserError, print_error
 from bigmodel_cli.runs.index import METRICS_FILE, RUN_FILE, read_json
 from bigmodel_cli.runs.records import git_sha, versions

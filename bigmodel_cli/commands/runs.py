@@ -9,7 +9,7 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-from bigmodel_cli.cli.tool_parser import ToolParser, count
+from bigmodel_cli.commands.tool_parser import ToolParser, count
 from bigmodel_cli.console import print_fitted_table, short_age, short_duration, significant, slow_progress
 from bigmodel_cli.errors import UserError
 from bigmodel_cli.runs.index import (

@@ -5,6 +5,7 @@ before training (`tune`), and the lr it chose when the run resumes (`reuse`). `b
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 from omegaconf import DictConfig, open_dict
@@ -31,7 +32,12 @@ def find_lr(cfg: DictConfig, module, datamodule, trainer) -> tuple[float, Path |
     settings = dict(cfg.get("lr_find") or {})
     # The finder sets the lr itself at every step; any number lets the optimizer be built.
     module.set_learning_rate(settings.get("min_lr", 1e-6))
-    finder = Tuner(search_trainer(trainer)).lr_find(module, datamodule=datamodule, update_attr=False, **settings)
+    searcher = search_trainer(trainer)
+    if searcher is not trainer:
+        # The spawned processes set up their own data: the data module pickled for them must not
+        # hold the datasets the search set up here (char_lm's token tensors failed to unpickle).
+        datamodule = copy.deepcopy(datamodule)
+    finder = Tuner(searcher).lr_find(module, datamodule=datamodule, update_attr=False, **settings)
     if finder is None:
         raise UserError(
             "the learning-rate finder does not run with trainer.fast_dev_run; fix: drop debug=fdr "
