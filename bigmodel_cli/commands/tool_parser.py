@@ -16,10 +16,6 @@ class ToolParser(argparse.ArgumentParser):
 
 def count(text: str) -> int:
     """An argparse type: a whole number, 0 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
+    if not text.isdecimal():
         raise argparse.ArgumentTypeError(f"{text!r} is not a count; valid: a whole number, 0 or more")
-    return value
+    return int(text)

@@ -32,12 +32,8 @@ def find_lr(cfg: DictConfig, module, datamodule, trainer) -> tuple[float, Path |
     settings = dict(cfg.get("lr_find") or {})
     # The finder sets the lr itself at every step; any number lets the optimizer be built.
     module.set_learning_rate(settings.get("min_lr", 1e-6))
-    searcher = search_trainer(trainer)
-    if searcher is not trainer:
-        # The spawned processes set up their own data: the data module pickled for them must not
-        # hold the datasets the search set up here (char_lm's token tensors failed to unpickle).
-        datamodule = copy.deepcopy(datamodule)
-    finder = Tuner(searcher).lr_find(module, datamodule=datamodule, update_attr=False, **settings)
+    searcher, data = search_pieces(trainer, datamodule)
+    finder = Tuner(searcher).lr_find(module, datamodule=data, update_attr=False, **settings)
     if finder is None:
         raise UserError(
             "the learning-rate finder does not run with trainer.fast_dev_run; fix: drop debug=fdr "
@@ -53,17 +49,19 @@ def find_lr(cfg: DictConfig, module, datamodule, trainer) -> tuple[float, Path |
     return float(suggestion), save_plot(finder, suggestion, Path(cfg.paths.output_dir) / PLOT)
 
 
-def search_trainer(trainer):
-    """The trainer the range test runs on: the run's own, but under a strategy that spawns its
-    processes (accelerator=ddp_spawn) the test would run in them, and its results would stay
-    there; so it runs here, on one device of the same accelerator, at the run's precision, batch
-    limits, gradient clipping and accumulation. Every process then trains with its lr."""
+def search_pieces(trainer, datamodule):
+    """The trainer and data module the range test runs on: the run's own, but under a strategy
+    that spawns its processes (accelerator=ddp_spawn) the test would run in them, and its results
+    would stay there; so it runs here, on one device of the same accelerator, at the run's
+    precision, batch limits, gradient clipping and accumulation, and every process then trains
+    with its lr. It reads a copy of the data module: the one pickled for the processes must not
+    hold datasets set up here (char_lm's token tensors failed to unpickle in them)."""
     from pytorch_lightning import Trainer
     from pytorch_lightning.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 
     if not isinstance(trainer.strategy.launcher, _MultiProcessingLauncher):
-        return trainer
-    return Trainer(
+        return trainer, datamodule
+    searcher = Trainer(
         accelerator=trainer.accelerator,
         devices=1,
         precision=trainer.precision,
@@ -79,6 +77,7 @@ def search_trainer(trainer):
         enable_progress_bar=False,
         enable_model_summary=False,
     )
+    return searcher, copy.deepcopy(datamodule)
 
 
 def steepest_descent(results: dict, skip_begin: int = 10, skip_end: int = 1) -> float | None:
