@@ -69,6 +69,17 @@ def search_dirs(args: list[str]) -> list[str]:
     return dirs + [e.removeprefix("file://") for e in searchpath_entries(args) if e.startswith("file://")]
 
 
+def mode_is_unset(args: list[str]) -> bool:
+    """Whether hydra.mode is certain to be unset for this command line: bigmodel's own configs never
+    set it (tests/config/test_source.py checks every one), so only a user's config (a config path or
+    dir, a search path entry) or an override naming it could."""
+    return not (
+        option_value(args, *CONFIG_PATH, *CONFIG_DIR)
+        or searchpath_entries(args)
+        or any(override_key(arg) in ("hydra", "hydra.mode") for arg in args)
+    )
+
+
 def recorded_search_dirs(hydra_dir: str) -> list[str]:
     """The user's config dirs a saved run was composed with: the file sources of its hydra.yaml
     beyond Hydra's own and the primary config's (a reproduction of it keeps finding their options)."""
