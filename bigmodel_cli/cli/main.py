@@ -8,6 +8,7 @@ import sys
 from importlib import import_module
 
 from bigmodel_cli.cli.argv import HELP, Invocation, parse
+from bigmodel_cli.cli.exit import collect_once_at_exit
 from bigmodel_cli.commands import SUBCOMMANDS, TOOLS
 from bigmodel_cli.config.catalogue import searching
 from bigmodel_cli.config.source import search_dirs
@@ -16,6 +17,7 @@ from bigmodel_cli.process_state import TRUST_ENV, environment
 
 
 def main(argv: list[str] | None = None) -> None:
+    collect_once_at_exit()
     try:
         invocation = parse(sys.argv[1:] if argv is None else argv, SUBCOMMANDS)
     except UserError as exc:  # a rank that cannot learn its run directory (cli/argv, step 1)

@@ -36,10 +36,12 @@ def test_bench_quick_writes_every_row(tmp_path):
     cases = [row["case"] for row in report["rows"]]
     expected = [
         "this install: python -c 'import torch, pytorch_lightning' (the floor)",
+        "this install: the floor, exiting as bigmodel does",
         "bigmodel --help",
         "bigmodel train --cfg job",
         "this install: bigmodel train debug=fdr",
         "base install: python -c 'import torch, pytorch_lightning' (the floor)",
+        "base install: the floor, exiting as bigmodel does",
         "base install: bigmodel train debug=fdr",
         "lightning-hydra-template: python src/train.py debug=fdr (the peer)",
     ]
@@ -58,7 +60,7 @@ def test_bench_quick_writes_every_row(tmp_path):
     against_floor = [r for r in report["rows"] if "bigmodel train (" in r["case"] or r["case"].endswith("debug=fdr")]
     assert len(against_floor) == 6 and all("vs_floor" in row for row in against_floor)
     fdr = [r for r in report["rows"] if r["case"].endswith("bigmodel train debug=fdr")]
-    assert len(fdr) == 2 and all("vs_peer" in r and r["peer_target"] == 0.9 for r in fdr)
+    assert len(fdr) == 2 and all("vs_peer" in r and r["peer_target"] == 0.9 and "vs_exit_floor" in r for r in fdr)
     table = (out / "bench.md").read_text()
     assert table in result.stdout, "the table is printed"
     assert all(case in table for case in expected)
