@@ -292,24 +292,32 @@ TECHNIQUES = {
 # The recipes each technique is added to (an MLP and a CNN that overfit in 20 epochs), with the
 # names of their sweeps.
 OVERFIT_RECIPES = {"fashion_mnist_overfit": "overfit", "fashion_mnist_overfit_cnn": "overfit_cnn"}
+# L2's strength beside its default: the penalty a network needs depends on its size and optimizer.
+L2_STRENGTHS = ["0.001", "0.01"]  # as Hydra writes them in a job's overrides
 
 
 def regularize_row(runs: Runs) -> list[str]:
     lines = ["| recipe + | test/acc | test error vs none | train/acc | lowers the error? |"]
     lines.append("|---|---|---|---|---|")
     for recipe, prefix in OVERFIT_RECIPES.items():
-        reference = None
+        arms = {}  # the row's label -> the arm's runs; the first (augmentation=none) is the reference
         for group, options in TECHNIQUES.items():
             cells = runs.grid(f"{prefix}_{group}", "fashion", [f"experiment={recipe}"], **{group: options})
-            for option in options:
-                arm = cells[(option,)]
-                reference = reference or arm
-                points = gain(arm, reference)
-                answer = "(the reference)" if arm is reference else seeded_verdict(arm, reference)
-                lines.append(
-                    f"| {recipe} + {group}={option} | {acc(arm)} | {0.0 - points * 100:+.1f} pt "
-                    f"| {acc(arm, 'train/acc')} | {answer} |"
-                )
+            arms |= {f"{group}={option}": cells[(option,)] for option in options}
+        strengths = runs.grid(
+            f"{prefix}_l2_strength",
+            "fashion",
+            [f"experiment={recipe}", "regularizer=l2"],
+            **{"regularizer.l2": L2_STRENGTHS},
+        )
+        arms |= {f"regularizer=l2 regularizer.l2={s}": strengths[(s,)] for s in L2_STRENGTHS}
+        reference = next(iter(arms.values()))
+        for label, arm in arms.items():
+            answer = "(the reference)" if arm is reference else seeded_verdict(arm, reference)
+            lines.append(
+                f"| {recipe} + {label} | {acc(arm)} | {0.0 - gain(arm, reference) * 100:+.1f} pt "
+                f"| {acc(arm, 'train/acc')} | {answer} |"
+            )
     return lines
 
 

@@ -42,7 +42,7 @@ def test_quick_prints_every_row(tmp_path):
         "Text classification": 2,
         "Distillation": 2,
         "Fashion-MNIST recipes": 2,
-        "Augmentation": 12,
+        "Augmentation": 12 + 2 * len(results.L2_STRENGTHS),
         "The lr finder": len(results.LR_SWEEP) + 2,
     }
     for table in out.split("### ")[1:]:
