@@ -207,9 +207,8 @@ def bench_startup(args, work: Path, env: dict) -> list[dict]:
     peer_name = next((name for name in cases if name.endswith("(the peer)")), None)
     rows = []
     for name, (_, _, target, floors) in cases.items():
-        extra = {}
-        if floors:
-            extra = {"vs_floor": median[name] / median[floors[0]], "vs_exit_floor": median[name] / median[floors[1]]}
+        vs = ("vs_floor", "vs_exit_floor")
+        extra = {key: median[name] / median[floor] for key, floor in zip(vs, floors)} if floors else {}
         measured = extra.get("vs_floor", median[name])
         met = None if target is None else measured <= target
         if floors and peer_name:

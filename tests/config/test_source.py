@@ -46,8 +46,9 @@ def test_no_built_in_config_sets_hydra_mode():
     conf = conf_dir()
     setters = []
     for path in conf.rglob("*.yaml"):
-        node = yaml.safe_load(path.read_text()) or {}
-        in_hydra_package = path.relative_to(conf).parts[0] == "hydra" or "@package hydra" in path.read_text()
+        text = path.read_text()
+        node = yaml.safe_load(text) or {}
+        in_hydra_package = path.relative_to(conf).parts[0] == "hydra" or "@package hydra" in text
         hydra_node = node if in_hydra_package else node.get("hydra") or {}
         if isinstance(hydra_node, dict) and "mode" in hydra_node:
             setters.append(str(path.relative_to(conf)))
