@@ -10,17 +10,20 @@ An external launcher (torchrun, srun) starts every rank itself, each with the us
 Rank 0 decides the run directory; the others learn it through a rendezvous store on the launcher's
 MASTER_ADDR:MASTER_PORT (`Rendezvous`): torchrun's agent store, which outlives a worker restart, or,
 under SLURM, a store rank 0 opens on the port Lightning's SLURM environment picks (the process
-group later shares it). A torchrun restart (TORCHELASTIC_RESTART_COUNT > 0) continues the run its
-first attempt announced, from its newest checkpoint. Under srun, a multirun whose job asks for one
+group later shares it; rank 0 keeps it open at exit until every rank has read it, so a rank that
+starts late after rank 0 failed learns that at once). A torchrun restart (TORCHELASTIC_RESTART_COUNT
+> 0) continues the run its first attempt announced, from its newest checkpoint. Under srun, a multirun whose job asks for one
 device is a set of independent workers (each SLURM task runs its own trials), not DDP ranks.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +40,7 @@ from bigmodel_cli.process_state import (
 RUN_DIR_KEY = "bigmodel/run_dir"
 SWEEP_DIR_KEY = "bigmodel/sweep_dir"
 DEFAULT_RENDEZVOUS_TIMEOUT_S = 300
+ENDED = "\0ended"  # what rank 0 leaves under the key when it stops before announcing a directory
 MULTIRUN = ("-m", "--multirun")
 
 
@@ -92,9 +96,7 @@ def rank_arguments(args: list[str]) -> list[str]:
     settle_slurm_tasks_per_node()
     # A sweep's DDP ranks run its jobs in the same order: they share rank 0's sweep directory.
     rendezvous = Rendezvous.open(launch, SWEEP_DIR_KEY if multirun else RUN_DIR_KEY)
-    announced = rendezvous.announced() if launch.restart > 0 or launch.rank > 0 else None
-    if announced is None and launch.rank > 0:
-        announced = rendezvous.wait()
+    announced = rendezvous.receive() if launch.rank > 0 else rendezvous.announced() if launch.restart > 0 else None
     where = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     if announced is not None and launch.restart > 0 and not multirun:
         args = continue_run(args, announced, launch)
@@ -177,8 +179,9 @@ class Rendezvous:
 
     opened: Rendezvous | None = None  # this process's (rank 0 hosts the SLURM store while it lives)
 
-    def __init__(self, store, launch: Launch, where: str, key: str):
+    def __init__(self, store, launch: Launch, where: str, key: str, deadline: float):
         self.store, self.launch, self.where, self.key = store, launch, where, key
+        self.deadline = deadline  # time.monotonic() after which no rank is still trying to connect
 
     @classmethod
     def open(cls, launch: Launch, key: str = RUN_DIR_KEY) -> Rendezvous:
@@ -206,8 +209,10 @@ class Rendezvous:
                 f"{timeout.total_seconds():.0f}s ({str(exc).splitlines()[0]}); fix: start every rank with the same "
                 f"command, or raise {RENDEZVOUS_TIMEOUT_ENV}"
             ) from None
-        cls.opened = cls(store, launch, f"{host}:{port}", key)
+        cls.opened = cls(store, launch, f"{host}:{port}", key, time.monotonic() + timeout.total_seconds())
         process_state.LAUNCH_STORE.update(store=store, groups=0)
+        if master:
+            atexit.register(cls.opened.see_off)
         return cls.opened
 
     def announced(self) -> str | None:
@@ -215,15 +220,49 @@ class Rendezvous:
             return None
         return self.store.get(self.key).decode()
 
-    def wait(self) -> str:
+    def receive(self) -> str:
+        """Rank 0's run directory, once it announces it; then this rank checks in, so that rank 0,
+        which may be about to stop, keeps its store open until every rank has read it."""
         try:
-            return self.store.get(self.key).decode()
+            announced = self.store.get(self.key).decode()
         except RuntimeError as exc:
             raise UserError(
                 f"rank {self.launch.rank} waited {rendezvous_timeout():.0f}s at {self.where} for rank 0 to "
                 f"announce its run directory ({str(exc).splitlines()[0]}); rank 0 failed or never started; "
                 f"fix: see rank 0's error, or raise {RENDEZVOUS_TIMEOUT_ENV}"
             ) from None
+        self.store.set(self.read_key(self.launch.rank), "1")
+        if announced == ENDED:
+            raise UserError(
+                f"rank {self.launch.rank}: rank 0 stopped before its run began, so this rank stops too; "
+                f"fix: see rank 0's error above"
+            )
+        return announced
+
+    def read_key(self, rank: int) -> str:
+        return f"{self.key}/read_by/{rank}"
+
+    def see_off(self) -> None:
+        """Rank 0's last step where it hosts the store (SLURM): a rank that starts late (a slow node,
+        a loaded one) would otherwise retry a closed port for the whole timeout after rank 0 failed.
+        It leaves ENDED if it announced nothing, and waits, up to the connection deadline, until
+        every rank has read the key."""
+        from datetime import timedelta
+
+        if self.announced() is None:
+            self.store.set(self.key, ENDED)
+        keys = [self.read_key(rank) for rank in range(1, self.launch.world)]
+        left = self.deadline - time.monotonic()
+        if self.store.check(keys) or left <= 0:
+            return
+        print(
+            f"rank 0 waits up to {left:.0f}s for the other ranks to read the rendezvous at {self.where}",
+            file=sys.stderr,
+        )
+        try:
+            self.store.wait(keys, timedelta(seconds=left))
+        except RuntimeError:  # the deadline: no rank is still connecting
+            pass
 
     def announce(self, directory: str) -> None:
         if self.launch.rank == 0 and self.announced() is None:

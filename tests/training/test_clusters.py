@@ -119,12 +119,26 @@ def test_srun_resumes_a_two_task_run_on_both_ranks(slurm, tmp_path):
     assert checkpoint_step(run_dir / "checkpoints" / "last.ckpt") == 9
 
 
+def late_second_task(args: list[str], seconds: int = 12) -> list[str]:
+    """srun --ntasks=2 where task 1 starts `seconds` after task 0 (a slow or loaded node): task 0
+    has finished failing by then."""
+    command = " ".join([BIGMODEL, *args])
+    return ["srun", "--ntasks=2", "sh", "-c", f'[ "$SLURM_PROCID" = 0 ] || sleep {seconds}; exec {command}']
+
+
 def test_srun_tasks_without_as_many_devices_is_one_line(slurm, tmp_path):
-    result = run(["srun", "--ntasks=2", BIGMODEL, "train", "accelerator=cpu", "debug=fdr"], tmp_path, slurm.env)
+    """Each task prints the one line, the late one too: rank 0 keeps its rendezvous open until
+    task 1 has read it, instead of task 1 retrying a closed port for the whole timeout."""
+    result = run(late_second_task(["train", "accelerator=cpu", "debug=fdr"]), tmp_path, slurm.env, timeout=120)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
-    assert errors and all("srun started 2 tasks" in e and "trainer.devices=2" in e for e in errors), result.stderr
-    assert "Traceback" not in result.stderr
+    assert len(errors) == 2 and all("srun started 2 tasks" in e and "trainer.devices=2" in e for e in errors), errors
+    assert "Traceback" not in result.stderr and "[c10d]" not in result.stderr, result.stderr[-3000:]
+    # Rank 0 stops before it announces a run directory: the late task learns that, and stops at once.
+    bad = run(late_second_task(["train", "model=mlpp", "trainer.devices=2"]), tmp_path, slurm.env, timeout=120)
+    errors = [line for line in bad.stderr.splitlines() if line.startswith("error:")]
+    assert bad.returncode == 2 and len(errors) == 2, bad.stderr[-3000:]
+    assert "model=mlpp" in errors[0] and "rank 1: rank 0 stopped before its run began" in errors[1], errors
 
 
 def test_submitit_slurm_sweep_on_cpu_with_its_defaults(slurm, tmp_path):
