@@ -165,11 +165,32 @@ def startup_installs(work: Path) -> dict[str, tuple[str, list[str]]]:
     }
 
 
-def peer_case(args) -> tuple[list[str], Path] | None:
-    """lightning-hydra-template's `python src/train.py debug=fdr` (--peer DIR, run by --peer-python)."""
+def scipy_on_path(python: str) -> bool:
+    """Whether scipy is importable by this interpreter: torchmetrics imports scipy.signal (and
+    matplotlib.pyplot) at start-up where it is, about 1 s."""
+    probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec('scipy') is None)"
+    return subprocess.run([python, "-c", probe], timeout=60).returncode == 0
+
+
+def peer_cases(args) -> dict[str, tuple[list[str], Path, bool]]:
+    """lightning-hydra-template's `python src/train.py debug=fdr` (--peer DIR) in each environment
+    --peer-python names (default: this one): case name -> (command, cwd, scipy on its path)."""
     if not args.peer:
+        return {}
+    cases = {}
+    for python in args.peer_python or [sys.executable]:
+        scipy = scipy_on_path(python)
+        name = f"lightning-hydra-template: python src/train.py debug=fdr (the peer, {'with' if scipy else 'no'} scipy)"
+        cases[name] = ([python, "src/train.py", "debug=fdr"], Path(args.peer).resolve(), scipy)
+    return cases
+
+
+def like_for_like(peers: dict[str, tuple], python: str) -> str | None:
+    """The peer whose environment has scipy where this install has it, else the first."""
+    if not peers:
         return None
-    return [args.peer_python or sys.executable, "src/train.py", "debug=fdr"], Path(args.peer).resolve()
+    scipy = scipy_on_path(python)
+    return next((name for name, (*_, has) in peers.items() if has == scipy), next(iter(peers)))
 
 
 def bench_startup(args, work: Path, env: dict) -> list[dict]:
@@ -196,24 +217,29 @@ def bench_startup(args, work: Path, env: dict) -> list[dict]:
             TARGETS["debug=fdr"],
             floors,
         )
-    peer = peer_case(args)
-    if peer:
-        cases["lightning-hydra-template: python src/train.py debug=fdr (the peer)"] = (*peer, None, None)
+    peers = peer_cases(args)
+    cases |= {name: (cmd, cwd, None, None) for name, (cmd, cwd, _) in peers.items()}
+    peer_of = {
+        f"{install}: bigmodel train debug=fdr": like_for_like(peers, python)
+        for install, (python, _) in installs.items()
+    }
     runs: dict[str, list[dict]] = {name: [] for name in cases}
     for _ in range(args.repeats):  # interleaved, so load changes hit every case alike
         for name, (cmd, cwd, _, _) in cases.items():
             runs[name].append(run_process(cmd, cwd, env, args.timeout))
     median = {name: statistics.median(r["wall"] for r in runs[name]) for name in cases}
-    peer_name = next((name for name in cases if name.endswith("(the peer)")), None)
     rows = []
     for name, (_, _, target, floors) in cases.items():
         vs = ("vs_floor", "vs_exit_floor")
         extra = {key: median[name] / median[floor] for key, floor in zip(vs, floors)} if floors else {}
         measured = extra.get("vs_floor", median[name])
         met = None if target is None else measured <= target
-        if floors and peer_name:
-            extra["vs_peer"] = median[name] / median[peer_name]
-            extra["peer_target"] = PEER_TARGET
+        if peer_of.get(name):
+            extra |= {
+                "vs_peer": median[name] / median[peer_of[name]],
+                "peer": peer_of[name],
+                "peer_target": PEER_TARGET,
+            }
             met = met and extra["vs_peer"] <= PEER_TARGET
         rows.append(row("start-up", name, runs[name], "wall", "s", target=target, met=met, **extra))
     return rows
@@ -556,6 +582,8 @@ def markdown(rows: list[dict], machine: dict) -> str:
             value += f"; vs {r['against']}: {r['time_ratio']:.2f}x time, {r['memory_ratio']:.2f}x peak RSS"
         if "peak_gpu_mib" in r:
             value += f", peak GPU {r['peak_gpu_mib']:.0f} MiB"
+        if "peer" in r:
+            value += f"; set against {r['peer'].partition('(')[2].rstrip(')')}"
         if "vs_exit_floor" in r:
             value += f"; {r['vs_exit_floor']:.3f}x the floor exiting as bigmodel does"
         if "steps_vs_floor" in r:
@@ -605,7 +633,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--peer", default=None, help="a lightning-hydra-template checkout: its debug=fdr joins the start-up rows"
     )
-    parser.add_argument("--peer-python", default=None, help="the peer's own environment's python (default: this one)")
+    parser.add_argument(
+        "--peer-python",
+        action="append",
+        help="an environment's python to run the peer in (default: this one); give one without scipy and one "
+        "with, and each install is set against the peer whose environment matches it",
+    )
     parser.add_argument("--compile-steps", type=int, default=30, help="training batches per epoch, compile section")
     parser.add_argument("--compile-models", default=",".join(COMPILE_MODELS), help="families for --sections compile")
     parser.add_argument("--large-steps", type=int, default=4, help="optimizer steps per epoch, large-models section")

@@ -24,8 +24,23 @@ def test_bench_quick_writes_every_row(tmp_path):
     (peer / "src" / "train.py").write_text(
         "import sys\nimport torch, pytorch_lightning\nassert sys.argv[1:] == ['debug=fdr']\n"
     )
+    # The peer in two environments, one without scipy (as the base install has it).
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from base_install import make_base_venv
+
+    no_scipy = str(make_base_venv(tmp_path / "peer-venv"))
+    peer_pythons = ["--peer-python", no_scipy, "--peer-python", sys.executable]
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--out-dir", str(out), "--peer", str(peer)],
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench.py"),
+            "--quick",
+            "--out-dir",
+            str(out),
+            "--peer",
+            str(peer),
+            *peer_pythons,
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -43,7 +58,8 @@ def test_bench_quick_writes_every_row(tmp_path):
         "base install: python -c 'import torch, pytorch_lightning' (the floor)",
         "base install: the floor, exiting as bigmodel does",
         "base install: bigmodel train debug=fdr",
-        "lightning-hydra-template: python src/train.py debug=fdr (the peer)",
+        "lightning-hydra-template: python src/train.py debug=fdr (the peer, no scipy)",
+        "lightning-hydra-template: python src/train.py debug=fdr (the peer, with scipy)",
     ]
     for model in ("mlp", "cnn"):
         expected += [
@@ -61,6 +77,9 @@ def test_bench_quick_writes_every_row(tmp_path):
     assert len(against_floor) == 6 and all("vs_floor" in row for row in against_floor)
     fdr = [r for r in report["rows"] if r["case"].endswith("bigmodel train debug=fdr")]
     assert len(fdr) == 2 and all("vs_peer" in r and r["peer_target"] == 0.9 and "vs_exit_floor" in r for r in fdr)
+    # Each install is set against the peer in an environment like its own (CI's has scipy).
+    peers = [f"lightning-hydra-template: python src/train.py debug=fdr (the peer, {e} scipy)" for e in ("with", "no")]
+    assert [r["peer"] for r in fdr] == peers, fdr
     table = (out / "bench.md").read_text()
     assert table in result.stdout, "the table is printed"
     assert all(case in table for case in expected)
