@@ -249,19 +249,19 @@ class Rendezvous:
         every rank has read the key."""
         from datetime import timedelta
 
-        if self.announced() is None:
-            self.store.set(self.key, ENDED)
         keys = [self.read_key(rank) for rank in range(1, self.launch.world)]
-        left = self.deadline - time.monotonic()
-        if self.store.check(keys) or left <= 0:
-            return
-        print(
-            f"rank 0 waits up to {left:.0f}s for the other ranks to read the rendezvous at {self.where}",
-            file=sys.stderr,
-        )
         try:
+            if self.announced() is None:
+                self.store.set(self.key, ENDED)
+            left = self.deadline - time.monotonic()
+            if self.store.check(keys) or left <= 0:
+                return
+            print(
+                f"rank 0 waits up to {left:.0f}s for the other ranks to read the rendezvous at {self.where}",
+                file=sys.stderr,
+            )
             self.store.wait(keys, timedelta(seconds=left))
-        except RuntimeError:  # the deadline: no rank is still connecting
+        except RuntimeError:  # the deadline passed (no rank is still connecting), or the store is gone
             pass
 
     def announce(self, directory: str) -> None:
