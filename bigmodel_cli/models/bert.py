@@ -32,6 +32,7 @@ class BERT(Transformer):
         activation: str = "gelu",
         stochastic_depth: float = 0.0,
         activation_checkpointing: bool = False,
+        pooling: str = "cls",
     ):
         super().__init__(
             num_classes=num_classes,
@@ -43,7 +44,7 @@ class BERT(Transformer):
             heads=heads,
             mlp_ratio=mlp_ratio,
             positions="learned",
-            pooling="cls",
+            pooling=pooling,
             dropout=dropout,
             activation=activation,
             stochastic_depth=stochastic_depth,
@@ -61,5 +62,6 @@ class BERT(Transformer):
         projection of the rest is most of a small BERT's step."""
         if not self.masked_lm:
             return super().forward(x)
-        h = self.encode(x)[0][:, 1:]
+        h = self.encode(x)[0]
+        h = h if self.cls is None else h[:, 1:]
         return self.mlm_head(h if predict is None else h[predict])

@@ -142,6 +142,23 @@ def test_transformer_masks_padding(pooling, compose_cfg):
     assert torch.allclose(model(torch.tensor([[5, 6, 7]])), model(torch.tensor([[5, 6, 7, 0, 0]])), atol=1e-5)
 
 
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_bert_pooling_reads_its_position_and_the_masked_lm_every_token(pooling, compose_cfg):
+    """cls: the classifier reads the [CLS] position; mean: the mean of the real tokens' states (a
+    masked-LM encoder never trains [CLS]). Either way padding changes nothing, and the masked-LM
+    head predicts one token for each input token."""
+    with compose_cfg("train", ["model=bert", "data=text_csv", f"model.pooling={pooling}"]) as cfg:
+        model = build_module(plain(cfg)).backbone.eval()
+    ids, padded = torch.tensor([[5, 6, 7]]), torch.tensor([[5, 6, 7, 0, 0]])
+    assert torch.allclose(model(ids), model(padded), atol=1e-5)
+    states = model.encode(padded)[0]
+    pooled = states[:, 0] if pooling == "cls" else states[:, :3].mean(1)
+    assert torch.allclose(model(padded), model.head(pooled), atol=1e-5)
+    with compose_cfg("train", ["model=bert", "data=text_corpus", f"model.pooling={pooling}"], name="mlm") as cfg:
+        masked_lm = build_module(plain(cfg)).backbone.eval()
+    assert masked_lm(padded).shape == (1, 5, cfg.data.vocab_size)
+
+
 def test_resnet_small_stem_channels_and_local_weights(compose_cfg, tmp_path):
     with compose_cfg("train", ["model=resnet", "data=synthetic", "data.in_channels=2", "data.image_size=16"]) as cfg:
         model = build_module(plain(cfg)).backbone
