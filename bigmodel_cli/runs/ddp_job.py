@@ -12,8 +12,9 @@ MASTER_ADDR:MASTER_PORT (`Rendezvous`): torchrun's agent store, which outlives a
 under SLURM, a store rank 0 opens on the port Lightning's SLURM environment picks (the process
 group later shares it; rank 0 keeps it open at exit until every rank has read it, so a rank that
 starts late after rank 0 failed learns that at once). A torchrun restart (TORCHELASTIC_RESTART_COUNT
-> 0) continues the run its first attempt announced, from its newest checkpoint. Under srun, a multirun whose job asks for one
-device is a set of independent workers (each SLURM task runs its own trials), not DDP ranks.
+> 0) continues the run its first attempt announced, from its newest checkpoint. Under srun, a
+multirun whose job asks for one device is a set of independent workers (each SLURM task runs its
+own trials), not DDP ranks.
 """
 
 from __future__ import annotations
@@ -251,8 +252,7 @@ class Rendezvous:
 
         keys = [self.read_key(rank) for rank in range(1, self.launch.world)]
         try:
-            if self.announced() is None:
-                self.store.set(self.key, ENDED)
+            self.announce(ENDED)  # where it announced nothing
             left = self.deadline - time.monotonic()
             if self.store.check(keys) or left <= 0:
                 return
